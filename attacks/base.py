@@ -1,0 +1,59 @@
+"""The interface every attack implements: ``reconstruct`` from what the server can see."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from defenses.base import SharedGradient
+
+
+@dataclass
+class AttackTarget:
+    """Everything an honest-but-curious server knows about one shared update.
+
+    The public model state (weights and BatchNorm buffers), the defended gradient, the batch
+    size, the image shape and class count, and the valid pixel box in normalised space (from
+    the public normalisation constants). Never the user's images or labels.
+    """
+
+    model: nn.Module
+    shared: SharedGradient
+    batch_size: int
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    box: tuple[torch.Tensor, torch.Tensor]  # per-channel lower/upper bounds, [1, C, 1, 1]
+
+
+@dataclass
+class Reconstruction:
+    """An attack's output: images in normalised space, labels, and how the run ended."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    status: str  # "ok" or "diverged" (a non-finite objective was met)
+    loss: float  # the objective value of the returned images
+    iterations: int  # optimiser steps taken (over all restarts)
+
+
+class Attack(ABC):
+    """A gradient inversion attack. Parameters are declared with defaults in ``defaults``."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"attack {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                             f"known: {sorted(self.defaults) or 'none'}")
+        self.params = {**self.defaults, **params}
+
+    @abstractmethod
+    def reconstruct(self, target: AttackTarget,
+                    generator: torch.Generator | None = None) -> Reconstruction:
+        """Reconstruct the user's batch from ``target``."""

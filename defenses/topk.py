@@ -1,0 +1,22 @@
+"""Top-k gradient pruning (GP): send the largest-magnitude entries of each tensor."""
+
+from __future__ import annotations
+
+import torch
+
+from defenses.base import Defense, SharedGradient
+from defenses.pruning import prune_ratio_error, rank_band_mask, sent_count
+
+
+class TopK(Defense):
+    name = "topk"
+    ratio_meaning = "fraction of entries not sent per tensor (the largest 1-ratio are sent)"
+
+    @classmethod
+    def ratio_error(cls, ratio, params):
+        return prune_ratio_error(cls.name, ratio)
+
+    def apply(self, gradients: list[torch.Tensor],
+              generator: torch.Generator | None = None) -> SharedGradient:
+        masks = [rank_band_mask(g, 0, sent_count(g.numel(), self.ratio)) for g in gradients]
+        return SharedGradient([g * m for g, m in zip(gradients, masks)], masks)

@@ -1,0 +1,1 @@
+"""dgp-bench core: data, models, gradients, metrics, communication cost, config and jobs."""

@@ -1,0 +1,130 @@
+"""Config validation (schema, then names and ranges) and the job list it implies.
+
+Used by the workflow before any job runs, and by the tests; every problem becomes one
+``ConfigError`` whose message names the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from attacks import ATTACKS, create_attack
+from defenses import DEFENSES, create_defense
+from dgp.data import DATASETS, missing_data_message
+from dgp.models import MODELS
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that must not run; the message says what and where."""
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in schema defaults (jsonschema's documented recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(key, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _where(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "config"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with defaults filled in, or raise ConfigError."""
+    config = copy.deepcopy(config)
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(f"config error at {_where(error.absolute_path)}: {error.message}")
+    _check_names_and_ranges(config)
+    return config
+
+
+def _unique(items: list[dict[str, Any]], key, what: str) -> None:
+    seen = set()
+    for i, item in enumerate(items):
+        value = key(item)
+        if value in seen:
+            raise ConfigError(f"config error at {what}[{i}]: {value!r} appears twice")
+        seen.add(value)
+
+
+def _check_names_and_ranges(config: dict[str, Any]) -> None:
+    for i, dataset in enumerate(config["datasets"]):
+        where = f"config error at datasets[{i}]"
+        if dataset["name"] not in DATASETS:
+            raise ConfigError(f"{where}.name: unknown dataset {dataset['name']!r}; "
+                              f"choose one of {', '.join(DATASETS)}")
+        if dataset["model"] not in MODELS:
+            raise ConfigError(f"{where}.model: unknown model {dataset['model']!r}; "
+                              f"choose one of {', '.join(MODELS)}")
+        missing = missing_data_message(dataset)
+        if missing:
+            raise ConfigError(f"{where}: {missing}")
+    _unique(config["datasets"], dataset_id, "datasets")
+    for i, defense in enumerate(config["defenses"]):
+        where = f"config error at defenses[{i}]"
+        if defense["name"] not in DEFENSES:
+            raise ConfigError(f"{where}.name: unknown defense {defense['name']!r}; "
+                              f"choose one of {', '.join(DEFENSES)}")
+        for ratio in defense["ratios"]:
+            try:
+                create_defense(defense["name"], ratio, defense["params"])
+            except ValueError as error:
+                raise ConfigError(f"{where}: {error}") from None
+    _unique(config["defenses"], lambda d: d["name"], "defenses")
+    for i, attack in enumerate(config["attacks"]):
+        where = f"config error at attacks[{i}]"
+        if attack["name"] not in ATTACKS:
+            raise ConfigError(f"{where}.name: unknown attack {attack['name']!r}; "
+                              f"choose one of {', '.join(ATTACKS)}")
+        try:
+            create_attack(attack["name"], attack["params"])
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+    _unique(config["attacks"], lambda a: a["name"], "attacks")
+    privacy = config["privacy"]
+    if privacy["num_images"] % privacy["batch_size"]:
+        raise ConfigError("config error at privacy: num_images "
+                          f"({privacy['num_images']}) must be a multiple of batch_size "
+                          f"({privacy['batch_size']})")
+
+
+def dataset_id(dataset: dict[str, Any]) -> str:
+    return dataset.get("id") or dataset["name"]
+
+
+def format_ratio(ratio: float) -> str:
+    """The ratio as it appears in paths and the CSV (shortest exact form)."""
+    return repr(float(ratio)).removesuffix(".0")
+
+
+def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
+    """Every (dataset, defense, ratio, attack, seed) of a validated config, as path fields."""
+    return [
+        {"dataset": dataset_id(dataset), "defense": defense["name"],
+         "ratio": format_ratio(ratio), "attack": attack["name"], "seed": str(seed)}
+        for dataset in config["datasets"]
+        for defense in config["defenses"]
+        for ratio in defense["ratios"]
+        for attack in config["attacks"]
+        for seed in config["seeds"]
+    ]

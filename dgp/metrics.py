@@ -1,0 +1,80 @@
+"""Reconstruction metrics on de-normalised images in [0, 1], one value per image.
+
+PSNR and SSIM come from torchmetrics. LPIPS (AlexNet) needs ImageNet weights that cannot be
+downloaded here: it is computed only when torchvision's AlexNet checkpoint is already in the
+torch hub cache, otherwise it is NaN and ``lpips_note()`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+
+import torch
+from torchmetrics.functional.image import (
+    peak_signal_noise_ratio,
+    structural_similarity_index_measure,
+)
+
+
+def mse(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    return (reconstruction - original).pow(2).flatten(1).mean(1)
+
+
+def psnr(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    return peak_signal_noise_ratio(reconstruction, original, data_range=1.0,
+                                   reduction="none", dim=(1, 2, 3))
+
+
+def ssim(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    return structural_similarity_index_measure(reconstruction, original, data_range=1.0,
+                                               reduction="none")
+
+
+def _alexnet_checkpoint() -> Path:
+    from torchvision.models import AlexNet_Weights
+
+    name = Path(AlexNet_Weights.DEFAULT.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def lpips_note() -> str | None:
+    """None when LPIPS can be computed; otherwise the reason it is reported as NaN."""
+    path = _alexnet_checkpoint()
+    if path.is_file():
+        return None
+    return f"LPIPS not computed: AlexNet weights not found at {path} (no downloads at run time)"
+
+
+@cache
+def _lpips_metric():
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True,
+                                                 reduction="mean")
+
+
+def lpips(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Per-image LPIPS (AlexNet), or NaN per image when the weights are not available."""
+    if lpips_note() is not None:
+        return torch.full((reconstruction.shape[0],), math.nan)
+    metric = _lpips_metric()
+    values = []
+    for rec, orig in zip(reconstruction, original):
+        rec3, orig3 = (t.unsqueeze(0).expand(1, 3, *t.shape[-2:]) for t in (rec, orig))
+        values.append(float(metric(rec3.cpu(), orig3.cpu())))
+        metric.reset()
+    return torch.tensor(values)
+
+
+def image_metrics(reconstruction: torch.Tensor, original: torch.Tensor) -> dict[str, list]:
+    """All per-image metrics; inputs are [B, C, H, W] tensors in [0, 1]."""
+    reconstruction = reconstruction.detach().float().clamp(0, 1).cpu()
+    original = original.detach().float().cpu()
+    return {
+        "mse": mse(reconstruction, original).tolist(),
+        "psnr": psnr(reconstruction, original).tolist(),
+        "ssim": ssim(reconstruction, original).tolist(),
+        "lpips": lpips(reconstruction, original).tolist(),
+    }

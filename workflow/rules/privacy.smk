@@ -1,0 +1,35 @@
+rule attack:
+    output:
+        json="results/privacy/" + PRIVACY_PATTERN + ".json",
+        png="results/privacy/" + PRIVACY_PATTERN + ".png",
+    log:
+        "logs/privacy/" + PRIVACY_PATTERN + ".log",
+    benchmark:
+        "results/benchmarks/privacy/" + PRIVACY_PATTERN + ".tsv"
+    params:
+        dataset=get_dataset_json,
+        defense_params=get_defense_params_json,
+        attack_params=get_attack_params_json,
+        num_images=config["privacy"]["num_images"],
+        batch_size=config["privacy"]["batch_size"],
+        device=config["device"],
+    threads: 1
+    shell:
+        "python -m dgp.privacy_job --dataset {params.dataset:q}"
+        " --defense {wildcards.defense} --ratio {wildcards.ratio}"
+        " --defense-params {params.defense_params:q}"
+        " --attack {wildcards.attack} --attack-params {params.attack_params:q}"
+        " --seed {wildcards.seed} --num-images {params.num_images}"
+        " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
+        " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
+
+
+rule aggregate_privacy:
+    input:
+        get_privacy_outputs("json"),
+    output:
+        "results/privacy.csv",
+    log:
+        "logs/aggregate_privacy.log",
+    shell:
+        "python -m dgp.aggregate --out {output} {input} > {log} 2>&1"
