@@ -51,7 +51,7 @@ class DeepLeakage(Attack):
         # The loss L-BFGS reports is the one before its step: score the final images too.
         if status == "ok":
             final = float(euclidean_distance(candidate_gradients(model, images, labels),
-                                             observed))
+                                             observed).detach())
             if math.isfinite(final) and final < best_loss:
                 best_loss, best_images = final, images.detach().clone()
         return Reconstruction(best_images, labels, status, best_loss, steps)

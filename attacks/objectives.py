@@ -16,12 +16,12 @@ def candidate_gradients(model: nn.Module, images: torch.Tensor,
 
 def euclidean_distance(candidate: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
     """Sum of squared differences over all tensors (DLG's objective)."""
-    return sum((c - t).pow(2).sum() for c, t in zip(candidate, target))
+    return sum((c - t).pow(2).sum() for c, t in zip(candidate, target, strict=True))
 
 
 def cosine_distance(candidate: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
     """1 - cosine similarity of the whole gradients (Inverting Gradients' objective)."""
-    dot = sum((c * t).sum() for c, t in zip(candidate, target))
+    dot = sum((c * t).sum() for c, t in zip(candidate, target, strict=True))
     c_norm = torch.sqrt(sum(c.pow(2).sum() for c in candidate))
     t_norm = torch.sqrt(sum(t.pow(2).sum() for t in target))
     return 1 - dot / (c_norm * t_norm + 1e-12)

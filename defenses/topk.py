@@ -19,4 +19,4 @@ class TopK(Defense):
     def apply(self, gradients: list[torch.Tensor],
               generator: torch.Generator | None = None) -> SharedGradient:
         masks = [rank_band_mask(g, 0, sent_count(g.numel(), self.ratio)) for g in gradients]
-        return SharedGradient([g * m for g, m in zip(gradients, masks)], masks)
+        return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)], masks)

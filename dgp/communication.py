@@ -47,7 +47,7 @@ def shared_cost(shared: SharedGradient) -> Cost:
     """Communication cost of one user's shared gradient."""
     sent_bytes = 0
     sent_values = 0
-    for tensor, mask in zip(shared.tensors, shared.masks):
+    for tensor, mask in zip(shared.tensors, shared.masks, strict=True):
         numel = tensor.numel()
         sent = numel if mask is None else int(mask.sum())
         sent_values += sent

@@ -61,7 +61,7 @@ def lpips(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         return torch.full((reconstruction.shape[0],), math.nan)
     metric = _lpips_metric()
     values = []
-    for rec, orig in zip(reconstruction, original):
+    for rec, orig in zip(reconstruction, original, strict=True):
         rec3, orig3 = (t.unsqueeze(0).expand(1, 3, *t.shape[-2:]) for t in (rec, orig))
         values.append(float(metric(rec3.cpu(), orig3.cpu())))
         metric.reset()

@@ -43,7 +43,7 @@ def match_to_originals(reconstruction: torch.Tensor, original: torch.Tensor) -> 
     costs = torch.cdist(original.flatten(1).nan_to_num(1e6),
                         reconstruction.flatten(1).nan_to_num(1e6)).pow(2)
     rows, cols = linear_sum_assignment(costs.cpu().numpy())
-    return [int(c) for _, c in sorted(zip(rows, cols))]
+    return [int(c) for _, c in sorted(zip(rows, cols, strict=True))]
 
 
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Self-contained HTML report of gradient inversion attacks against federated learning defenses."""

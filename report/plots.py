@@ -1,0 +1,91 @@
+"""Figures for the report, returned as base64 PNG strings so the HTML stays one mailable file.
+
+Figures are drawn on an explicit Agg canvas (no pyplot), so no GUI backend is needed and no
+figure stays registered anywhere; each one is also cleared once encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+PRUNING_DEFENSES = frozenset({"dgp", "topk"})
+
+# What ``ratio`` means differs per family, so each family gets its own row of panels.
+FAMILY_LABELS: dict[str, str] = {
+    "pruning": "fraction of gradient entries not sent",
+    "noise": "noise multiplier",
+    "other": "defense ratio",
+}
+
+
+def defense_family(defense: str) -> str:
+    """Family of a defense, which decides what its ``ratio`` means: none, pruning, noise, other."""
+    if defense == "none":
+        return "none"
+    if defense in PRUNING_DEFENSES:
+        return "pruning"
+    if defense.startswith("dp_"):
+        return "noise"
+    return "other"
+
+
+def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
+    """Encode ``fig`` as a base64 PNG (for a data URI) and free its artists."""
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        fig.clear()
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def psnr_vs_ratio(data: pd.DataFrame) -> str:
+    """PSNR against ratio for one dataset: a column per attack, a row per defense family.
+
+    ``none`` has no ratio axis, so it is drawn as a dashed line at its mean PSNR in every panel
+    of its attack: the undefended baseline every defense should push down.
+    """
+    data = data.dropna(subset=["psnr"]).copy()
+    data["family"] = data["defense"].map(defense_family)
+    attacks = sorted(data["attack"].unique()) or ["(no data)"]
+    families = [f for f in FAMILY_LABELS if (data["family"] == f).any()] or ["pruning"]
+    defenses = sorted(d for d in data["defense"].unique() if d != "none")
+    palette = dict(zip(defenses, sns.color_palette("colorblind", n_colors=max(1, len(defenses))),
+                       strict=False))
+
+    fig = Figure(figsize=(4.4 * len(attacks), 3.4 * len(families)), layout="constrained")
+    axes = fig.subplots(len(families), len(attacks), squeeze=False)
+    for row, family in enumerate(families):
+        for col, attack in enumerate(attacks):
+            ax = axes[row][col]
+            of_attack = data[data["attack"] == attack]
+            panel = of_attack[of_attack["family"] == family]
+            if not panel.empty:
+                sns.lineplot(
+                    data=panel, x="ratio", y="psnr", hue="defense", palette=palette,
+                    errorbar=("ci", 95), err_style="bars", marker="o", seed=0, ax=ax,
+                )
+            else:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+            baseline = of_attack.loc[of_attack["defense"] == "none", "psnr"]
+            if not baseline.empty:
+                level = baseline.mean()
+                ax.axhline(level, color="0.3", linestyle="--", linewidth=1.2, label="none (mean)")
+                # axhline may sit on (or past) the autoscaled edge; keep it visibly inside.
+                low, high = ax.get_ylim()
+                pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
+                ax.set_ylim(min(low, level - pad), max(high, level + pad))
+            ax.set_title(f"{attack} · {family}")
+            ax.set_xlabel(FAMILY_LABELS[family])
+            ax.set_ylabel("PSNR (dB)")
+            ax.grid(True, alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small")
+    return figure_to_base64(fig)

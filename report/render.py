@@ -1,0 +1,223 @@
+"""Render results/privacy.csv into one self-contained HTML report (images inlined as base64).
+
+Usage::
+
+    python -m report.render --privacy results/privacy.csv --config '{"...": ...}' \
+        --out results/report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import mimetypes
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from scipy import stats
+
+from dgp.io import write_text
+from report.plots import psnr_vs_ratio
+
+TEMPLATES = Path(__file__).parent / "templates"
+REQUIRED_COLUMNS = [
+    "dataset", "defense", "ratio", "attack", "seed", "psnr", "ssim", "mse", "lpips",
+    "label_acc", "status", "attack_seconds", "sent_bytes", "compression", "device", "image",
+    "notes",
+]
+GROUP = ["attack", "defense", "ratio"]
+# Metric -> format of its mean and CI half-width.
+METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f"}
+PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
+
+
+def load_privacy(path: str | Path) -> pd.DataFrame:
+    """Read the per-image CSV and fail early, by column name, if it is not the expected table."""
+    table = pd.read_csv(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {', '.join(missing)}")
+    for column in ["dataset", "defense", "attack", "status", "device", "image", "notes"]:
+        table[column] = table[column].astype("string")
+    return table
+
+
+def mean_ci(values: pd.Series) -> tuple[float, float, int]:
+    """Mean, 95% t-interval half-width (NaN when n < 2) and n over the non-NaN values."""
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n == 1:
+        return float(x[0]), math.nan, 1
+    half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    return float(x.mean()), float(half), n
+
+
+def format_mean_ci(values: pd.Series, spec: str) -> str:
+    """``mean ± ci`` (``±`` only when there are two values or more), ``n/a`` if all NaN."""
+    mean, half, n = mean_ci(values)
+    if n == 0:
+        return "n/a"
+    if n == 1 or math.isnan(half):
+        return format(mean, spec)
+    return f"{mean:{spec}} ± {half:{spec}}"
+
+
+def _mean(values: pd.Series, spec: str) -> str:
+    mean, _, n = mean_ci(values)
+    return "n/a" if n == 0 else format(mean, spec)
+
+
+def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
+    """Table rows for one dataset: one per (attack, defense, ratio), as display strings."""
+    rows = []
+    for (attack, defense, ratio), group in data.groupby(GROUP, sort=True, dropna=False):
+        row = {"attack": str(attack), "defense": str(defense), "ratio": f"{ratio:g}"}
+        for metric, spec in METRICS.items():
+            row[metric] = format_mean_ci(group[metric], spec)
+        row["label_acc"] = _mean(group["label_acc"], ".2f")
+        row["n"] = str(len(group))
+        row["diverged"] = str(int((group["status"] == "diverged").sum()))
+        row["sent_bytes"] = _mean(group["sent_bytes"], ",.0f")
+        row["compression"] = _mean(group["compression"], ".2f")
+        row["attack_seconds"] = _mean(group["attack_seconds"], ".1f")
+        rows.append(row)
+    return rows
+
+
+def embed_image(path: str | Path) -> str | None:
+    """Base64 data URI of an image file, or None when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        payload = path.read_bytes()
+    except OSError:
+        return None
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+
+
+def gallery(data: pd.DataFrame) -> list[dict[str, Any]]:
+    """One reconstruction per attack × defense: smallest seed at the defense's strongest ratio.
+
+    The strongest ratio is where a defense should hurt the attack most; ``none`` is shown at
+    ratio 0 as the undefended reference.
+    """
+    items = []
+    groups = data.groupby(["attack", "defense"], sort=True)
+    # Within an attack, the undefended baseline comes first.
+    for (attack, defense), group in sorted(groups, key=lambda g: (g[0][0], g[0][1] != "none")):
+        ratios = group["ratio"]
+        ratio = 0.0 if defense == "none" and (ratios == 0).any() else ratios.max()
+        at_ratio = group[group["ratio"] == ratio]
+        seed = at_ratio["seed"].min()
+        job = at_ratio[at_ratio["seed"] == seed]
+        psnr = _mean(job["psnr"], ".2f")
+        image = str(job["image"].dropna().iloc[0]) if job["image"].notna().any() else ""
+        items.append({
+            "caption": f"{defense}, {ratio:g}, {attack}: mean PSNR {psnr} dB (seed {seed})",
+            "path": image,
+            "src": embed_image(image) if image else None,
+        })
+    return items
+
+
+def distinct_notes(data: pd.DataFrame) -> list[str]:
+    """Each note once, in first-seen order (jobs repeat theirs on every row)."""
+    seen: dict[str, None] = {}
+    for joined in data["notes"].dropna():
+        for note in str(joined).split(" | "):
+            if note.strip():
+                seen.setdefault(note.strip(), None)
+    return list(seen)
+
+
+def git_commit() -> str:
+    """Commit of the working directory, or ``unknown`` outside git (never fails the report)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the results (read without importing)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run_metadata(config: Any, data: pd.DataFrame) -> dict[str, Any]:
+    """Everything needed to tell which run, code and environment produced the report."""
+    return {
+        "config": json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False),
+        "commit": git_commit(),
+        "packages": package_versions(),
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "devices": sorted(str(d) for d in data["device"].dropna().unique()),
+    }
+
+
+def render_report(data: pd.DataFrame, config: Any) -> str:
+    """The report as an HTML string; every config and data value goes through autoescaping."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"], default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    datasets = [
+        {
+            "name": str(name),
+            "summary": summarize(part),
+            "figure": psnr_vs_ratio(part),
+            "gallery": gallery(part),
+        }
+        for name, part in data.groupby("dataset", sort=True)
+    ]
+    html = env.get_template("report.html.j2").render(
+        meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
+        n_rows=len(data),
+    )
+    # Pure ASCII (non-ASCII as character references) reads the same whatever encoding the
+    # file is written or mailed with.
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point: read the CSV, render, and write the report atomically."""
+    parser = argparse.ArgumentParser(
+        prog="python -m report.render",
+        description="Render the privacy results CSV into a self-contained HTML report.",
+    )
+    parser.add_argument("--privacy", required=True, help="per-image results CSV (privacy.csv)")
+    parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
+    parser.add_argument("--out", required=True, help="HTML file to write")
+    args = parser.parse_args(argv)
+    try:
+        config = json.loads(args.config)
+    except json.JSONDecodeError as error:
+        parser.error(f"--config is not valid JSON: {error}")
+    data = load_privacy(args.privacy)
+    write_text(args.out, render_report(data, config))
+    print(f"report of {len(data)} rows -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

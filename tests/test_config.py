@@ -1,0 +1,72 @@
+"""Bad configs give one clear error, before anything runs."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+from dgp.config import ConfigError, privacy_jobs, validate_config
+
+SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+
+
+def broken(edit) -> dict:
+    config = copy.deepcopy(SMOKE)
+    edit(config)
+    return config
+
+
+def test_smoke_config_is_valid_and_gets_defaults():
+    config = validate_config(SMOKE)
+    assert config["defenses"][0]["ratios"] == [0]
+    assert config["datasets"][0]["download"] is False
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["datasets"][0].update(name="imagenet"), "unknown dataset 'imagenet'"),
+    (lambda c: c["datasets"][0].update(model="vit"), "unknown model 'vit'"),
+    (lambda c: c["defenses"][1].update(name="soteriaa"), "unknown defense 'soteriaa'"),
+    (lambda c: c["attacks"][0].update(name="gradinv"), "unknown attack 'gradinv'"),
+    (lambda c: c["defenses"][1].update(ratios=[1.5]), "dgp.*ratio < 1"),
+    (lambda c: c["defenses"][2].update(ratios=[-0.2]), "topk.*ratio"),
+    (lambda c: c["defenses"][3].update(ratios=[-1]), "ratio >= 0"),
+    (lambda c: c["defenses"][0].update(ratios=[0.3]), "only ratio 0"),
+    (lambda c: c["datasets"].append({"name": "imagefolder", "model": "lenet",
+                                     "root": "/no/such/folder"}),
+     "imagefolder root '/no/such/folder' does not exist"),
+    (lambda c: c["datasets"].append({"name": "cifar10", "model": "resnet18",
+                                     "root": "/no/such/root"}),
+     "cifar10 files not found under data root '/no/such/root'"),
+    (lambda c: c.update(colour="blue"), "Additional properties are not allowed"),
+    (lambda c: c["attacks"][1]["params"].update(iteratons=5), "no parameter"),
+    (lambda c: c["privacy"].update(num_images=3, batch_size=2), "multiple of batch_size"),
+    (lambda c: c["defenses"].append({"name": "dgp", "ratios": [0.5]}), "appears twice"),
+])
+def test_bad_config_is_one_clear_error(edit, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(broken(edit))
+
+
+def test_job_list_is_the_full_grid():
+    jobs = privacy_jobs(validate_config(SMOKE))
+    assert len(jobs) == 4 * 2 * 1
+    assert {"dataset": "digits", "defense": "dgp", "ratio": "0.8", "attack": "ig",
+            "seed": "0"} in jobs
+
+
+def test_workflow_refuses_a_bad_config_and_runs_nothing(tmp_path):
+    bad = broken(lambda c: c["defenses"][1].update(name="soteriaa"))
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(path),
+         "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "unknown defense 'soteriaa'" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
