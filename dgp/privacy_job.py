@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from attacks import AttackTarget, create_attack
 from defenses import create_defense
@@ -40,6 +39,8 @@ def attacked_indices(num_available: int, num_images: int, seed: int) -> list[int
 
 def match_to_originals(reconstruction: torch.Tensor, original: torch.Tensor) -> list[int]:
     """For each original, the reconstruction it is scored against (Hungarian on MSE)."""
+    from scipy.optimize import linear_sum_assignment  # only batches need it; slow to import
+
     costs = torch.cdist(original.flatten(1).nan_to_num(1e6),
                         reconstruction.flatten(1).nan_to_num(1e6)).pow(2)
     rows, cols = linear_sum_assignment(costs.cpu().numpy())

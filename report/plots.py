@@ -82,6 +82,9 @@ def psnr_vs_ratio(data: pd.DataFrame) -> str:
                 low, high = ax.get_ylim()
                 pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
                 ax.set_ylim(min(low, level - pad), max(high, level + pad))
+            # Noise multipliers span decades: a log axis keeps them apart.
+            if family == "noise" and not panel.empty and (panel["ratio"] > 0).all():
+                ax.set_xscale("log")
             ax.set_title(f"{attack} · {family}")
             ax.set_xlabel(FAMILY_LABELS[family])
             ax.set_ylabel("PSNR (dB)")

@@ -1,0 +1,106 @@
+"""Speed figures (printed, never asserted): attack iteration cost and DGP's pruning cost.
+
+    python benchmarks/speed.py [--device auto] [--ig-iterations 10] [--repeats 3]
+
+1. Seconds per Inverting Gradients iteration on a CIFAR ResNet-18 with one 32x32 image
+   (a real CIFAR image from ../shared/data/cifar10-mini when present, else noise).
+2. Seconds to apply DGP (ratio 0.8, p1 0.05) and top-k to a ResNet-18-sized gradient,
+   against one plain ``abs().sum()`` pass over the same tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from attacks import AttackTarget, create_attack
+from defenses import create_defense
+from dgp.data import load_dataset
+from dgp.device import resolve_device
+from dgp.gradients import parameter_gradients
+from dgp.models import build_model
+
+CIFAR10_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini"
+CIFAR_MEAN = (0.4914672, 0.4822617, 0.4467702)
+CIFAR_STD = (0.2470322, 0.2434851, 0.2615879)
+
+
+def best_of(repeats: int, work) -> float:
+    """Minimum wall time of ``repeats`` calls (synchronising CUDA when used)."""
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        work()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def one_cifar_image() -> tuple[torch.Tensor, torch.Tensor, str]:
+    if CIFAR10_MINI.is_dir():
+        data = load_dataset({"name": "imagefolder", "root": str(CIFAR10_MINI),
+                             "mean": CIFAR_MEAN, "std": CIFAR_STD}, "test")
+        images, labels = data.samples([300])  # a cat
+        return data.normalize(images), labels, "cifar10-mini test/cat/0000.jpg"
+    return torch.randn(1, 3, 32, 32), torch.tensor([3]), "random noise (cifar10-mini absent)"
+
+
+def ig_seconds_per_iteration(device: torch.device, iterations: int, repeats: int) -> float:
+    model = build_model("resnet18", 3, 10, 32, seed=0).to(device).eval()
+    images, labels, source = one_cifar_image()
+    print(f"  image: {source}")
+    gradients = parameter_gradients(model, images.to(device), labels.to(device))
+    shared = create_defense("none", 0).apply(gradients)
+    box = (torch.full((1, 3, 1, 1), -3.0), torch.full((1, 3, 1, 1), 3.0))
+    target = AttackTarget(model, shared, 1, (3, 32, 32), 10, box)
+    attack = create_attack("ig", {"iterations": iterations, "tv_weight": 0.2})
+    attack.reconstruct(target, torch.Generator().manual_seed(0))  # warm-up
+    seconds = best_of(repeats, lambda: attack.reconstruct(target,
+                                                          torch.Generator().manual_seed(0)))
+    return seconds / iterations
+
+
+def pruning_figures(device: torch.device, repeats: int) -> dict[str, float]:
+    model = build_model("resnet18", 3, 10, 32, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    gradients = [torch.randn(p.shape, generator=generator).to(device)
+                 for p in model.parameters()]
+    numel = sum(g.numel() for g in gradients)
+    print(f"  gradient: {len(gradients)} tensors, {numel / 1e6:.1f} M values")
+    dgp = create_defense("dgp", 0.8, {"p1": 0.05})
+    topk = create_defense("topk", 0.8)
+    return {
+        "abs().sum() pass": best_of(repeats, lambda: [g.abs().sum() for g in gradients]),
+        "dgp (ratio 0.8)": best_of(repeats, lambda: dgp.apply(gradients)),
+        "topk (ratio 0.8)": best_of(repeats, lambda: topk.apply(gradients)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--ig-iterations", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+
+    print("Inverting Gradients on ResNet-18, one 32x32 image:")
+    per_iteration = ig_seconds_per_iteration(device, args.ig_iterations, args.repeats)
+    print(f"  {per_iteration:.3f} s per iteration")
+
+    print("Pruning a ResNet-18-sized gradient:")
+    figures = pruning_figures(device, args.repeats)
+    baseline = figures["abs().sum() pass"]
+    for name, seconds in figures.items():
+        print(f"  {name:18s} {seconds * 1000:9.1f} ms  ({seconds / baseline:6.1f}x abs().sum())")
+
+
+if __name__ == "__main__":
+    main()
