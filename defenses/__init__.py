@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from defenses.aligned_dual_pruning import AlignedDualGradientPruning
 from defenses.base import Defense, SharedGradient
 from defenses.dp_gaussian import GaussianNoise
 from defenses.dual_pruning import DualGradientPruning
@@ -13,6 +14,7 @@ from defenses.topk import TopK
 DEFENSES: dict[str, type[Defense]] = {
     "none": NoDefense,
     "dgp": DualGradientPruning,
+    "adgp": AlignedDualGradientPruning,
     "topk": TopK,
     "dp_gaussian": GaussianNoise,
 }

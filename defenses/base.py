@@ -16,12 +16,14 @@ class SharedGradient:
     ``tensors`` is the gradient as the server reconstructs it (zeros where nothing was sent);
     ``masks`` marks the transmitted entries per tensor (None: every entry was sent), which is
     what the communication cost is counted from; ``bits_per_value`` is the width of one
-    transmitted value.
+    transmitted value; ``positions_known`` says the server already knows the sent positions
+    (an aligned mask), so no index set travels with the values.
     """
 
     tensors: list[torch.Tensor]
     masks: list[torch.Tensor | None]
     bits_per_value: int = 32
+    positions_known: bool = False
 
 
 class Defense(ABC):
@@ -35,6 +37,9 @@ class Defense(ABC):
     name: ClassVar[str]
     ratio_meaning: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # Compressing defenses drop information that error feedback can carry to later rounds;
+    # they get error feedback in training by default (as in the DGP code).
+    compresses: ClassVar[bool] = False
 
     def __init__(self, ratio: float, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

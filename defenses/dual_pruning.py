@@ -31,6 +31,7 @@ def top_drop_count(numel: int, ratio: float, p1: float) -> int:
 
 class DualGradientPruning(Defense):
     name = "dgp"
+    compresses = True
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
     defaults = {"p1": 0.05}
 

@@ -10,6 +10,7 @@ from defenses.pruning import prune_ratio_error, rank_band_mask, sent_count
 
 class TopK(Defense):
     name = "topk"
+    compresses = True
     ratio_meaning = "fraction of entries not sent per tensor (the largest 1-ratio are sent)"
 
     @classmethod

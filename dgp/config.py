@@ -102,6 +102,9 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}: {error}") from None
     _unique(config["attacks"], lambda a: a["name"], "attacks")
     privacy = config["privacy"]
+    if any(privacy["model_rounds"]) and not config["training"]["enabled"]:
+        raise ConfigError("config error at privacy.model_rounds: attacking trained models "
+                          "(rounds > 0) needs training.enabled: true")
     if privacy["num_images"] % privacy["batch_size"]:
         raise ConfigError("config error at privacy: num_images "
                           f"({privacy['num_images']}) must be a multiple of batch_size "
@@ -118,13 +121,24 @@ def format_ratio(ratio: float) -> str:
 
 
 def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, defense, ratio, attack, seed) of a validated config, as path fields."""
+    """Every (dataset, defense, ratio, attack, round, seed) of a validated config."""
+    return [
+        {**job, "attack": attack["name"], "round": str(model_round)}
+        for job in training_jobs(config, ignore_enabled=True)
+        for attack in config["attacks"]
+        for model_round in config["privacy"]["model_rounds"]
+    ]
+
+
+def training_jobs(config: dict[str, Any], ignore_enabled: bool = False) -> list[dict[str, str]]:
+    """Every (dataset, defense, ratio, seed) trained (none when training is disabled)."""
+    if not (ignore_enabled or config["training"]["enabled"]):
+        return []
     return [
         {"dataset": dataset_id(dataset), "defense": defense["name"],
-         "ratio": format_ratio(ratio), "attack": attack["name"], "seed": str(seed)}
+         "ratio": format_ratio(ratio), "seed": str(seed)}
         for dataset in config["datasets"]
         for defense in config["defenses"]
         for ratio in defense["ratios"]
-        for attack in config["attacks"]
         for seed in config["seeds"]
     ]

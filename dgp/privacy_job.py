@@ -54,12 +54,20 @@ def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
 
 def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
         attack: str, attack_params: dict[str, Any], seed: int, num_images: int,
-        batch_size: int, device: str = "auto") -> tuple[dict[str, Any], torch.Tensor]:
-    """Run the job; return its record (rows + notes) and the image grid (originals first)."""
+        batch_size: int, device: str = "auto", model_round: int = 0,
+        checkpoint: str | Path | None = None) -> tuple[dict[str, Any], torch.Tensor]:
+    """Run the job; return its record (rows + notes) and the image grid (originals first).
+
+    The attacked model is the seed's initial model, or the training ``checkpoint`` written
+    at ``model_round``.
+    """
     torch_device = resolve_device(device)
     data = load_dataset(dataset, split="test")
     model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
-                        seed).to(torch_device).eval()
+                        seed)
+    if checkpoint is not None:
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    model = model.to(torch_device).eval()
     defense_impl = create_defense(defense, ratio, defense_params)
     attack_impl = create_attack(attack, attack_params)
     noise = torch.Generator().manual_seed(seed)
@@ -93,6 +101,8 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                 "attack_iterations": result.iterations,
                 "attack_seconds": seconds / len(batch_indices),
                 "dense_bytes": cost.dense_bytes, "sent_bytes": cost.sent_bytes,
+                "index_bytes": cost.index_bytes,
+                "index_entropy_bytes": round(cost.index_entropy_bytes, 1),
                 "sent_values": cost.sent_values, "compression": cost.compression,
             })
         originals.append(images)
@@ -104,7 +114,8 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         notes.append(f"{diverged} of {len(rows)} images: the attack diverged (non-finite loss)")
     record = {
         "job": {"dataset": dataset.get("id", dataset["name"]), "model": dataset["model"],
-                "defense": defense, "ratio": ratio, "attack": attack, "seed": seed,
+                "defense": defense, "ratio": ratio, "attack": attack,
+                "model_round": model_round, "seed": seed,
                 "device": str(torch_device)},
         "rows": rows,
         "notes": notes,
@@ -132,6 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attack", required=True)
     parser.add_argument("--attack-params", type=json.loads, default={})
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--round", type=int, default=0, dest="model_round",
+                        help="training round of the attacked model (0: initial model)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="state dict of the trained model at --round (from train_job)")
     parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="auto")
@@ -143,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     record, grid = run(args.dataset, args.defense, args.ratio, args.defense_params,
                        args.attack, args.attack_params, args.seed, args.num_images,
-                       args.batch_size, args.device)
+                       args.batch_size, args.device, args.model_round, args.checkpoint)
     save_grid(args.out_png, grid, per_row=args.num_images)
     write_json(args.out_json, record)
     for row in record["rows"]:

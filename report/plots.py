@@ -92,3 +92,30 @@ def psnr_vs_ratio(data: pd.DataFrame) -> str:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="small")
     return figure_to_base64(fig)
+
+
+def utility_figure(utility: pd.DataFrame) -> str:
+    """Test accuracy over epochs and error-feedback residual norm over rounds, per setting.
+
+    The residual panel answers whether what a compressing defense holds back stays bounded.
+    """
+    data = utility.copy()
+    data["setting"] = data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    accuracy, residual = fig.subplots(1, 2)
+    sns.lineplot(data=data, x="epoch", y="test_acc", hue="setting", errorbar=("ci", 95),
+                 seed=0, ax=accuracy)
+    accuracy.set_title("test accuracy (mean over seeds, 95% CI)")
+    with_feedback = data[data["error_feedback"].astype(bool)]
+    if with_feedback.empty:
+        residual.text(0.5, 0.5, "no error-feedback runs", ha="center", va="center",
+                      transform=residual.transAxes)
+    else:
+        sns.lineplot(data=with_feedback, x="round", y="residual_norm", hue="setting",
+                     errorbar=("ci", 95), seed=0, ax=residual)
+    residual.set_title("error-feedback residual norm (mean over users)")
+    for ax in (accuracy, residual):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend() is not None:
+            ax.legend(fontsize="x-small")
+    return figure_to_base64(fig)

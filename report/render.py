@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from scipy import stats
 
 from dgp.io import write_text
-from report.plots import psnr_vs_ratio
+from report.plots import psnr_vs_ratio, utility_figure
 
 TEMPLATES = Path(__file__).parent / "templates"
 REQUIRED_COLUMNS = [
@@ -33,7 +33,7 @@ REQUIRED_COLUMNS = [
     "label_acc", "status", "attack_seconds", "sent_bytes", "compression", "device", "image",
     "notes",
 ]
-GROUP = ["attack", "defense", "ratio"]
+GROUP = ["attack", "defense", "ratio", "model_round"]
 # Metric -> format of its mean and CI half-width.
 METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f"}
 PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
@@ -42,6 +42,9 @@ PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seab
 def load_privacy(path: str | Path) -> pd.DataFrame:
     """Read the per-image CSV and fail early, by column name, if it is not the expected table."""
     table = pd.read_csv(path)
+    # Tables without attacks on trained models: every row attacked the initial model.
+    rounds = table["model_round"] if "model_round" in table.columns else 0
+    table["model_round"] = pd.Series(rounds, index=table.index).fillna(0).astype(int)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
@@ -81,8 +84,10 @@ def _mean(values: pd.Series, spec: str) -> str:
 def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
     """Table rows for one dataset: one per (attack, defense, ratio), as display strings."""
     rows = []
-    for (attack, defense, ratio), group in data.groupby(GROUP, sort=True, dropna=False):
-        row = {"attack": str(attack), "defense": str(defense), "ratio": f"{ratio:g}"}
+    for (attack, defense, ratio, model_round), group in data.groupby(GROUP, sort=True,
+                                                                      dropna=False):
+        row = {"attack": str(attack), "defense": str(defense), "ratio": f"{ratio:g}",
+               "round": str(model_round)}
         for metric, spec in METRICS.items():
             row[metric] = format_mean_ci(group[metric], spec)
         row["label_acc"] = _mean(group["label_acc"], ".2f")
@@ -173,7 +178,26 @@ def run_metadata(config: Any, data: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def render_report(data: pd.DataFrame, config: Any) -> str:
+def summarize_utility(utility: pd.DataFrame) -> list[dict[str, str]]:
+    """One row per (defense, ratio): final accuracy over seeds, bytes, residual."""
+    last = utility.sort_values("round").groupby(["defense", "ratio", "seed"]).tail(1)
+    rows = []
+    for (defense, ratio), group in last.groupby(["defense", "ratio"], sort=True):
+        rows.append({
+            "defense": str(defense), "ratio": f"{ratio:g}",
+            "test_acc": format_mean_ci(group["test_acc"], ".3f"),
+            "rounds": str(int(group["round"].max())),
+            "upload": _mean(group["upload_bytes"], ",.0f"),
+            "download": _mean(group["download_bytes"], ",.0f"),
+            "cumulative_upload": _mean(group["cumulative_upload_bytes"], ",.0f"),
+            "residual": _mean(group["residual_norm"], ".3g"),
+            "n": str(len(group)),
+        })
+    return rows
+
+
+def render_report(data: pd.DataFrame, config: Any,
+                  utility: pd.DataFrame | None = None) -> str:
     """The report as an HTML string; every config and data value goes through autoescaping."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -182,15 +206,18 @@ def render_report(data: pd.DataFrame, config: Any) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    datasets = [
-        {
+    datasets = []
+    for name, part in data.groupby("dataset", sort=True):
+        first_round = part[part["model_round"] == part["model_round"].min()]
+        trained = None if utility is None else utility[utility["dataset"] == name]
+        datasets.append({
             "name": str(name),
             "summary": summarize(part),
-            "figure": psnr_vs_ratio(part),
-            "gallery": gallery(part),
-        }
-        for name, part in data.groupby("dataset", sort=True)
-    ]
+            "figure": psnr_vs_ratio(first_round),
+            "gallery": gallery(first_round),
+            "utility": None if trained is None or trained.empty else {
+                "summary": summarize_utility(trained), "figure": utility_figure(trained)},
+        })
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
         n_rows=len(data),
@@ -207,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Render the privacy results CSV into a self-contained HTML report.",
     )
     parser.add_argument("--privacy", required=True, help="per-image results CSV (privacy.csv)")
+    parser.add_argument("--utility", help="per-evaluation training CSV (utility.csv)")
     parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
     parser.add_argument("--out", required=True, help="HTML file to write")
     args = parser.parse_args(argv)
@@ -215,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     except json.JSONDecodeError as error:
         parser.error(f"--config is not valid JSON: {error}")
     data = load_privacy(args.privacy)
-    write_text(args.out, render_report(data, config))
+    utility = pd.read_csv(args.utility) if args.utility else None
+    write_text(args.out, render_report(data, config, utility))
     print(f"report of {len(data)} rows -> {args.out}")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from defenses import SharedGradient
-from dgp.communication import dense_bytes, shared_cost
+from dgp.communication import aggregate_cost, dense_bytes, shared_cost
 
 
 def test_dense_tensor_costs_four_bytes_per_value():
@@ -31,3 +34,26 @@ def test_sparse_tensor_uses_the_cheaper_index_encoding():
 def test_fully_sent_masked_tensor_needs_no_index():
     mask = torch.ones(12, dtype=torch.bool)
     assert shared_cost(SharedGradient([torch.zeros(12)], [mask])).sent_bytes == 48
+
+
+def test_index_entropy_bound_is_log2_of_n_choose_k():
+    mask = torch.tensor([True, False, True, False])
+    cost = shared_cost(SharedGradient([torch.zeros(4)], [mask]))
+    assert cost.index_entropy_bytes == pytest.approx(math.log2(6) / 8)
+    assert cost.index_bytes == 1  # bitmap of 4 bits rounds up to one byte (< 2 x 4 COO)
+
+
+def test_download_is_the_union_of_what_users_sent():
+    a = torch.tensor([True, True, False, False] * 250)
+    b = torch.tensor([False, True, True, False] * 250)
+    users = [SharedGradient([torch.zeros(1000)], [m]) for m in (a, b)]
+    cost = aggregate_cost(users)
+    assert cost.sent_values == 750  # union: 3 of every 4 entries
+    assert cost.sent_bytes == min(750 * 4 + 125, 4000)
+
+
+def test_known_positions_cost_no_index():
+    mask = torch.zeros(100, dtype=torch.bool)
+    mask[:10] = True
+    shared = SharedGradient([torch.zeros(100)], [mask], positions_known=True)
+    assert shared_cost(shared).sent_bytes == 40

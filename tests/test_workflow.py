@@ -16,7 +16,10 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
          "--directory", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=True)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
-    # 4 defense settings (none, dgp 0.8, topk 0.8, dp_gaussian 0.1) x 2 attacks x 1 seed.
-    assert counts["attack"] == "8"
-    assert counts["aggregate_privacy"] == "1" and counts["report"] == "1"
-    assert counts["total"] == "11"
+    # 5 defense settings (none, dgp, adgp, topk, dp_gaussian) x 2 attacks x 2 model rounds
+    # x 1 seed; one training run per defense setting.
+    assert counts["attack"] == "20"
+    assert counts["train"] == "5"
+    assert counts["aggregate_privacy"] == "1" and counts["aggregate_utility"] == "1"
+    assert counts["report"] == "1"
+    assert counts["total"] == "29"

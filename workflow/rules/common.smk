@@ -1,6 +1,12 @@
 import json
 
-from dgp.config import ConfigError, dataset_id, privacy_jobs, validate_config
+from dgp.config import (
+    ConfigError,
+    dataset_id,
+    privacy_jobs,
+    training_jobs,
+    validate_config,
+)
 
 # Validate before any job is scheduled: a bad config stops here with one clear message.
 try:
@@ -9,7 +15,10 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 PRIVACY_JOBS = privacy_jobs(config)
-PRIVACY_PATTERN = "{dataset}/{defense}/{ratio}/{attack}/seed{seed}"
+TRAINING_JOBS = training_jobs(config)
+TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
+PRIVACY_PATTERN = "{dataset}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
 
 wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
@@ -17,10 +26,36 @@ wildcard_constraints:
     ratio="[0-9.e+-]+",
     attack="[A-Za-z0-9_]+",
     seed="[0-9]+",
+    round="[0-9]+",
 
 
 def get_final_output():
-    return ["results/privacy.csv", "results/report.html"]
+    return ["results/privacy.csv", "results/report.html"] + get_utility_table()
+
+
+def get_utility_table():
+    """The utility CSV when training is enabled, else nothing."""
+    return ["results/utility.csv"] if TRAINING_JOBS else []
+
+
+def get_utility_outputs():
+    return [f"results/utility/{TRAINING_PATTERN.format(**job)}.csv" for job in TRAINING_JOBS]
+
+
+def get_checkpoint_outputs():
+    """Checkpoints the train rule writes: one per attacked round after the first."""
+    return [f"results/train/{TRAINING_PATTERN}/round{r}.pt" for r in CHECKPOINT_ROUNDS]
+
+
+def get_attack_checkpoint(wildcards):
+    """The trained model a privacy job attacks (none at round 0: the initial model)."""
+    if int(wildcards.round) == 0:
+        return []
+    return [f"results/train/{TRAINING_PATTERN}/round{{round}}.pt".format(**wildcards)]
+
+
+def get_checkpoint_option(wildcards, input):
+    return f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
 
 
 def get_privacy_outputs(kind):
@@ -36,6 +71,11 @@ def get_dataset_json(wildcards):
 def get_defense_params_json(wildcards):
     entry = next(d for d in config["defenses"] if d["name"] == wildcards.defense)
     return json.dumps(entry["params"], sort_keys=True)
+
+
+def get_training_json(wildcards):
+    settings = {**config["training"], "checkpoint_rounds": CHECKPOINT_ROUNDS}
+    return json.dumps(settings, sort_keys=True)
 
 
 def get_attack_params_json(wildcards):

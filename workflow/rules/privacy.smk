@@ -1,4 +1,6 @@
 rule attack:
+    input:
+        checkpoint=get_attack_checkpoint,
     output:
         json="results/privacy/" + PRIVACY_PATTERN + ".json",
         png="results/privacy/" + PRIVACY_PATTERN + ".png",
@@ -13,13 +15,15 @@ rule attack:
         num_images=config["privacy"]["num_images"],
         batch_size=config["privacy"]["batch_size"],
         device=config["device"],
+        checkpoint=get_checkpoint_option,
     threads: 1
     shell:
         "python -m dgp.privacy_job --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
         " --defense-params {params.defense_params:q}"
         " --attack {wildcards.attack} --attack-params {params.attack_params:q}"
-        " --seed {wildcards.seed} --num-images {params.num_images}"
+        " --seed {wildcards.seed} --round {wildcards.round} {params.checkpoint}"
+        " --num-images {params.num_images}"
         " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
 
@@ -32,4 +36,4 @@ rule aggregate_privacy:
     log:
         "logs/aggregate_privacy.log",
     shell:
-        "python -m dgp.aggregate --out {output} {input} > {log} 2>&1"
+        "python -m dgp.aggregate privacy --out {output} {input} > {log} 2>&1"

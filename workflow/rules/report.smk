@@ -1,6 +1,7 @@
 rule report:
     input:
         privacy="results/privacy.csv",
+        utility=get_utility_table(),
         images=get_privacy_outputs("png"),
     output:
         "results/report.html",
@@ -8,6 +9,8 @@ rule report:
         "logs/report.log",
     params:
         config=json.dumps(config, sort_keys=True),
+        utility=lambda wc, input: f"--utility {input.utility}" if input.utility else "",
     shell:
-        "python -m report.render --privacy {input.privacy} --config {params.config:q}"
+        "python -m report.render --privacy {input.privacy} {params.utility}"
+        " --config {params.config:q}"
         " --out {output} > {log} 2>&1"

@@ -1,0 +1,36 @@
+"""ADGP, aligned Dual Gradient Pruning: every user sends the same positions in a round.
+
+Mask rule (the paper's "trusted broadcaster"; its exact rule could not be confirmed from the
+full text): in round t, user ``t mod U`` is the broadcaster. It computes the DGP band of its
+own error-corrected gradient (drop the top p1 of |g| per tensor, keep the next 1 - ratio)
+and broadcasts that mask; every user then sends its values at exactly those positions.
+The server knows the positions, so users upload values only, and the averaged update is
+sparse on the same mask, so the download is sparse too.
+
+Outside training (one user, as in a privacy job) the user is its own broadcaster, so the
+shared gradient equals DGP's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from defenses.base import SharedGradient
+from defenses.dual_pruning import DualGradientPruning
+
+
+class AlignedDualGradientPruning(DualGradientPruning):
+    name = "adgp"
+    ratio_meaning = ("fraction of entries not sent per tensor (dgp band of a broadcaster's "
+                     "gradient, shared by all users)")
+    aligned = True
+
+    def band_masks(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The broadcaster's masks: the DGP band of its own gradient."""
+        return self.apply(gradients).masks
+
+    def apply_with_masks(self, gradients: list[torch.Tensor],
+                         masks: list[torch.Tensor]) -> SharedGradient:
+        """Send values at the broadcast positions; the server already knows them."""
+        return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)],
+                              list(masks), positions_known=True)

@@ -1,0 +1,54 @@
+"""Error feedback: what a compressing defense did not send is added to the next round.
+
+Per user and tensor: ``g <- g + e;  sent = C(g);  e <- g - sent``. Summed over rounds, the
+sent updates plus the final residual equal the raw gradients, so nothing is lost, only
+delayed. For DGP, entries that keep landing in the dropped top band are delayed for as long
+as they stay there; ``residual_norm`` lets the report show whether that stays bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from defenses.base import Defense, SharedGradient
+
+
+class ErrorFeedback:
+    """One user's residual memory around a defense (or a pass-through when disabled)."""
+
+    def __init__(self, defense: Defense, enabled: bool = True) -> None:
+        self.defense = defense
+        self.enabled = enabled
+        self.residuals: list[torch.Tensor] | None = None
+
+    def corrected(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The gradient plus the carried residual (the gradient itself when disabled)."""
+        if not self.enabled or self.residuals is None:
+            return gradients
+        return [g + e for g, e in zip(gradients, self.residuals, strict=True)]
+
+    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
+              masks: list[torch.Tensor] | None = None) -> SharedGradient:
+        """Defend the corrected gradient (at given aligned ``masks`` if any); keep the rest."""
+        corrected = self.corrected(gradients)
+        if masks is None:
+            shared = self.defense.apply(corrected, generator)
+        else:
+            shared = self.defense.apply_with_masks(corrected, masks)
+        if self.enabled:
+            self.residuals = [c - s for c, s in zip(corrected, shared.tensors, strict=True)]
+        return shared
+
+    def residual_norm(self) -> float:
+        if self.residuals is None:
+            return 0.0
+        return float(torch.sqrt(sum(e.pow(2).sum() for e in self.residuals)))
+
+
+def wants_error_feedback(defense: Defense, setting: Any) -> bool:
+    """Resolve the config's ``error_feedback``: 'auto' means on for compressing defenses."""
+    if setting == "auto":
+        return defense.compresses
+    return bool(setting)

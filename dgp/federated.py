@@ -1,0 +1,234 @@
+"""Federated training under a defense: parameter-server FedSGD (the DGP code's setting) or
+FedAvg with local steps.
+
+Each round every user takes the next batch of its own shard, computes its update (FedSGD: the
+gradient at the server's weights; FedAvg: the weight change after ``local_steps`` SGD steps),
+passes it through error feedback and the defense, and uploads it. The server averages the
+uploads and steps: FedSGD with SGD + momentum + weight decay and the lr schedule, FedAvg by
+applying the averaged change. Everything random comes from the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from defenses import create_defense
+from defenses.base import SharedGradient
+from dgp.communication import aggregate_cost, shared_cost
+from dgp.error_feedback import ErrorFeedback, wants_error_feedback
+from dgp.gradients import parameter_gradients
+
+
+@dataclass
+class TrainingSettings:
+    """The training schedule (config key ``training``)."""
+
+    users: int = 10
+    batch_size: int = 32
+    epochs: float = 150
+    lr: float = 0.1
+    lr_schedule: dict[int, float] = field(default_factory=lambda: {51: 0.01, 71: 0.005})
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    algorithm: str = "fedsgd"
+    local_steps: int = 1
+    partition: str = "iid"
+    dirichlet_alpha: float = 0.5
+    error_feedback: Any = "auto"
+    evaluations_per_epoch: int = 1
+    checkpoint_rounds: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> TrainingSettings:
+        entry = {k: v for k, v in entry.items() if k != "enabled"}
+        if "lr_schedule" in entry:
+            entry["lr_schedule"] = {int(k): float(v) for k, v in entry["lr_schedule"].items()}
+        return cls(**entry)
+
+
+def partition(labels: torch.Tensor, users: int, scheme: str, alpha: float,
+              seed: int) -> list[torch.Tensor]:
+    """Split sample indices among users: ``iid`` (equal random shards) or ``dirichlet``.
+
+    Dirichlet: for each class, the share each user gets is drawn from Dir(alpha) (smaller
+    alpha, more skew); drawn again (same seed stream) until no user is left empty.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    if scheme == "iid":
+        return [torch.as_tensor(s) for s in np.array_split(rng.permutation(n), users)]
+    if scheme != "dirichlet":
+        raise ValueError(f"unknown partition {scheme!r}; choose iid or dirichlet")
+    labels_np = labels.numpy()
+    for _ in range(100):
+        shards: list[list[int]] = [[] for _ in range(users)]
+        for c in np.unique(labels_np):
+            members = rng.permutation(np.flatnonzero(labels_np == c))
+            cuts = (np.cumsum(rng.dirichlet([alpha] * users))[:-1] * len(members)).astype(int)
+            for user, part in enumerate(np.split(members, cuts)):
+                shards[user].extend(part.tolist())
+        if all(shards):
+            return [torch.as_tensor(sorted(s)) for s in shards]
+    raise ValueError(f"dirichlet(alpha={alpha}) left a user without data for {users} users; "
+                     "raise alpha or use fewer users")
+
+
+def user_batches(shard: torch.Tensor, batch_size: int,
+                 generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless batches of a user's shard, reshuffled every pass (one pass = a local epoch)."""
+    size = min(batch_size, len(shard))
+    while True:
+        order = shard[torch.randperm(len(shard), generator=generator)]
+        for start in range(0, len(order) - size + 1, size):
+            yield order[start:start + size]
+
+
+def average(shared: list[SharedGradient]) -> list[torch.Tensor]:
+    count = len(shared)
+    return [torch.stack(parts).sum(0) / count for parts in zip(*(s.tensors for s in shared),
+                                                                strict=True)]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 500) -> float:
+    """Test accuracy (model in eval mode; restored to train mode afterwards)."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start:start + batch_size].to(device))
+        correct += int((logits.argmax(1).cpu() == labels[start:start + batch_size]).sum())
+    model.train()
+    return correct / len(labels)
+
+
+def _lr_at(settings: TrainingSettings, epoch: int) -> float:
+    """Learning rate in (1-based) ``epoch``: the last schedule entry at or before it."""
+    lr = settings.lr
+    for start, value in sorted(settings.lr_schedule.items()):
+        if epoch >= start:
+            lr = value
+    return lr
+
+
+def _local_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  settings: TrainingSettings, lr: float,
+                  draw: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[list, float]:
+    """FedAvg: the weight change after local SGD steps (first batch given, rest drawn)."""
+    local = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(local.parameters(), lr=lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    losses = []
+    for step in range(settings.local_steps):
+        x, y = (images, labels) if step == 0 else draw()
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(local(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    change = [(p0 - p1).detach() for p0, p1 in zip(model.parameters(), local.parameters(),
+                                                    strict=True)]
+    return change, sum(losses) / len(losses)
+
+
+def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
+          test_images: torch.Tensor, test_labels: torch.Tensor, defense_name: str,
+          ratio: float, defense_params: dict[str, Any], settings: TrainingSettings,
+          seed: int, on_checkpoint=None) -> list[dict[str, Any]]:
+    """Train ``model`` in place; return one record per evaluation.
+
+    Images must already be normalised. ``on_checkpoint(round, model)`` is called before the
+    rounds listed in ``settings.checkpoint_rounds`` (round 0 = the initial model).
+    """
+    device = next(model.parameters()).device
+    defense = create_defense(defense_name, ratio, defense_params)
+    feedback_on = wants_error_feedback(defense, settings.error_feedback)
+    feedback = [ErrorFeedback(defense, feedback_on) for _ in range(settings.users)]
+    shards = partition(train_labels, settings.users, settings.partition,
+                       settings.dirichlet_alpha, seed)
+    generator = torch.Generator().manual_seed(seed)
+    streams = [user_batches(s, settings.batch_size, generator) for s in shards]
+
+    def next_batch(user: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = next(streams[user])
+        return train_images[index].to(device), train_labels[index].to(device)
+
+    samples_per_round = sum(min(settings.batch_size, len(s)) for s in shards)
+    rounds_per_epoch = max(1, math.ceil(len(train_labels) / samples_per_round))
+    total_rounds = max(1, round(settings.epochs * rounds_per_epoch))
+    eval_every = max(1, rounds_per_epoch // settings.evaluations_per_epoch)
+    late = [r for r in settings.checkpoint_rounds if r > total_rounds]
+    if late:
+        raise ValueError(f"checkpoint rounds {late} are past the end of training "
+                         f"({total_rounds} rounds)")
+    fedsgd = settings.algorithm == "fedsgd"
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr,
+        momentum=settings.momentum if fedsgd else 0.0,
+        weight_decay=settings.weight_decay if fedsgd else 0.0)
+    model.train()
+    records, losses = [], []
+    upload_total = download_total = 0.0
+    began = time.perf_counter()
+    for round_index in range(total_rounds):
+        if on_checkpoint and round_index in settings.checkpoint_rounds:
+            on_checkpoint(round_index, model)
+        epoch = round_index // rounds_per_epoch + 1
+        lr = _lr_at(settings, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr if fedsgd else 1.0
+        updates = []
+        for user in range(settings.users):
+            x, y = next_batch(user)
+            if fedsgd:
+                updates.append(parameter_gradients(model, x, y))
+                with torch.no_grad():
+                    losses.append(float(nn.functional.cross_entropy(model(x), y)))
+            else:
+                change, loss = _local_update(model, x, y, settings, lr,
+                                             lambda u=user: next_batch(u))
+                updates.append(change)
+                losses.append(loss)
+        masks = None
+        if getattr(defense, "aligned", False):
+            broadcaster = round_index % settings.users
+            masks = defense.band_masks(feedback[broadcaster].corrected(updates[broadcaster]))
+        shared = [feedback[u].apply(updates[u], generator, masks) for u in range(settings.users)]
+        upload = sum(shared_cost(s).sent_bytes for s in shared) / settings.users
+        download = aggregate_cost(shared).sent_bytes
+        if masks is not None:  # the broadcaster uploads its mask once: shared by all users
+            upload += shared_cost(SharedGradient(updates[0], masks)).index_bytes / settings.users
+        upload_total += upload
+        download_total += download
+        optimizer.zero_grad()
+        for p, g in zip(model.parameters(), average(shared), strict=True):
+            p.grad = g.to(device)
+        optimizer.step()
+
+        done = round_index + 1
+        if done % eval_every == 0 or done == total_rounds:
+            records.append({
+                "round": done, "epoch": done / rounds_per_epoch,
+                "test_acc": evaluate(model, test_images, test_labels),
+                "train_loss": sum(losses) / len(losses),
+                "upload_bytes": upload, "download_bytes": download,
+                "cumulative_upload_bytes": upload_total,
+                "cumulative_download_bytes": download_total,
+                "residual_norm": sum(f.residual_norm() for f in feedback) / settings.users,
+                "error_feedback": feedback_on, "lr": lr,
+                "seconds": time.perf_counter() - began,
+            })
+            losses = []
+    if on_checkpoint and total_rounds in settings.checkpoint_rounds:
+        on_checkpoint(total_rounds, model)
+    return records

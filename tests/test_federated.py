@@ -1,0 +1,142 @@
+"""Federated training: exactness against plain SGD, error feedback, ADGP, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from defenses import create_defense
+from dgp.communication import aggregate_cost, shared_cost
+from dgp.data import load_dataset
+from dgp.error_feedback import ErrorFeedback
+from dgp.federated import TrainingSettings, partition, train, user_batches
+from dgp.models import build_model
+
+DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train_data = load_dataset(DIGITS, "train")
+    test_data = load_dataset(DIGITS, "test")
+    x, y = train_data.samples(list(range(len(train_data.dataset))))
+    tx, ty = test_data.samples(list(range(len(test_data.dataset))))
+    return train_data.normalize(x), y, test_data.normalize(tx), ty
+
+
+def settings(**changes) -> TrainingSettings:
+    base = {"users": 1, "batch_size": 8, "epochs": 0.1, "lr": 0.05, "lr_schedule": {},
+            "momentum": 0.9, "weight_decay": 1e-4}
+    return TrainingSettings.from_config({**base, **changes})
+
+
+def test_fedsgd_with_one_user_and_no_defense_is_plain_sgd(digits):
+    x, y, tx, ty = digits
+    config = settings()
+    federated = build_model("lenet", 1, 10, 8, seed=3)
+    records = train(federated, x, y, tx, ty, "none", 0, {}, config, seed=3)
+
+    plain = build_model("lenet", 1, 10, 8, seed=3)
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(3)
+    batches = user_batches(partition(y, 1, "iid", 0.5, seed=3)[0], 8, generator)
+    for _ in range(records[-1]["round"]):
+        index = next(batches)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(plain(x[index]), y[index]).backward()
+        optimizer.step()
+    for a, b in zip(federated.state_dict().values(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_error_feedback_loses_nothing():
+    generator = torch.Generator().manual_seed(0)
+    feedback = ErrorFeedback(create_defense("dgp", 0.8))
+    raw_sum = [torch.zeros(30, 20), torch.zeros(20)]
+    sent_sum = [torch.zeros(30, 20), torch.zeros(20)]
+    for _ in range(6):
+        grads = [torch.randn(30, 20, generator=generator), torch.randn(20, generator=generator)]
+        shared = feedback.apply(grads)
+        for total, g in zip(raw_sum, grads, strict=True):
+            total += g
+        for total, s in zip(sent_sum, shared.tensors, strict=True):
+            total += s
+    for raw, sent, residual in zip(raw_sum, sent_sum, feedback.residuals, strict=True):
+        assert torch.allclose(sent + residual, raw, atol=1e-5)
+    assert feedback.residual_norm() > 0
+
+
+def test_adgp_users_send_the_same_positions_and_download_less():
+    generator = torch.Generator().manual_seed(1)
+    users = [[torch.randn(50, 40, generator=generator), torch.randn(40, generator=generator)]
+             for _ in range(5)]
+    adgp, dgp = create_defense("adgp", 0.8), create_defense("dgp", 0.8)
+    masks = adgp.band_masks(users[0])  # user 0 broadcasts
+    aligned = [adgp.apply_with_masks(g, masks) for g in users]
+    independent = [dgp.apply(g) for g in users]
+    for shared in aligned:
+        assert all(torch.equal(m, b) for m, b in zip(shared.masks, masks, strict=True))
+        cost = shared_cost(shared)
+        assert cost.index_bytes == 0 and cost.sent_bytes == 4 * cost.sent_values
+    # Same values per user; the aggregate of aligned uploads keeps one mask's support.
+    assert shared_cost(aligned[1]).sent_values == shared_cost(independent[1]).sent_values
+    assert aggregate_cost(aligned).sent_values == shared_cost(aligned[0]).sent_values
+    assert aggregate_cost(aligned).sent_bytes < aggregate_cost(independent).sent_bytes
+
+
+def test_adgp_training_downloads_less_than_dgp(digits):
+    x, y, tx, ty = digits
+    config = settings(users=4, epochs=0.05)
+    costs = {}
+    for name in ("dgp", "adgp"):
+        model = build_model("lenet", 1, 10, 8, seed=0)
+        records = train(model, x, y, tx, ty, name, 0.8, {}, config, seed=0)
+        costs[name] = records[-1]
+        assert records[-1]["error_feedback"] is True
+    assert costs["adgp"]["download_bytes"] < costs["dgp"]["download_bytes"]
+    assert costs["adgp"]["upload_bytes"] < costs["dgp"]["upload_bytes"]
+
+
+def test_partitions_cover_the_data_once(digits):
+    _, y, _, _ = digits
+    for scheme in ("iid", "dirichlet"):
+        shards = partition(y, 7, scheme, 0.3, seed=0)
+        everything = torch.cat(shards).sort().values
+        assert torch.equal(everything, torch.arange(len(y))) and all(len(s) for s in shards)
+        again = partition(y, 7, scheme, 0.3, seed=0)
+        assert all(torch.equal(a, b) for a, b in zip(shards, again, strict=True))
+    classes = {scheme: [len(y[s].unique()) for s in partition(y, 7, scheme, 0.05, seed=0)]
+               for scheme in ("iid", "dirichlet")}
+    assert min(classes["iid"]) == 10 and min(classes["dirichlet"]) < 10
+
+
+def test_checkpoints_are_written_at_the_requested_rounds(digits, tmp_path):
+    x, y, tx, ty = digits
+    saved = {}
+    model = build_model("lenet", 1, 10, 8, seed=0)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, x, y, tx, ty, "none", 0, {}, settings(checkpoint_rounds=[0, 5]), seed=0,
+          on_checkpoint=lambda r, m: saved.update({r: {k: v.clone() for k, v in
+                                                       m.state_dict().items()}}))
+    assert sorted(saved) == [0, 5]
+    assert all(torch.equal(initial[k], saved[0][k]) for k in initial)
+    assert not torch.equal(initial["fc.weight"], saved[5]["fc.weight"])
+    with pytest.raises(ValueError, match="past the end"):
+        train(model, x, y, tx, ty, "none", 0, {}, settings(checkpoint_rounds=[10_000]), seed=0)
+
+
+def test_privacy_job_attacks_a_training_checkpoint(tmp_path):
+    from dgp import privacy_job, train_job
+
+    spec = {**DIGITS, "image_size": 16}
+    training = {"users": 2, "batch_size": 8, "epochs": 0.02, "lr": 0.05, "lr_schedule": {},
+                "checkpoint_rounds": [2]}
+    table = train_job.run(spec, "none", 0, {}, training, seed=0, checkpoint_dir=tmp_path)
+    assert table["round"].max() >= 2
+    checkpoint = tmp_path / "round2.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    assert "fc.weight" in state
+    record, _ = privacy_job.run(spec, "none", 0, {}, "dlg", {"iterations": 1}, seed=0,
+                                num_images=1, batch_size=1, model_round=2,
+                                checkpoint=checkpoint)
+    assert record["job"]["model_round"] == 2 and record["rows"][0]["status"] == "ok"

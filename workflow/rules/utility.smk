@@ -1,0 +1,32 @@
+rule train:
+    output:
+        csv="results/utility/" + TRAINING_PATTERN + ".csv",
+        checkpoints=get_checkpoint_outputs(),
+    log:
+        "logs/utility/" + TRAINING_PATTERN + ".log",
+    benchmark:
+        "results/benchmarks/utility/" + TRAINING_PATTERN + ".tsv"
+    params:
+        dataset=get_dataset_json,
+        defense_params=get_defense_params_json,
+        training=get_training_json,
+        device=config["device"],
+        checkpoint_dir=lambda wc: "results/train/" + TRAINING_PATTERN.format(**wc),
+    threads: 1
+    shell:
+        "python -m dgp.train_job --dataset {params.dataset:q}"
+        " --defense {wildcards.defense} --ratio {wildcards.ratio}"
+        " --defense-params {params.defense_params:q} --training {params.training:q}"
+        " --seed {wildcards.seed} --device {params.device} --threads {threads}"
+        " --checkpoint-dir {params.checkpoint_dir} --out-csv {output.csv} > {log} 2>&1"
+
+
+rule aggregate_utility:
+    input:
+        get_utility_outputs(),
+    output:
+        "results/utility.csv",
+    log:
+        "logs/aggregate_utility.log",
+    shell:
+        "python -m dgp.aggregate utility --out {output} {input} > {log} 2>&1"
