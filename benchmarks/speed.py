@@ -5,7 +5,9 @@
 1. Seconds per Inverting Gradients iteration on a CIFAR ResNet-18 with one 32x32 image
    (a real CIFAR image from ../shared/data/cifar10-mini when present, else noise).
 2. Seconds to apply DGP (ratio 0.8, p1 0.05) and top-k to a ResNet-18-sized gradient,
-   against one plain ``abs().sum()`` pass over the same tensors.
+   against one plain ``abs().sum()`` pass and a full sort of the same tensors.
+3. Wall time of one FedSGD round (ResNet-18, 10 users x 8 images) per defense, relative
+   to no defense.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from attacks import AttackTarget, create_attack
 from defenses import create_defense
 from dgp.data import load_dataset
 from dgp.device import resolve_device
+from dgp.federated import TrainingSettings, train
 from dgp.gradients import parameter_gradients
 from dgp.models import build_model
 
@@ -79,7 +82,20 @@ def pruning_figures(device: torch.device, repeats: int) -> dict[str, float]:
         "abs().sum() pass": best_of(repeats, lambda: [g.abs().sum() for g in gradients]),
         "dgp (ratio 0.8)": best_of(repeats, lambda: dgp.apply(gradients)),
         "topk (ratio 0.8)": best_of(repeats, lambda: topk.apply(gradients)),
+        "full sort": best_of(repeats, lambda: [g.abs().flatten().sort() for g in gradients]),
     }
+
+
+def round_seconds(device: torch.device, defense: str, ratio: float) -> float:
+    """One FedSGD round (10 users x 8 random CIFAR-shaped images) on ResNet-18."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(80, 3, 32, 32, generator=generator)
+    labels = torch.randint(0, 10, (80,), generator=generator)
+    settings = TrainingSettings(users=10, batch_size=8, epochs=1, lr_schedule={})
+    model = build_model("resnet18", 3, 10, 32, seed=0).to(device)
+    began = time.perf_counter()
+    train(model, images, labels, images[:8], labels[:8], defense, ratio, {}, settings, seed=0)
+    return time.perf_counter() - began
 
 
 def main() -> None:
@@ -100,6 +116,12 @@ def main() -> None:
     baseline = figures["abs().sum() pass"]
     for name, seconds in figures.items():
         print(f"  {name:18s} {seconds * 1000:9.1f} ms  ({seconds / baseline:6.1f}x abs().sum())")
+
+    print("One FedSGD round, ResNet-18, 10 users x 8 images:")
+    settings = [("none", 0.0), ("dgp", 0.8), ("adgp", 0.8), ("topk", 0.8), ("dp_gaussian", 0.01)]
+    rounds = {name: round_seconds(device, name, ratio) for name, ratio in settings}
+    for name, seconds in rounds.items():
+        print(f"  {name:12s} {seconds:6.2f} s  ({seconds / rounds['none']:4.2f}x none)")
 
 
 if __name__ == "__main__":

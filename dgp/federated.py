@@ -45,6 +45,7 @@ class TrainingSettings:
     dirichlet_alpha: float = 0.5
     error_feedback: Any = "auto"
     evaluations_per_epoch: int = 1
+    augment: bool = False
     checkpoint_rounds: list[int] = field(default_factory=list)
 
     @classmethod
@@ -90,6 +91,19 @@ def user_batches(shard: torch.Tensor, batch_size: int,
         order = shard[torch.randperm(len(shard), generator=generator)]
         for start in range(0, len(order) - size + 1, size):
             yield order[start:start + size]
+
+
+def crop_and_flip(images: torch.Tensor, generator: torch.Generator,
+                  padding: int = 4) -> torch.Tensor:
+    """The CIFAR training augmentation: random crop after zero padding, random h-flip."""
+    n, _, h, w = images.shape
+    padded = nn.functional.pad(images, (padding,) * 4)
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w]
+                       for i, (dy, dx) in enumerate(offsets.tolist())])
+    out[flips] = out[flips].flip(-1)
+    return out
 
 
 def average(shared: list[SharedGradient]) -> list[torch.Tensor]:
@@ -161,7 +175,10 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
 
     def next_batch(user: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = next(streams[user])
-        return train_images[index].to(device), train_labels[index].to(device)
+        images = train_images[index]
+        if settings.augment:
+            images = crop_and_flip(images, generator)
+        return images.to(device), train_labels[index].to(device)
 
     samples_per_round = sum(min(settings.batch_size, len(s)) for s in shards)
     rounds_per_epoch = max(1, math.ceil(len(train_labels) / samples_per_round))

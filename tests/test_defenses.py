@@ -7,7 +7,7 @@ import torch
 
 from defenses import DEFENSES, create_defense
 from defenses.dual_pruning import top_drop_count
-from defenses.pruning import sent_count
+from defenses.pruning import rank_band_mask, sent_count
 
 
 def ranks_by_magnitude(t: torch.Tensor) -> torch.Tensor:
@@ -114,3 +114,27 @@ def test_out_of_range_ratio_is_rejected(name, ratio):
 
 def test_registry_names_match_classes():
     assert all(cls.name == name for name, cls in DEFENSES.items())
+
+
+@pytest.mark.parametrize("skip,keep", [(0, 20_000), (4_000, 16_000), (1, 79_998)])
+def test_large_tensor_band_matches_a_full_ranking(skip, keep):
+    # >= 65,536 entries: the histogram selection path, checked against torch.topk.
+    grad = torch.randn(80_000, generator=torch.Generator().manual_seed(2))
+    mask = rank_band_mask(grad, skip, keep)
+    order = torch.topk(grad.abs(), skip + keep).indices
+    expected = torch.zeros(80_000, dtype=torch.bool)
+    expected[order[skip:]] = True
+    assert torch.equal(mask, expected)
+
+
+def test_large_tensor_ties_are_broken_by_position():
+    grad = (torch.randn(70_000, generator=torch.Generator().manual_seed(3)) * 2).round() / 2
+    grad[:30_000] = 0.0  # a huge tie at zero, as from dead units
+    skip, keep = 2_000, 50_000  # the band ends inside the zero tie
+    mask = rank_band_mask(grad, skip, keep)
+    assert int(mask.sum()) == keep
+    magnitudes = grad.abs()
+    ranked = sorted(range(70_000), key=lambda i: (-magnitudes[i].item(), i))
+    expected = torch.zeros(70_000, dtype=torch.bool)
+    expected[ranked[skip:skip + keep]] = True
+    assert torch.equal(mask, expected)

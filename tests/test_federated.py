@@ -140,3 +140,13 @@ def test_privacy_job_attacks_a_training_checkpoint(tmp_path):
                                 num_images=1, batch_size=1, model_round=2,
                                 checkpoint=checkpoint)
     assert record["job"]["model_round"] == 2 and record["rows"][0]["status"] == "ok"
+
+
+def test_crop_and_flip_is_seeded_and_keeps_shape():
+    from dgp.federated import crop_and_flip
+
+    images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    first = crop_and_flip(images, torch.Generator().manual_seed(5))
+    again = crop_and_flip(images, torch.Generator().manual_seed(5))
+    assert first.shape == images.shape and torch.equal(first, again)
+    assert not torch.equal(first, images)
