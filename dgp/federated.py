@@ -221,10 +221,15 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
             broadcaster = round_index % settings.users
             masks = defense.band_masks(feedback[broadcaster].corrected(updates[broadcaster]))
         shared = [feedback[u].apply(updates[u], generator, masks) for u in range(settings.users)]
-        upload = sum(shared_cost(s).sent_bytes for s in shared) / settings.users
+        costs = [shared_cost(s) for s in shared]
+        upload = sum(c.sent_bytes for c in costs) / settings.users
+        upload_bound = sum(c.sent_bytes - c.index_bytes + c.index_entropy_bytes
+                           for c in costs) / settings.users
         download = aggregate_cost(shared).sent_bytes
         if masks is not None:  # the broadcaster uploads its mask once: shared by all users
-            upload += shared_cost(SharedGradient(updates[0], masks)).index_bytes / settings.users
+            mask_cost = shared_cost(SharedGradient(updates[0], masks))
+            upload += mask_cost.index_bytes / settings.users
+            upload_bound += mask_cost.index_entropy_bytes / settings.users
         upload_total += upload
         download_total += download
         optimizer.zero_grad()
@@ -238,7 +243,8 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
                 "round": done, "epoch": done / rounds_per_epoch,
                 "test_acc": evaluate(model, test_images, test_labels),
                 "train_loss": sum(losses) / len(losses),
-                "upload_bytes": upload, "download_bytes": download,
+                "upload_bytes": upload, "upload_entropy_bound_bytes": upload_bound,
+                "download_bytes": download,
                 "cumulative_upload_bytes": upload_total,
                 "cumulative_download_bytes": download_total,
                 "residual_norm": sum(f.residual_norm() for f in feedback) / settings.users,

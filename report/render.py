@@ -178,11 +178,28 @@ def run_metadata(config: Any, data: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def summarize_utility(utility: pd.DataFrame) -> list[dict[str, str]]:
-    """One row per (defense, ratio): final accuracy over seeds, bytes, residual."""
+def upload_to_target(runs: pd.DataFrame, target: float) -> float:
+    """Mean over runs of the per-user upload spent until test accuracy first reached target.
+
+    NaN when a run never reached it (shown as "not reached").
+    """
+    spent = []
+    for _, run in runs.sort_values("round").groupby("seed"):
+        reached = run[run["test_acc"] >= target]
+        spent.append(reached["cumulative_upload_bytes"].iloc[0] if len(reached) else math.nan)
+    return float(np.mean(spent))
+
+
+def summarize_utility(utility: pd.DataFrame) -> tuple[list[dict[str, str]], float]:
+    """One row per (defense, ratio): final accuracy over seeds, bytes, residual; and the
+    accuracy target used for "upload to target" (90 % of no defense's final accuracy)."""
     last = utility.sort_values("round").groupby(["defense", "ratio", "seed"]).tail(1)
+    undefended = last.loc[last["defense"] == "none", "test_acc"]
+    target = 0.9 * undefended.mean() if len(undefended) else math.nan
     rows = []
     for (defense, ratio), group in last.groupby(["defense", "ratio"], sort=True):
+        runs = utility[(utility["defense"] == defense) & (utility["ratio"] == ratio)]
+        to_target = upload_to_target(runs, target) if not math.isnan(target) else math.nan
         rows.append({
             "defense": str(defense), "ratio": f"{ratio:g}",
             "test_acc": format_mean_ci(group["test_acc"], ".3f"),
@@ -190,10 +207,11 @@ def summarize_utility(utility: pd.DataFrame) -> list[dict[str, str]]:
             "upload": _mean(group["upload_bytes"], ",.0f"),
             "download": _mean(group["download_bytes"], ",.0f"),
             "cumulative_upload": _mean(group["cumulative_upload_bytes"], ",.0f"),
+            "to_target": "not reached" if math.isnan(to_target) else f"{to_target:,.0f}",
             "residual": _mean(group["residual_norm"], ".3g"),
             "n": str(len(group)),
         })
-    return rows
+    return rows, target
 
 
 def render_report(data: pd.DataFrame, config: Any,
@@ -210,13 +228,17 @@ def render_report(data: pd.DataFrame, config: Any,
     for name, part in data.groupby("dataset", sort=True):
         first_round = part[part["model_round"] == part["model_round"].min()]
         trained = None if utility is None else utility[utility["dataset"] == name]
+        utility_section = None
+        if trained is not None and not trained.empty:
+            summary, target = summarize_utility(trained)
+            utility_section = {"summary": summary, "target": target,
+                               "figure": utility_figure(trained)}
         datasets.append({
             "name": str(name),
             "summary": summarize(part),
             "figure": psnr_vs_ratio(first_round),
             "gallery": gallery(first_round),
-            "utility": None if trained is None or trained.empty else {
-                "summary": summarize_utility(trained), "figure": utility_figure(trained)},
+            "utility": utility_section,
         })
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),

@@ -107,3 +107,32 @@ def test_report_nan_lpips_diverged_and_missing_image(tmp_path: Path) -> None:
     assert "n/a" in text
     assert '<td class="warn">1</td>' in text  # the one diverged row is counted
     assert "missing image" in text
+
+
+def test_utility_section_reports_upload_to_target(tmp_path: Path) -> None:
+    from report.render import summarize_utility
+
+    rows = []
+    for defense, accs in {"none": [0.5, 0.8, 1.0], "dgp": [0.3, 0.95, 0.99]}.items():
+        for i, acc in enumerate(accs):
+            rows.append({"dataset": "tinyset", "model": "lenet", "defense": defense,
+                         "ratio": 0.0 if defense == "none" else 0.8, "seed": 0,
+                         "round": i + 1, "epoch": i + 1.0, "test_acc": acc, "train_loss": 1.0,
+                         "upload_bytes": 100.0, "upload_entropy_bound_bytes": 90.0,
+                         "download_bytes": 100.0, "cumulative_upload_bytes": 100.0 * (i + 1),
+                         "cumulative_download_bytes": 100.0 * (i + 1),
+                         "residual_norm": 0.0 if defense == "none" else 0.5,
+                         "error_feedback": defense != "none", "lr": 0.1, "seconds": 1.0})
+    utility = pd.DataFrame(rows)
+    summary, target = summarize_utility(utility)
+    assert target == pytest.approx(0.9)  # 90 % of none's final accuracy
+    by_defense = {row["defense"]: row for row in summary}
+    assert by_defense["dgp"]["to_target"] == "200"  # reached 0.95 at round 2
+    assert by_defense["none"]["to_target"] == "300"
+    csv = make_csv(tmp_path)
+    utility_csv = tmp_path / "utility.csv"
+    utility.to_csv(utility_csv, index=False)
+    out = tmp_path / "out" / "report.html"
+    main(["--privacy", str(csv), "--utility", str(utility_csv), "--out", str(out)])
+    text = out.read_text()
+    assert "Utility and communication" in text and "upload B to target" in text
