@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from attacks.adaptive import AdaptiveImprovedDeepLeakage, AdaptiveInvertingGradients
 from attacks.base import Attack, AttackTarget, Reconstruction
-from attacks.dlg import DeepLeakage
+from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
+from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
+from attacks.robbing_the_fed import RobbingTheFed
 
 ATTACKS: dict[str, type[Attack]] = {
     "dlg": DeepLeakage,
+    "idlg": ImprovedDeepLeakage,
+    "idlg_adaptive": AdaptiveImprovedDeepLeakage,
     "ig": InvertingGradients,
+    "ig_adaptive": AdaptiveInvertingGradients,
+    "gradinversion": GradInversion,
+    "rtf": RobbingTheFed,
 }
 
 __all__ = ["ATTACKS", "Attack", "AttackTarget", "Reconstruction", "create_attack"]

@@ -45,6 +45,8 @@ class Attack(ABC):
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # Attacks whose prior reads BatchNorm statistics cannot run on models without them.
+    needs_batchnorm: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -52,6 +54,11 @@ class Attack(ABC):
             raise ValueError(f"attack {self.name!r} has no parameter(s) {sorted(unknown)}; "
                              f"known: {sorted(self.defaults) or 'none'}")
         self.params = {**self.defaults, **params}
+
+    def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
+        """The model the server sends to users. Passive attacks send it unchanged; active
+        (malicious-server) attacks may modify it, knowing only public data."""
+        return model
 
     @abstractmethod
     def reconstruct(self, target: AttackTarget,

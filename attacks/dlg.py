@@ -1,7 +1,9 @@
-"""DLG, Deep Leakage from Gradients (Zhu et al., 2019), with iDLG's label inference.
+"""DLG, Deep Leakage from Gradients (Zhu et al., 2019), and iDLG (Zhao et al., 2020).
 
 L-BFGS on the candidate images, minimising the Euclidean distance between their gradient and
-the shared one. ``iterations`` counts L-BFGS steps; each step evaluates the gradient up to
+the shared one. DLG optimises soft label logits jointly with the images and reports their
+argmax; iDLG reads the label from the classifier's gradient first and optimises images only.
+``iterations`` counts L-BFGS steps; each step evaluates the gradient up to
 ``max_evaluations`` times (torch's default 20), as in the reference code.
 """
 
@@ -20,38 +22,67 @@ from attacks.objectives import candidate_gradients, euclidean_distance
 class DeepLeakage(Attack):
     name = "dlg"
     defaults = {"iterations": 300, "lr": 1.0, "max_evaluations": 20}
+    optimize_labels = True
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
         model = target.model
         device = next(model.parameters()).device
         observed = [t.to(device) for t in target.shared.tensors]
-        labels = infer_labels(observed, target.batch_size, target.num_classes).to(device)
         shape = (target.batch_size, *target.image_shape)
         start = torch.randn(shape, generator=generator).to(device)
         images = start.clone().requires_grad_(True)
-        optimizer = torch.optim.LBFGS([images], lr=self.params["lr"],
+        variables = [images]
+        if self.optimize_labels:
+            logits = torch.randn(target.batch_size, target.num_classes,
+                                 generator=generator).to(device).requires_grad_(True)
+            variables.append(logits)
+        else:
+            labels = infer_labels(observed, target.batch_size, target.num_classes).to(device)
+
+        def current_labels() -> torch.Tensor:
+            return logits.softmax(-1) if self.optimize_labels else labels
+
+        optimizer = torch.optim.LBFGS(variables, lr=self.params["lr"],
                                       max_iter=self.params["max_evaluations"])
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = euclidean_distance(candidate_gradients(model, images, labels), observed)
-            images.grad, = torch.autograd.grad(loss, images)
+            loss = self.matching_loss(candidate_gradients(model, images, current_labels()),
+                                      observed, target)
+            grads = torch.autograd.grad(loss, variables)
+            for variable, grad in zip(variables, grads, strict=True):
+                variable.grad = grad
             return loss
 
-        best_loss, best_images, status, steps = math.inf, start.clone(), "ok", 0
-        for steps in tqdm(range(1, self.params["iterations"] + 1), desc="dlg", leave=False,
-                          disable=None):
+        def hard_labels() -> torch.Tensor:
+            return current_labels().detach().argmax(-1) if self.optimize_labels else labels
+
+        best_loss, best_images, best_labels = math.inf, start.clone(), hard_labels()
+        status, steps = "ok", 0
+        for steps in tqdm(range(1, self.params["iterations"] + 1), desc=self.name,
+                          leave=False, disable=None):
             loss = float(optimizer.step(closure).detach())
-            if not (math.isfinite(loss) and torch.isfinite(images).all()):
+            if not (math.isfinite(loss) and all(torch.isfinite(v).all() for v in variables)):
                 status = "diverged"
                 break
             if loss < best_loss:
-                best_loss, best_images = loss, images.detach().clone()
+                best_loss, best_images, best_labels = loss, images.detach().clone(), hard_labels()
         # The loss L-BFGS reports is the one before its step: score the final images too.
         if status == "ok":
-            final = float(euclidean_distance(candidate_gradients(model, images, labels),
-                                             observed).detach())
+            final = float(self.matching_loss(
+                candidate_gradients(model, images, current_labels()), observed, target).detach())
             if math.isfinite(final) and final < best_loss:
-                best_loss, best_images = final, images.detach().clone()
-        return Reconstruction(best_images, labels, status, best_loss, steps)
+                best_loss, best_images, best_labels = final, images.detach().clone(), hard_labels()
+        return Reconstruction(best_images, best_labels, status, best_loss, steps)
+
+
+    def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
+                      target: AttackTarget) -> torch.Tensor:
+        """Passive matching: the whole shared gradient, zeros included."""
+        return euclidean_distance(candidate, observed)
+
+
+class ImprovedDeepLeakage(DeepLeakage):
+    name = "idlg"
+    optimize_labels = False

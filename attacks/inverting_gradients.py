@@ -39,6 +39,11 @@ class InvertingGradients(Attack):
         best.iterations = steps_total
         return best
 
+    def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
+                      target: AttackTarget) -> torch.Tensor:
+        """Passive matching: the whole shared gradient, zeros included."""
+        return cosine_distance(candidate, observed)
+
     def _run(self, target: AttackTarget, observed: list[torch.Tensor], labels: torch.Tensor,
              generator: torch.Generator | None, restart: int):
         device = observed[0].device
@@ -52,8 +57,8 @@ class InvertingGradients(Attack):
         best_loss, best_images, status, step = math.inf, images.detach().clone(), "ok", 0
         bar = tqdm(range(1, n + 1), desc=f"ig restart {restart}", leave=False, disable=None)
         for step in bar:
-            objective = cosine_distance(candidate_gradients(target.model, images, labels),
-                                        observed)
+            objective = self.matching_loss(
+                candidate_gradients(target.model, images, labels), observed, target)
             objective = objective + self.params["tv_weight"] * total_variation(images)
             loss = float(objective.detach())
             if not math.isfinite(loss):

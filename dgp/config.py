@@ -16,7 +16,7 @@ import yaml
 from attacks import ATTACKS, create_attack
 from defenses import DEFENSES, create_defense
 from dgp.data import DATASETS, missing_data_message
-from dgp.models import MODELS
+from dgp.models import MODELS, MODELS_WITH_BATCHNORM
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -97,9 +97,15 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.name: unknown attack {attack['name']!r}; "
                               f"choose one of {', '.join(ATTACKS)}")
         try:
-            create_attack(attack["name"], attack["params"])
+            attack_impl = create_attack(attack["name"], attack["params"])
         except ValueError as error:
             raise ConfigError(f"{where}: {error}") from None
+        without_batchnorm = [d["model"] for d in config["datasets"]
+                             if d["model"] not in MODELS_WITH_BATCHNORM]
+        if attack_impl.needs_batchnorm and without_batchnorm:
+            raise ConfigError(f"{where}: attack {attack['name']!r} needs a model with "
+                              f"BatchNorm ({', '.join(MODELS_WITH_BATCHNORM)}), but the "
+                              f"datasets use {', '.join(sorted(set(without_batchnorm)))}")
     _unique(config["attacks"], lambda a: a["name"], "attacks")
     privacy = config["privacy"]
     if any(privacy["model_rounds"]) and not config["training"]["enabled"]:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 MODELS = ("lenet", "convnet", "resnet18")
+MODELS_WITH_BATCHNORM = ("convnet", "resnet18")
 
 
 class LeNet(nn.Module):

@@ -30,6 +30,9 @@ from dgp.io import write_atomically, write_json
 from dgp.metrics import image_metrics, lpips_note
 from dgp.models import build_model
 
+# Training images a malicious server may use as public knowledge of the data distribution.
+PUBLIC_SAMPLES = 256
+
 
 def attacked_indices(num_available: int, num_images: int, seed: int) -> list[int]:
     """The test images a seed attacks: a seeded permutation's first ``num_images``."""
@@ -45,6 +48,25 @@ def match_to_originals(reconstruction: torch.Tensor, original: torch.Tensor) -> 
                         reconstruction.flatten(1).nan_to_num(1e6)).pow(2)
     rows, cols = linear_sum_assignment(costs.cpu().numpy())
     return [int(c) for _, c in sorted(zip(rows, cols, strict=True))]
+
+
+def match_labels(predicted: list[int], true: list[int]) -> list[int]:
+    """Pair a batch's inferred labels (an unordered multiset) with its images.
+
+    Each image whose label is among the predictions gets it (each prediction used once);
+    the remaining predictions go to the remaining images in order. So label accuracy is the
+    share of the batch's labels that were recovered, whatever order the attack found them in.
+    """
+    remaining = list(predicted)
+    paired: list[int | None] = []
+    for label in true:
+        if label in remaining:
+            remaining.remove(label)
+            paired.append(label)
+        else:
+            paired.append(None)
+    leftovers = iter(remaining)
+    return [label if label is not None else next(leftovers) for label in paired]
 
 
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,6 +92,8 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     model = model.to(torch_device).eval()
     defense_impl = create_defense(defense, ratio, defense_params)
     attack_impl = create_attack(attack, attack_params)
+    public, _ = load_dataset(dataset, split="train").samples(list(range(PUBLIC_SAMPLES)))
+    model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
     noise = torch.Generator().manual_seed(seed)
     indices = attacked_indices(len(data.dataset), num_images, seed)
 
@@ -88,14 +112,14 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         seconds = time.perf_counter() - began
 
         recovered = data.denormalize(result.images.detach().cpu())
-        order = match_to_originals(recovered, images)
-        recovered, rec_labels = recovered[order], result.labels.cpu()[order]
+        recovered = recovered[match_to_originals(recovered, images)]
+        rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
         metrics = image_metrics(recovered, images)
         for i, index in enumerate(batch_indices):
             rows.append({
                 "sample": index, "batch": batch, "label": int(labels[i]),
-                "predicted_label": int(rec_labels[i]),
-                "label_acc": float(rec_labels[i] == labels[i]),
+                "predicted_label": rec_labels[i],
+                "label_acc": float(rec_labels[i] == int(labels[i])),
                 **{name: values[i] for name, values in metrics.items()},
                 "status": result.status, "attack_loss": result.loss,
                 "attack_iterations": result.iterations,

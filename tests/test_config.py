@@ -48,6 +48,7 @@ def test_smoke_config_is_valid_and_gets_defaults():
     (lambda c: c["defenses"].append({"name": "dgp", "ratios": [0.5]}), "appears twice"),
     (lambda c: c["training"].update(enabled=False), "needs training.enabled"),
     (lambda c: c["training"].update(algorithm="fedprox"), "fedprox"),
+    (lambda c: c["attacks"].append({"name": "gradinversion"}), "needs a model with BatchNorm"),
 ])
 def test_bad_config_is_one_clear_error(edit, message):
     with pytest.raises(ConfigError, match=message):
