@@ -14,11 +14,11 @@ import math
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
 from attacks.objectives import candidate_gradients, euclidean_distance, total_variation
+from attacks.optimization import optimize_images
 
 
 class BatchNormStatistics:
@@ -76,31 +76,23 @@ class GradInversion(Attack):
         optimizer = torch.optim.Adam([images], lr=p["lr"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
-        best_loss, best_images, status, step = math.inf, images.detach().clone(), "ok", 0
+
+        def objective(candidate: torch.Tensor) -> torch.Tensor:
+            statistics.pop()
+            matching = euclidean_distance(candidate_gradients(model, candidate, labels),
+                                          observed)
+            return (matching + p["bn_weight"] * statistics.pop()
+                    + p["tv_weight"] * total_variation(candidate)
+                    + p["l2_weight"] * candidate.pow(2).sum())
+
+        def langevin(candidate: torch.Tensor) -> None:
+            scale = p["langevin"] * scheduler.get_last_lr()[0]
+            candidate.add_(scale * torch.randn(shape, generator=generator).to(device))
+
         try:
-            for step in tqdm(range(1, n + 1), desc=self.name, leave=False, disable=None):
-                statistics.pop()
-                candidate = candidate_gradients(model, images, labels)
-                objective = (euclidean_distance(candidate, observed)
-                             + p["bn_weight"] * statistics.pop()
-                             + p["tv_weight"] * total_variation(images)
-                             + p["l2_weight"] * images.pow(2).sum())
-                loss = float(objective.detach())
-                if not math.isfinite(loss):
-                    status = "diverged"
-                    break
-                if loss < best_loss:
-                    best_loss, best_images = loss, images.detach().clone()
-                optimizer.zero_grad()
-                images.grad, = torch.autograd.grad(objective, images)
-                optimizer.step()
-                scheduler.step()
-                with torch.no_grad():
-                    if p["langevin"]:
-                        scale = p["langevin"] * scheduler.get_last_lr()[0]
-                        noise = torch.randn(shape, generator=generator).to(device)
-                        images.add_(scale * noise)
-                    images.copy_(torch.maximum(torch.minimum(images, upper), lower))
+            best_images, best_loss, status, step = optimize_images(
+                images, objective, optimizer, scheduler, n, (lower, upper), desc=self.name,
+                perturb=langevin if p["langevin"] else None)
         finally:
             statistics.close()
         return Reconstruction(best_images, labels, status, best_loss, step)

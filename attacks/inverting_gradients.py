@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm import tqdm
 
 from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
 from attacks.objectives import candidate_gradients, cosine_distance, total_variation
+from attacks.optimization import optimize_images
 
 
 class InvertingGradients(Attack):
@@ -54,23 +54,12 @@ class InvertingGradients(Attack):
         optimizer = torch.optim.Adam([images], lr=self.params["lr"])
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
-        best_loss, best_images, status, step = math.inf, images.detach().clone(), "ok", 0
-        bar = tqdm(range(1, n + 1), desc=f"ig restart {restart}", leave=False, disable=None)
-        for step in bar:
-            objective = self.matching_loss(
-                candidate_gradients(target.model, images, labels), observed, target)
-            objective = objective + self.params["tv_weight"] * total_variation(images)
-            loss = float(objective.detach())
-            if not math.isfinite(loss):
-                status = "diverged"
-                break
-            if loss < best_loss:
-                best_loss, best_images = loss, images.detach().clone()
-            optimizer.zero_grad()
-            images.grad, = torch.autograd.grad(objective, images)
-            images.grad.sign_()
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():
-                images.copy_(torch.maximum(torch.minimum(images, upper), lower))
-        return best_images, best_loss, status, step
+        tv_weight = self.params["tv_weight"]
+
+        def objective(candidate: torch.Tensor) -> torch.Tensor:
+            matching = self.matching_loss(
+                candidate_gradients(target.model, candidate, labels), observed, target)
+            return matching + tv_weight * total_variation(candidate)
+
+        return optimize_images(images, objective, optimizer, scheduler, n, (lower, upper),
+                               desc=f"{self.name} restart {restart}", signed=True)
