@@ -6,6 +6,8 @@ CORES ?= $(shell nproc)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Workflow jobs run `python -m ...`: the environment's python must come first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: report test smoke lint benchmark clean
 
