@@ -14,7 +14,10 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-PRUNING_DEFENSES = frozenset({"dgp", "topk"})
+from defenses import DEFENSES
+
+# Compressing defenses (dgp, adgp, topk) share the "fraction not sent" ratio axis.
+PRUNING_DEFENSES = frozenset(name for name, cls in DEFENSES.items() if cls.compresses)
 
 # What ``ratio`` means differs per family, so each family gets its own row of panels.
 FAMILY_LABELS: dict[str, str] = {

@@ -136,3 +136,10 @@ def test_utility_section_reports_upload_to_target(tmp_path: Path) -> None:
     main(["--privacy", str(csv), "--utility", str(utility_csv), "--out", str(out)])
     text = out.read_text()
     assert "Utility and communication" in text and "upload B to target" in text
+
+
+def test_defense_families_follow_the_registry() -> None:
+    from report.plots import defense_family
+
+    assert [defense_family(d) for d in ("none", "dgp", "adgp", "topk", "dp_gaussian")] == [
+        "none", "pruning", "pruning", "pruning", "noise"]
