@@ -47,6 +47,8 @@ class Attack(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     # Attacks whose prior reads BatchNorm statistics cannot run on models without them.
     needs_batchnorm: ClassVar[bool] = False
+    # Active (malicious-server) attacks change the model users receive: see prepare_model.
+    active: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -57,7 +59,7 @@ class Attack(ABC):
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """The model the server sends to users. Passive attacks send it unchanged; active
-        (malicious-server) attacks may modify it, knowing only public data."""
+        attacks (``active = True``) modify it, knowing only public data."""
         return model
 
     @abstractmethod

@@ -49,6 +49,7 @@ class ImprintBlock(nn.Module):
 class RobbingTheFed(Attack):
     name = "rtf"
     defaults = {"bins": 128}
+    active = True
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """Prepend the imprint block, its thresholds at quantiles of a normal fitted to the

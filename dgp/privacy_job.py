@@ -92,8 +92,9 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     model = model.to(torch_device).eval()
     defense_impl = create_defense(defense, ratio, defense_params)
     attack_impl = create_attack(attack, attack_params)
-    public, _ = load_dataset(dataset, split="train").samples(list(range(PUBLIC_SAMPLES)))
-    model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
+    if attack_impl.active:
+        public, _ = load_dataset(dataset, split="train").samples(list(range(PUBLIC_SAMPLES)))
+        model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
     noise = torch.Generator().manual_seed(seed)
     indices = attacked_indices(len(data.dataset), num_images, seed)
 
