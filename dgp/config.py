@@ -15,7 +15,7 @@ import yaml
 
 from attacks import ATTACKS, create_attack
 from defenses import DEFENSES, create_defense
-from dgp.data import DATASETS, missing_data_message
+from dgp.data import DATASETS, dataset_id, missing_data_message
 from dgp.models import MODELS, MODELS_WITH_BATCHNORM
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -115,10 +115,6 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
         raise ConfigError("config error at privacy: num_images "
                           f"({privacy['num_images']}) must be a multiple of batch_size "
                           f"({privacy['batch_size']})")
-
-
-def dataset_id(dataset: dict[str, Any]) -> str:
-    return dataset.get("id") or dataset["name"]
 
 
 def format_ratio(ratio: float) -> str:

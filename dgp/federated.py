@@ -25,7 +25,7 @@ from defenses import create_defense
 from defenses.base import SharedGradient
 from dgp.communication import aggregate_cost, shared_cost
 from dgp.error_feedback import ErrorFeedback, wants_error_feedback
-from dgp.gradients import parameter_gradients
+from dgp.gradients import loss_and_gradients
 
 
 @dataclass
@@ -208,9 +208,9 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         for user in range(settings.users):
             x, y = next_batch(user)
             if fedsgd:
-                updates.append(parameter_gradients(model, x, y))
-                with torch.no_grad():
-                    losses.append(float(nn.functional.cross_entropy(model(x), y)))
+                loss, gradients = loss_and_gradients(model, x, y)
+                updates.append(gradients)
+                losses.append(loss)
             else:
                 change, loss = _local_update(model, x, y, settings, lr,
                                              lambda u=user: next_batch(u))

@@ -23,7 +23,7 @@ import torch
 from attacks import AttackTarget, create_attack
 from defenses import create_defense
 from dgp.communication import shared_cost
-from dgp.data import ImageData, load_dataset
+from dgp.data import ImageData, dataset_id, load_dataset
 from dgp.device import resolve_device
 from dgp.gradients import parameter_gradients
 from dgp.io import write_atomically, write_json
@@ -138,7 +138,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     if diverged:
         notes.append(f"{diverged} of {len(rows)} images: the attack diverged (non-finite loss)")
     record = {
-        "job": {"dataset": dataset.get("id", dataset["name"]), "model": dataset["model"],
+        "job": {"dataset": dataset_id(dataset), "model": dataset["model"],
                 "defense": defense, "ratio": ratio, "attack": attack,
                 "model_round": model_round, "seed": seed,
                 "device": str(torch_device)},

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from dgp.data import load_dataset
+from dgp.data import dataset_id, load_dataset
 from dgp.device import resolve_device
 from dgp.federated import TrainingSettings, train
 from dgp.io import write_atomically
@@ -61,7 +61,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         torch.manual_seed(seed)  # dropout-free models, but keep any layer's RNG seeded
         records = train(model, train_images, train_labels, test_images, test_labels, defense,
                         ratio, defense_params, settings, seed, on_checkpoint)
-    job = {"dataset": dataset.get("id", dataset["name"]), "model": dataset["model"],
+    job = {"dataset": dataset_id(dataset), "model": dataset["model"],
            "defense": defense, "ratio": ratio, "seed": seed}
     return pd.DataFrame([{**job, **r} for r in records], columns=COLUMNS)
 

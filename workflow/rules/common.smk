@@ -1,12 +1,7 @@
 import json
 
-from dgp.config import (
-    ConfigError,
-    dataset_id,
-    privacy_jobs,
-    training_jobs,
-    validate_config,
-)
+from dgp.config import ConfigError, privacy_jobs, training_jobs, validate_config
+from dgp.data import dataset_id
 
 # Validate before any job is scheduled: a bad config stops here with one clear message.
 try:
