@@ -5,11 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dgp.gradients import training_loss
+
 
 def candidate_gradients(model: nn.Module, images: torch.Tensor,
                         labels: torch.Tensor) -> list[torch.Tensor]:
-    """The gradient a candidate batch would produce, differentiable w.r.t. the images."""
-    loss = nn.functional.cross_entropy(model(images), labels)
+    """The gradient a candidate batch would produce, differentiable w.r.t. the images (the
+    user's loss as the server knows it, model penalties such as PRECODE's included)."""
+    loss = training_loss(model, images, labels)
     params = [p for p in model.parameters() if p.requires_grad]
     return list(torch.autograd.grad(loss, params, create_graph=True))
 

@@ -1,12 +1,26 @@
-"""The interface every defense implements, and what it hands to the server."""
+"""The interface every defense implements, and what it hands to the server.
+
+A user's update passes through up to four stages, and a defense may act at any of them:
+``wrap_model`` (change the architecture the user trains, e.g. PRECODE's bottleneck),
+``transform_batch`` (change the data before the gradient, e.g. ATS, MixUp, InstaHide),
+``apply`` (change the gradient, e.g. pruning, noise, quantization, Soteria), and
+``accounting`` (formal guarantees of the release, e.g. DP's epsilon). Every stage defaults to
+doing nothing, so a defense implements only what defines it.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
+
+# Draws ``count`` more (pixel-space images, labels) from the user's own data, e.g. as mixing
+# partners; seeded by the caller.
+DrawSamples = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -17,25 +31,37 @@ class SharedGradient:
     ``masks`` marks the transmitted entries per tensor (None: every entry was sent), which is
     what the communication cost is counted from; ``bits_per_value`` is the width of one
     transmitted value; ``positions_known`` says the server already knows the sent positions
-    (an aligned mask), so no index set travels with the values.
+    (an aligned mask), so no index set travels with the values; ``side_bytes`` counts extra
+    payload such as a quantizer's per-tensor scale.
     """
 
     tensors: list[torch.Tensor]
     masks: list[torch.Tensor | None]
     bits_per_value: int = 32
     positions_known: bool = False
+    side_bytes: int = 0
+
+
+@dataclass
+class UserBatch:
+    """The user's side of the gradient computation, for defenses that need more than the
+    gradient (Soteria reads the model's representation of the inputs)."""
+
+    model: nn.Module
+    inputs: torch.Tensor  # normalised model inputs the gradient was computed on
 
 
 class Defense(ABC):
-    """A gradient defense applied by a user before sharing.
+    """A defense applied by a user before sharing.
 
-    ``ratio`` is the defense's strength axis: for pruning defenses the fraction of entries
-    *not* sent, for noise defenses the noise multiplier. Subclasses declare their parameters
-    with defaults in ``defaults`` and validate a ratio in ``ratio_error``.
+    ``ratio`` is the defense's strength axis (``ratio_meaning`` says what it is for each
+    defense). Subclasses declare their parameters with defaults in ``defaults`` and validate
+    a ratio in ``ratio_error``. ``family`` groups defenses in the report's figures.
     """
 
     name: ClassVar[str]
     ratio_meaning: ClassVar[str]
+    family: ClassVar[str] = "other"  # pruning, noise, quantization, data, model, ...
     defaults: ClassVar[dict[str, Any]] = {}
     # Compressing defenses drop information that error feedback can carry to later rounds;
     # they get error feedback in training by default (as in the DGP code).
@@ -57,7 +83,27 @@ class Defense(ABC):
         """Return why ``ratio`` is invalid for this defense, or None when it is valid."""
         return None
 
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The architecture users train and the server sees (unchanged by default)."""
+        return model
+
+    def transform_batch(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                        generator: torch.Generator | None = None,
+                        draw: DrawSamples | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (pixel-space images, targets) the gradient is computed on. Targets are class
+        indices, or class probabilities [N, num_classes] for label-mixing defenses."""
+        return images, labels
+
     @abstractmethod
-    def apply(self, gradients: list[torch.Tensor],
-              generator: torch.Generator | None = None) -> SharedGradient:
+    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
+              batch: UserBatch | None = None) -> SharedGradient:
         """Defend one user's gradient (a list of per-parameter tensors)."""
+
+    def accounting(self, releases: int) -> dict[str, float]:
+        """Formal guarantees after a user made ``releases`` releases (none by default)."""
+        return {}
+
+
+def dense(tensors: list[torch.Tensor], **fields: Any) -> SharedGradient:
+    """A gradient sent entry by entry (no index set)."""
+    return SharedGradient(tensors, [None] * len(tensors), **fields)

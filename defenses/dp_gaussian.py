@@ -2,13 +2,22 @@
 
 The whole gradient (all tensors together) is clipped to L2 norm ``clip_norm``; the noise
 standard deviation is ``ratio * clip_norm`` (ratio = noise multiplier, as in DP-SGD).
+
+Accounting: each release is a Gaussian mechanism on the user's clipped batch gradient
+(sensitivity ``clip_norm`` between a batch and no batch), composed over the releases with
+opacus' RDP accountant at sample rate 1 (no amplification by sampling is claimed, since the
+user clips its batch gradient, not each example's). The result is the (epsilon, delta) of the
+user's data as a whole.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import torch
 
-from defenses.base import Defense, SharedGradient
+from defenses.base import Defense, SharedGradient, UserBatch, dense
 
 
 def clip_to_norm(gradients: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
@@ -18,24 +27,46 @@ def clip_to_norm(gradients: list[torch.Tensor], max_norm: float) -> list[torch.T
     return [g * scale for g in gradients]
 
 
+def gaussian_epsilon(noise_multiplier: float, releases: int, delta: float) -> float:
+    """Epsilon of ``releases`` Gaussian releases at this noise multiplier (opacus RDP)."""
+    if releases <= 0:
+        return 0.0
+    if noise_multiplier <= 0:
+        return math.inf
+    from opacus.accountants import RDPAccountant  # slow to import; only DP defenses need it
+
+    accountant = RDPAccountant()
+    accountant.history = [(noise_multiplier, 1.0, releases)]
+    with warnings.catch_warnings():  # "optimal order is the smallest alpha" at large epsilon
+        warnings.simplefilter("ignore", UserWarning)
+        return float(accountant.get_epsilon(delta))
+
+
 class GaussianNoise(Defense):
     name = "dp_gaussian"
+    family = "noise"
     ratio_meaning = "noise multiplier: noise std = ratio x clip_norm"
-    defaults = {"clip_norm": 1.0}
+    defaults = {"clip_norm": 1.0, "delta": 1e-5}
 
     @classmethod
     def ratio_error(cls, ratio, params):
         if params["clip_norm"] <= 0:
-            return f"dp_gaussian parameter clip_norm must be > 0, got {params['clip_norm']}"
+            return f"{cls.name} parameter clip_norm must be > 0, got {params['clip_norm']}"
+        if not 0 < params["delta"] < 1:
+            return f"{cls.name} parameter delta must be in (0, 1), got {params['delta']}"
         if ratio < 0:
-            return f"defense 'dp_gaussian' needs ratio >= 0 (noise multiplier), got {ratio}"
+            return f"defense {cls.name!r} needs ratio >= 0 (noise multiplier), got {ratio}"
         return None
 
-    def apply(self, gradients: list[torch.Tensor],
-              generator: torch.Generator | None = None) -> SharedGradient:
+    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
+              batch: UserBatch | None = None) -> SharedGradient:
         std = self.ratio * self.params["clip_norm"]
         noisy = []
         for g in clip_to_norm(gradients, self.params["clip_norm"]):
             noise = torch.randn(g.shape, generator=generator, dtype=g.dtype, device=g.device)
             noisy.append(g + std * noise)
-        return SharedGradient(noisy, [None] * len(noisy))
+        return dense(noisy)
+
+    def accounting(self, releases: int) -> dict[str, float]:
+        delta = self.params["delta"]
+        return {"dp_epsilon": gaussian_epsilon(self.ratio, releases, delta), "dp_delta": delta}

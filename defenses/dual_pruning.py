@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from defenses.base import Defense, SharedGradient
+from defenses.base import Defense, SharedGradient, UserBatch
 from defenses.pruning import prune_ratio_error, rank_band_mask, sent_count
 
 
@@ -32,6 +32,7 @@ def top_drop_count(numel: int, ratio: float, p1: float) -> int:
 class DualGradientPruning(Defense):
     name = "dgp"
     compresses = True
+    family = "pruning"
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
     defaults = {"p1": 0.05}
 
@@ -42,8 +43,8 @@ class DualGradientPruning(Defense):
             return f"dgp parameter p1 must be in [0, 1), got {p1}"
         return prune_ratio_error(cls.name, ratio, low=p1)
 
-    def apply(self, gradients: list[torch.Tensor],
-              generator: torch.Generator | None = None) -> SharedGradient:
+    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
+              batch: UserBatch | None = None) -> SharedGradient:
         tensors, masks = [], []
         for g in gradients:
             keep = sent_count(g.numel(), self.ratio)

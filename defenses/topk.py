@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import Defense, SharedGradient
+from defenses.base import Defense, SharedGradient, UserBatch
 from defenses.pruning import prune_ratio_error, rank_band_mask, sent_count
 
 
 class TopK(Defense):
     name = "topk"
     compresses = True
+    family = "pruning"
     ratio_meaning = "fraction of entries not sent per tensor (the largest 1-ratio are sent)"
 
     @classmethod
     def ratio_error(cls, ratio, params):
         return prune_ratio_error(cls.name, ratio)
 
-    def apply(self, gradients: list[torch.Tensor],
-              generator: torch.Generator | None = None) -> SharedGradient:
+    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
+              batch: UserBatch | None = None) -> SharedGradient:
         masks = [rank_band_mask(g, 0, sent_count(g.numel(), self.ratio)) for g in gradients]
         return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)], masks)

@@ -4,6 +4,8 @@ Dense: 32-bit floats for every entry. Sparse tensors are sent as their values pl
 set, encoded per tensor in the smaller of
   * COO: one int32 index per sent value (4 bytes each), or
   * bitmap: one bit per entry of the tensor (ceil(n / 8) bytes).
+Quantized values cost their own width per entry, plus side information such as a per-tensor
+scale (``SharedGradient.side_bytes``).
 The entropy bound, log2(n choose k) bits per tensor, is the least any index encoding of a
 k-of-n set can cost; it is reported beside the real encoding for reference.
 """
@@ -55,8 +57,8 @@ class Cost:
 
 
 def _cost(numels: list[int], sent_counts: list[int], bits_per_value: int,
-          positions_known: bool) -> Cost:
-    value_bytes = sum(math.ceil(k * bits_per_value / 8) for k in sent_counts)
+          positions_known: bool, side_bytes: int = 0) -> Cost:
+    value_bytes = sum(math.ceil(k * bits_per_value / 8) for k in sent_counts) + side_bytes
     if positions_known:
         positions, entropy = 0, 0.0
     else:
@@ -75,7 +77,7 @@ def _sent_counts(tensors: list[torch.Tensor], masks: list[torch.Tensor | None]) 
 def shared_cost(shared: SharedGradient) -> Cost:
     """Upload cost of one user's shared gradient."""
     return _cost([t.numel() for t in shared.tensors], _sent_counts(shared.tensors, shared.masks),
-                 shared.bits_per_value, shared.positions_known)
+                 shared.bits_per_value, shared.positions_known, shared.side_bytes)
 
 
 def aggregate_cost(shared: list[SharedGradient]) -> Cost:

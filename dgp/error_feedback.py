@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from defenses.base import Defense, SharedGradient
+from defenses.base import Defense, SharedGradient, UserBatch
 
 
 class ErrorFeedback:
@@ -30,11 +30,12 @@ class ErrorFeedback:
         return [g + e for g, e in zip(gradients, self.residuals, strict=True)]
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
-              masks: list[torch.Tensor] | None = None) -> SharedGradient:
+              masks: list[torch.Tensor] | None = None,
+              batch: UserBatch | None = None) -> SharedGradient:
         """Defend the corrected gradient (at given aligned ``masks`` if any); keep the rest."""
         corrected = self.corrected(gradients)
         if masks is None:
-            shared = self.defense.apply(corrected, generator)
+            shared = self.defense.apply(corrected, generator, batch)
         else:
             shared = self.defense.apply_with_masks(corrected, masks)
         if self.enabled:

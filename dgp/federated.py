@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from defenses import create_defense
-from defenses.base import SharedGradient
+from defenses.base import DrawSamples, SharedGradient, UserBatch
 from dgp.communication import aggregate_cost, shared_cost
 from dgp.error_feedback import ErrorFeedback, wants_error_feedback
-from dgp.gradients import loss_and_gradients
+from dgp.gradients import loss_and_gradients, training_loss
 
 
 @dataclass
@@ -146,7 +146,7 @@ def _local_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     for step in range(settings.local_steps):
         x, y = (images, labels) if step == 0 else draw()
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(local(x), y)
+        loss = training_loss(local, x, y)
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
@@ -158,14 +158,21 @@ def _local_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
           test_images: torch.Tensor, test_labels: torch.Tensor, defense_name: str,
           ratio: float, defense_params: dict[str, Any], settings: TrainingSettings,
-          seed: int, on_checkpoint=None) -> list[dict[str, Any]]:
+          seed: int, on_checkpoint=None,
+          normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          num_classes: int | None = None) -> list[dict[str, Any]]:
     """Train ``model`` in place; return one record per evaluation.
 
-    Images must already be normalised. ``on_checkpoint(round, model)`` is called before the
-    rounds listed in ``settings.checkpoint_rounds`` (round 0 = the initial model).
+    Images are in pixel space and go through ``normalize`` (identity if None) after
+    augmentation and the defense's data transform. ``model`` must already carry the
+    defense's architecture change (``build_model(..., defense)``). ``on_checkpoint(round,
+    model)`` is called before the rounds listed in ``settings.checkpoint_rounds`` (round 0 =
+    the initial model).
     """
     device = next(model.parameters()).device
     defense = create_defense(defense_name, ratio, defense_params)
+    normalize = normalize or (lambda images: images)
+    num_classes = num_classes or int(train_labels.max()) + 1
     feedback_on = wants_error_feedback(defense, settings.error_feedback)
     feedback = [ErrorFeedback(defense, feedback_on) for _ in range(settings.users)]
     shards = partition(train_labels, settings.users, settings.partition,
@@ -173,12 +180,21 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     generator = torch.Generator().manual_seed(seed)
     streams = [user_batches(s, settings.batch_size, generator) for s in shards]
 
+    def partners(user: int) -> DrawSamples:
+        def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+            shard = shards[user]
+            chosen = shard[torch.randint(len(shard), (count,), generator=generator)]
+            return train_images[chosen], train_labels[chosen]
+        return draw
+
     def next_batch(user: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = next(streams[user])
         images = train_images[index]
         if settings.augment:
             images = crop_and_flip(images, generator)
-        return images.to(device), train_labels[index].to(device)
+        images, targets = defense.transform_batch(images, train_labels[index], num_classes,
+                                                  generator, partners(user))
+        return normalize(images).to(device), targets.to(device)
 
     samples_per_round = sum(min(settings.batch_size, len(s)) for s in shards)
     rounds_per_epoch = max(1, math.ceil(len(train_labels) / samples_per_round))
@@ -188,6 +204,7 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     if late:
         raise ValueError(f"checkpoint rounds {late} are past the end of training "
                          f"({total_rounds} rounds)")
+    test_inputs = normalize(test_images)
     fedsgd = settings.algorithm == "fedsgd"
     optimizer = torch.optim.SGD(
         model.parameters(), lr=settings.lr,
@@ -204,9 +221,10 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         lr = _lr_at(settings, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr if fedsgd else 1.0
-        updates = []
+        updates, inputs = [], []
         for user in range(settings.users):
             x, y = next_batch(user)
+            inputs.append(x)
             if fedsgd:
                 loss, gradients = loss_and_gradients(model, x, y)
                 updates.append(gradients)
@@ -220,7 +238,8 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         if getattr(defense, "aligned", False):
             broadcaster = round_index % settings.users
             masks = defense.band_masks(feedback[broadcaster].corrected(updates[broadcaster]))
-        shared = [feedback[u].apply(updates[u], generator, masks) for u in range(settings.users)]
+        shared = [feedback[u].apply(updates[u], generator, masks, UserBatch(model, inputs[u]))
+                  for u in range(settings.users)]
         costs = [shared_cost(s) for s in shared]
         upload = sum(c.sent_bytes for c in costs) / settings.users
         upload_bound = sum(c.sent_bytes - c.index_bytes + c.index_entropy_bytes
@@ -241,14 +260,14 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         if done % eval_every == 0 or done == total_rounds:
             records.append({
                 "round": done, "epoch": done / rounds_per_epoch,
-                "test_acc": evaluate(model, test_images, test_labels),
+                "test_acc": evaluate(model, test_inputs, test_labels),
                 "train_loss": sum(losses) / len(losses),
                 "upload_bytes": upload, "upload_entropy_bound_bytes": upload_bound,
                 "download_bytes": download,
                 "cumulative_upload_bytes": upload_total,
                 "cumulative_download_bytes": download_total,
                 "residual_norm": sum(f.residual_norm() for f in feedback) / settings.users,
-                "error_feedback": feedback_on, "lr": lr,
+                "error_feedback": feedback_on, "lr": lr, **defense.accounting(done),
                 "seconds": time.perf_counter() - began,
             })
             losses = []

@@ -1,4 +1,8 @@
-"""The gradient a user shares: one per parameter tensor, of the cross-entropy loss."""
+"""The gradient a user shares: one per parameter tensor, of the training loss.
+
+The loss is the cross-entropy against class indices or, for label-mixing defenses, against
+class probabilities, plus any penalty a model's modules add (PRECODE's KL term).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,27 @@ import torch
 from torch import nn
 
 
-def loss_and_gradients(model: nn.Module, images: torch.Tensor,
-                       labels: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
-    """Mean cross-entropy over the batch and its gradient per parameter tensor (detached),
-    from one forward pass (a second one would also move BatchNorm's running statistics)."""
-    loss = nn.functional.cross_entropy(model(images), labels)
+def model_penalty(model: nn.Module) -> torch.Tensor | float:
+    """Sum of the loss terms the model's modules report for their last forward pass."""
+    return sum((m.penalty() for m in model.modules() if hasattr(m, "penalty")), 0.0)
+
+
+def training_loss(model: nn.Module, inputs: torch.Tensor,
+                  targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (hard or soft targets) plus the model's own penalty terms."""
+    return nn.functional.cross_entropy(model(inputs), targets) + model_penalty(model)
+
+
+def loss_and_gradients(model: nn.Module, inputs: torch.Tensor,
+                       targets: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
+    """Training loss and its gradient per parameter tensor (detached), from one forward
+    pass (a second one would also move BatchNorm's running statistics)."""
+    loss = training_loss(model, inputs, targets)
     params = [p for p in model.parameters() if p.requires_grad]
     return float(loss.detach()), [g.detach() for g in torch.autograd.grad(loss, params)]
 
 
-def parameter_gradients(model: nn.Module, images: torch.Tensor,
-                        labels: torch.Tensor) -> list[torch.Tensor]:
-    """Gradient of the mean cross-entropy over the batch, per parameter tensor (detached)."""
-    return loss_and_gradients(model, images, labels)[1]
+def parameter_gradients(model: nn.Module, inputs: torch.Tensor,
+                        targets: torch.Tensor) -> list[torch.Tensor]:
+    """Gradient of the training loss per parameter tensor (detached)."""
+    return loss_and_gradients(model, inputs, targets)[1]

@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from defenses.base import Defense
 
 MODELS = ("lenet", "convnet", "resnet18")
 MODELS_WITH_BATCHNORM = ("convnet", "resnet18")
@@ -73,10 +76,28 @@ _BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
 
 
 def build_model(name: str, channels: int, num_classes: int, image_size: int,
-                seed: int) -> nn.Module:
-    """Build model ``name`` with weights drawn from ``seed`` (global RNG left untouched)."""
+                seed: int, defense: Defense | None = None) -> nn.Module:
+    """Build model ``name`` with weights drawn from ``seed`` (global RNG left untouched),
+    with the architecture change of ``defense`` if it makes one (e.g. PRECODE)."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _BUILDERS[name](channels, num_classes, image_size)
+        model = _BUILDERS[name](channels, num_classes, image_size)
+        return defense.wrap_model(model) if defense is not None else model
+
+
+@contextmanager
+def user_sampling(model: nn.Module) -> Iterator[None]:
+    """Let stochastic layers (``samples_in_training``) sample while the user computes its
+    gradient, even when the rest of the model is in eval mode (BatchNorm's running
+    statistics); the server's view of them stays deterministic."""
+    stochastic = [m for m in model.modules() if getattr(m, "samples_in_training", False)]
+    modes = [m.training for m in stochastic]
+    for m in stochastic:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, mode in zip(stochastic, modes, strict=True):
+            m.train(mode)

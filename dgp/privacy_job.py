@@ -2,9 +2,12 @@
 
 For one (dataset, model, defense, ratio, attack, seed), the seed fixes the attacked test
 images, the model's initial weights, the defense's randomness and the attack's starting
-noise. Each batch of ``batch_size`` images yields one shared gradient and one attack; every
-image becomes one row. Writes a JSON file with the rows and a PNG with originals (top row)
-over reconstructions (bottom row), both atomically.
+noise. The user's batch goes through the defense's data transform (if any), its gradient
+through the defense; reconstructions are always scored against the user's original images
+and labels, the data the defense is meant to protect. Each batch of ``batch_size`` images
+yields one shared gradient and one attack; every image becomes one row. Writes a JSON file
+with the rows and a PNG with originals (top row) over reconstructions (bottom row), both
+atomically.
 
 Usable by hand: ``python -m dgp.privacy_job --help``.
 """
@@ -22,13 +25,14 @@ import torch
 
 from attacks import AttackTarget, create_attack
 from defenses import create_defense
+from defenses.base import DrawSamples, UserBatch
 from dgp.communication import shared_cost
 from dgp.data import ImageData, dataset_id, load_dataset
 from dgp.device import resolve_device
 from dgp.gradients import parameter_gradients
 from dgp.io import write_atomically, write_json
 from dgp.metrics import image_metrics, lpips_note
-from dgp.models import build_model
+from dgp.models import build_model, user_sampling
 
 # Training images a malicious server may use as public knowledge of the data distribution.
 PUBLIC_SAMPLES = 256
@@ -69,6 +73,21 @@ def match_labels(predicted: list[int], true: list[int]) -> list[int]:
     return [label if label is not None else next(leftovers) for label in paired]
 
 
+def partner_draw(data: ImageData, exclude: list[int],
+                 generator: torch.Generator) -> DrawSamples:
+    """Draws of the user's other images (not attacked in this job): mixing partners."""
+    pool = torch.tensor(sorted(set(range(len(data.dataset))) - set(exclude)))
+
+    def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if count <= len(pool):
+            chosen = pool[torch.randperm(len(pool), generator=generator)[:count]]
+        else:
+            chosen = pool[torch.randint(len(pool), (count,), generator=generator)]
+        return data.samples(chosen.tolist())
+
+    return draw
+
+
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
     zeros = torch.zeros(1, data.channels, 1, 1)
     return data.normalize(zeros), data.normalize(zeros + 1)
@@ -84,27 +103,33 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     at ``model_round``.
     """
     torch_device = resolve_device(device)
+    torch.manual_seed(seed)  # layers that sample (PRECODE) draw from the global generator
     data = load_dataset(dataset, split="test")
+    defense_impl = create_defense(defense, ratio, defense_params)
     model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
-                        seed)
+                        seed, defense_impl)
     if checkpoint is not None:
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     model = model.to(torch_device).eval()
-    defense_impl = create_defense(defense, ratio, defense_params)
     attack_impl = create_attack(attack, attack_params)
     if attack_impl.active:
         public, _ = load_dataset(dataset, split="train").samples(list(range(PUBLIC_SAMPLES)))
         model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
     noise = torch.Generator().manual_seed(seed)
     indices = attacked_indices(len(data.dataset), num_images, seed)
+    draw = partner_draw(data, indices, noise)
 
     rows, originals, reconstructions = [], [], []
     for batch, start in enumerate(range(0, len(indices), batch_size)):
         batch_indices = indices[start:start + batch_size]
         images, labels = data.samples(batch_indices)
-        gradients = parameter_gradients(model, data.normalize(images).to(torch_device),
-                                        labels.to(torch_device))
-        shared = defense_impl.apply([g.cpu() for g in gradients], generator=noise)
+        inputs, targets = defense_impl.transform_batch(images, labels, data.num_classes,
+                                                       noise, draw)
+        inputs = data.normalize(inputs).to(torch_device)
+        with user_sampling(model):
+            gradients = parameter_gradients(model, inputs, targets.to(torch_device))
+            shared = defense_impl.apply([g.cpu() for g in gradients], noise,
+                                        UserBatch(model, inputs))
         cost = shared_cost(shared)
         target = AttackTarget(model, shared, len(batch_indices), tuple(images.shape[1:]),
                               data.num_classes, _box(data))
@@ -129,6 +154,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                 "index_bytes": cost.index_bytes,
                 "index_entropy_bytes": round(cost.index_entropy_bytes, 1),
                 "sent_values": cost.sent_values, "compression": cost.compression,
+                **defense_impl.accounting(releases=1),
             })
         originals.append(images)
         reconstructions.append(recovered.clamp(0, 1).nan_to_num(0.0))

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from defenses import create_defense
 from dgp.data import dataset_id, load_dataset
 from dgp.device import resolve_device
 from dgp.federated import TrainingSettings, train
@@ -27,13 +28,13 @@ from dgp.models import build_model
 COLUMNS = ["dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc",
            "train_loss", "upload_bytes", "upload_entropy_bound_bytes", "download_bytes",
            "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
-           "error_feedback", "lr", "seconds"]
+           "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds"]
 
 
 def _all_samples(spec: dict[str, Any], split: str):
     data = load_dataset(spec, split)
     images, labels = data.samples(list(range(len(data.dataset))))
-    return data, data.normalize(images), labels
+    return data, images, labels
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
@@ -51,7 +52,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     data, train_images, train_labels = _all_samples(dataset, "train")
     _, test_images, test_labels = _all_samples(dataset, "test")
     model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
-                        seed).to(torch_device)
+                        seed, create_defense(defense, ratio, defense_params)).to(torch_device)
 
     def on_checkpoint(round_index: int, current: torch.nn.Module) -> None:
         if checkpoint_dir is not None:
@@ -60,7 +61,8 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout-free models, but keep any layer's RNG seeded
         records = train(model, train_images, train_labels, test_images, test_labels, defense,
-                        ratio, defense_params, settings, seed, on_checkpoint)
+                        ratio, defense_params, settings, seed, on_checkpoint,
+                        normalize=data.normalize, num_classes=data.num_classes)
     job = {"dataset": dataset_id(dataset), "model": dataset["model"],
            "defense": defense, "ratio": ratio, "seed": seed}
     return pd.DataFrame([{**job, **r} for r in records], columns=COLUMNS)

@@ -1,0 +1,41 @@
+"""Random sparsification: send a uniformly random subset of each tensor's entries.
+
+The control for magnitude-based pruning: the same number of entries per tensor as ``topk``
+and ``dgp`` at the same ratio, chosen without looking at the values. With ``rescale`` the
+sent values are divided by the keep fraction, which makes the shared gradient unbiased.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from defenses.base import Defense, SharedGradient, UserBatch
+from defenses.pruning import prune_ratio_error, sent_count
+
+
+class RandomSparsification(Defense):
+    name = "random"
+    family = "pruning"
+    compresses = True
+    ratio_meaning = "fraction of entries not sent per tensor (a uniform random 1-ratio sent)"
+    defaults = {"rescale": False}
+
+    @classmethod
+    def ratio_error(cls, ratio, params):
+        return prune_ratio_error(cls.name, ratio)
+
+    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
+              batch: UserBatch | None = None) -> SharedGradient:
+        tensors, masks = [], []
+        for g in gradients:
+            keep = sent_count(g.numel(), self.ratio)
+            chosen = torch.randperm(g.numel(), generator=generator)[:keep].to(g.device)
+            mask = torch.zeros(g.numel(), dtype=torch.bool, device=g.device)
+            mask[chosen] = True
+            mask = mask.view_as(g)
+            sent = g * mask
+            if self.params["rescale"] and keep:
+                sent = sent * (g.numel() / keep)
+            tensors.append(sent)
+            masks.append(mask)
+        return SharedGradient(tensors, masks)
