@@ -20,7 +20,7 @@ ROW_COLUMNS = [
     "sample", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
     "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
     "dense_bytes", "sent_bytes", "sent_values", "index_bytes", "index_entropy_bytes",
-    "compression",
+    "compression", "dp_epsilon", "dp_delta",
 ]
 COLUMNS = JOB_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
 

@@ -67,6 +67,22 @@ def _unique(items: list[dict[str, Any]], key, what: str) -> None:
         seen.add(value)
 
 
+def _check_training_override(override: dict[str, Any], where: str) -> None:
+    """A defense's training override must be valid as (part of) the training settings."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["training"]
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(override))
+    if error is not None:
+        inner = "." + _where(error.absolute_path) if error.absolute_path else ""
+        raise ConfigError(f"{where}{inner}: {error.message}")
+
+
+def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, Any]:
+    """The training settings of one defense: the top-level ones with its overrides."""
+    entry = next(d for d in config["defenses"] if d["name"] == defense_name)
+    return {**config["training"], **entry["training"]}
+
+
 def _check_names_and_ranges(config: dict[str, Any]) -> None:
     for i, dataset in enumerate(config["datasets"]):
         where = f"config error at datasets[{i}]"
@@ -90,6 +106,7 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
                 create_defense(defense["name"], ratio, defense["params"])
             except ValueError as error:
                 raise ConfigError(f"{where}: {error}") from None
+        _check_training_override(defense["training"], f"{where}.training")
     _unique(config["defenses"], lambda d: d["name"], "defenses")
     for i, attack in enumerate(config["attacks"]):
         where = f"config error at attacks[{i}]"

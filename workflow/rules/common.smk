@@ -1,6 +1,12 @@
 import json
 
-from dgp.config import ConfigError, privacy_jobs, training_jobs, validate_config
+from dgp.config import (
+    ConfigError,
+    privacy_jobs,
+    training_jobs,
+    training_settings,
+    validate_config,
+)
 from dgp.data import dataset_id
 
 # Validate before any job is scheduled: a bad config stops here with one clear message.
@@ -69,7 +75,8 @@ def get_defense_params_json(wildcards):
 
 
 def get_training_json(wildcards):
-    settings = {**config["training"], "checkpoint_rounds": CHECKPOINT_ROUNDS}
+    settings = {**training_settings(config, wildcards.defense),
+                "checkpoint_rounds": CHECKPOINT_ROUNDS}
     return json.dumps(settings, sort_keys=True)
 
 

@@ -1,0 +1,247 @@
+"""The baseline defenses of the DGP comparison: each one's defining property, and every
+registered defense running end to end (privacy job and one training round)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from defenses import DEFENSES, UserBatch, create_defense
+from defenses.ats import OPERATIONS, apply_operation, parse_policy
+from defenses.dp_gaussian import gaussian_epsilon
+from defenses.precode import VariationalBottleneck
+from defenses.pruning import sent_count
+from defenses.soteria import feature_scores
+from dgp.communication import shared_cost
+from dgp.data import load_dataset
+from dgp.federated import TrainingSettings, train
+from dgp.gradients import loss_and_gradients, parameter_gradients
+from dgp.models import build_model, user_sampling
+from dgp.privacy_job import run
+
+DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
+# A ratio within each defense's range, small enough to keep the tests fast.
+TEST_RATIOS = {"none": 0, "dgp": 0.8, "adgp": 0.8, "topk": 0.8, "random": 0.8,
+               "dp_gaussian": 0.01, "dp_laplace": 0.01, "qsgd": 4, "soteria": 0.8,
+               "precode": 1e-3, "ats": 1.0, "mixup": 4, "instahide": 4}
+
+
+def test_every_registered_defense_has_a_test_ratio():
+    assert set(TEST_RATIOS) == set(DEFENSES)
+
+
+def test_random_sends_topk_density_and_is_unbiased_when_rescaled():
+    g = torch.randn(50, 40)
+    shared = create_defense("random", 0.8).apply([g], torch.Generator().manual_seed(0))
+    assert int(shared.masks[0].sum()) == sent_count(g.numel(), 0.8)
+    sent = shared.masks[0]
+    assert torch.equal(shared.tensors[0][sent], g[sent])
+    assert not shared.tensors[0][~sent].any()
+
+    rescaling = create_defense("random", 0.8, {"rescale": True})
+    generator = torch.Generator().manual_seed(1)
+    draws = 4000
+    mean = sum(rescaling.apply([g], generator).tensors[0] for _ in range(draws)) / draws
+    # each entry's mean has std |g| * sqrt(4 / draws) ~ 0.032 |g|
+    assert (mean - g).abs().max() < 0.2 * g.abs().max()
+    assert (mean - g).pow(2).mean() < 0.01 * g.pow(2).mean()
+
+
+def test_laplace_noise_has_the_configured_scale():
+    zero = [torch.zeros(200_000)]
+    shared = create_defense("dp_laplace", 0.5, {"clip_norm": 2.0}).apply(
+        zero, torch.Generator().manual_seed(0))
+    noise = shared.tensors[0]
+    scale = 0.5 * 2.0
+    assert noise.abs().mean() == pytest.approx(scale, rel=0.02)  # E|X| = b
+    assert noise.std() == pytest.approx(math.sqrt(2) * scale, rel=0.02)
+    assert noise.mean() == pytest.approx(0.0, abs=0.02)
+
+
+def _rdp_gaussian_epsilon(sigma: float, releases: int, delta: float) -> float:
+    """Independent RDP computation: Gaussian RDP alpha*T/(2 sigma^2), converted with
+    Balle et al. (2020), minimised over opacus' default orders."""
+    orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+    return min(a * releases / (2 * sigma**2)
+               - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a)
+               for a in orders)
+
+
+def test_gaussian_accounting_decreases_with_noise_and_matches_rdp():
+    epsilons = [gaussian_epsilon(sigma, 10, 1e-5) for sigma in (0.5, 1.0, 2.0, 8.0)]
+    assert epsilons == sorted(epsilons, reverse=True)
+    assert gaussian_epsilon(1.0, 10, 1e-5) > gaussian_epsilon(1.0, 1, 1e-5)
+    assert gaussian_epsilon(0.0, 1, 1e-5) == math.inf
+    for sigma, releases in [(1.0, 1), (2.0, 100), (5.0, 10)]:
+        assert gaussian_epsilon(sigma, releases, 1e-5) == pytest.approx(
+            _rdp_gaussian_epsilon(sigma, releases, 1e-5), rel=1e-6)
+    record = create_defense("dp_gaussian", 2.0, {"delta": 1e-6}).accounting(releases=3)
+    assert record == {"dp_epsilon": gaussian_epsilon(2.0, 3, 1e-6), "dp_delta": 1e-6}
+
+
+class _LinearFeatures(nn.Module):
+    """r = A x (no activation), then a classifier: Soteria's scores are known in closed
+    form, sum_i ||A_f|| / |r_if|."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        super().__init__()
+        self.features = nn.Linear(rows.shape[1], rows.shape[0], bias=False)
+        self.features.weight.data = rows.clone()
+        self.fc = nn.Linear(rows.shape[0], 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x.flatten(1)))
+
+
+def test_soteria_prunes_the_features_with_the_lowest_score():
+    torch.manual_seed(0)
+    rows = torch.randn(10, 6) * torch.arange(1, 11).unsqueeze(1)  # distinct row norms
+    model = _LinearFeatures(rows)
+    inputs = torch.randn(4, 1, 2, 3)
+    r = inputs.flatten(1) @ rows.T
+    expected = (rows.norm(dim=1) / r.abs()).sum(0)
+    assert torch.allclose(feature_scores(model, inputs), expected, rtol=1e-4)
+
+    gradients = parameter_gradients(model, inputs, torch.tensor([0, 1, 2, 0]))
+    shared = create_defense("soteria", 0.3).apply(gradients, batch=UserBatch(model, inputs))
+    pruned = set(torch.argsort(expected)[:3].tolist())
+    fc_weight = shared.tensors[1]
+    for f in range(10):
+        if f in pruned:
+            assert not fc_weight[:, f].any()
+        else:
+            assert torch.equal(fc_weight[:, f], gradients[1][:, f])
+    assert torch.equal(shared.tensors[0], gradients[0])  # other tensors untouched
+    assert torch.equal(shared.tensors[2], gradients[2])
+
+
+def test_soteria_leaves_batchnorm_statistics_alone():
+    model = build_model("convnet", 3, 10, 16, seed=0).train()
+    inputs = torch.randn(2, 3, 16, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    feature_scores(model, inputs)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_precode_bottleneck_kl_and_sampling():
+    bottleneck = VariationalBottleneck(features=8, size=4, beta=0.1)
+    with torch.no_grad():
+        bottleneck.encoder.weight.zero_()
+        bottleneck.encoder.bias.copy_(torch.tensor([1.0, 0, 0, 0, math.log(2.0), 0, 0, 0]))
+    x = torch.randn(5, 8)
+    bottleneck.eval()
+    first, second = bottleneck(x), bottleneck(x)
+    assert torch.equal(first, second)  # eval: the mean, no sampling
+    # KL(N(mu, var) || N(0, 1)) = 0.5 (mu^2 + var - log var - 1); only dimension 0 has
+    # mu = 1, var = 2, the others are N(0, 1) and add nothing
+    expected = 0.5 * (1.0 + 2.0 - math.log(2.0) - 1)
+    assert float(bottleneck.kl.detach()) == pytest.approx(expected, rel=1e-5)
+    assert float(bottleneck.penalty().detach()) == pytest.approx(0.1 * expected, rel=1e-5)
+    bottleneck.train()
+    assert not torch.equal(bottleneck(x), bottleneck(x))  # training: samples
+
+    defense = create_defense("precode", 0.5, {"size": 16})
+    model = build_model("lenet", 1, 10, 8, seed=0, defense=defense).eval()
+    assert isinstance(model.fc[0], VariationalBottleneck) and model.fc[0].size == 16
+    images, labels = torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    loss, _ = loss_and_gradients(model, images, labels)
+    ce = float(nn.functional.cross_entropy(model(images), labels).detach())
+    assert loss == pytest.approx(ce + 0.5 * float(model.fc[0].kl), rel=1e-5)
+    with user_sampling(model):
+        assert model.fc[0].training and not model.training
+    assert not model.fc[0].training
+
+
+def test_ats_policy_is_deterministic_under_a_seed():
+    assert parse_policy("3-1-7+43-18-18") == [[3, 1, 7], [43, 18, 18]]
+    with pytest.raises(ValueError, match="outside"):
+        create_defense("ats", 1.0, {"policy": "3-99"})
+    images = torch.rand(6, 3, 16, 16)
+    defense = create_defense("ats", 1.0)
+    a, _ = defense.transform_batch(images, torch.zeros(6), 10, torch.Generator().manual_seed(5))
+    b, _ = defense.transform_batch(images, torch.zeros(6), 10, torch.Generator().manual_seed(5))
+    c, _ = defense.transform_batch(images, torch.zeros(6), 10, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a, images)
+    untouched, _ = create_defense("ats", 0.0).transform_batch(images, torch.zeros(6), 10)
+    assert torch.equal(untouched, images)
+    for operation, index in OPERATIONS:  # every table entry keeps shape and range
+        out = apply_operation(images[0], operation, index, -1.0)
+        assert out.shape == images[0].shape and 0 <= out.min() and out.max() <= 1
+
+
+def test_qsgd_is_unbiased_on_its_grid_and_costs_its_bits():
+    v = torch.randn(300)
+    defense = create_defense("qsgd", 3)  # s = 3 levels
+    generator = torch.Generator().manual_seed(0)
+    draws = [defense.apply([v], generator).tensors[0] for _ in range(3000)]
+    levels = draws[0] / v.norm() * 3
+    assert torch.allclose(levels, levels.round(), atol=1e-4)  # on the grid l / s
+    assert (torch.sign(draws[0]) * torch.sign(v) >= 0).all()
+    mean = torch.stack(draws).mean(0)
+    assert (mean - v).abs().max() < 0.1 * v.norm() / 3
+    shared = create_defense("qsgd", 4).apply([torch.randn(10, 10), torch.randn(7)])
+    assert shared_cost(shared).sent_bytes == math.ceil(100 * 4 / 8) + math.ceil(7 * 4 / 8) + 8
+    with pytest.raises(ValueError, match="integer"):
+        create_defense("qsgd", 2.5)
+
+
+def _partners(images: torch.Tensor, labels: torch.Tensor):
+    def draw(count: int):
+        return images[:count], labels[:count]
+    return draw
+
+
+@pytest.mark.parametrize("name", ["mixup", "instahide"])
+def test_mixing_coefficients_and_labels(name):
+    k, classes = 4, 10
+    images = torch.rand(5, 1, 4, 4)
+    labels = torch.tensor([0, 0, 0, 0, 0])
+    partner_images = torch.rand(5 * (k - 1), 1, 4, 4)
+    partner_labels = torch.tensor([1, 2, 3] * 5)  # distinct classes reveal each coefficient
+    defense = create_defense(name, k)
+    mixed, targets = defense.transform_batch(images, labels, classes,
+                                             torch.Generator().manual_seed(0),
+                                             _partners(partner_images, partner_labels))
+    assert targets.shape == (5, classes)
+    assert torch.allclose(targets.sum(1), torch.ones(5))
+    weights = targets[:, :k]  # class 0 = the image itself, 1..3 = its partners
+    assert (weights.max(1).values <= 0.65 + 1e-6).all() and (weights >= 0).all()
+    stacked = torch.cat([images.unsqueeze(1), partner_images.view(5, k - 1, 1, 4, 4)], 1)
+    expected = (weights.view(5, k, 1, 1, 1) * stacked).sum(1)
+    if name == "mixup":
+        assert torch.allclose(mixed, expected, atol=1e-6)
+    else:  # every pixel flipped in the [-1, 1] encoding (x -> 1 - x) or kept
+        kept = torch.isclose(mixed, expected, atol=1e-6)
+        flipped = torch.isclose(mixed, 1 - expected, atol=1e-6)
+        assert (kept | flipped).all()
+        assert 0.3 < flipped.float().mean() < 0.7
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_every_defense_runs_in_a_privacy_job(name):
+    record, grid = run(DIGITS, name, TEST_RATIOS[name], {}, "idlg", {"iterations": 2},
+                       seed=0, num_images=2, batch_size=2)
+    assert len(record["rows"]) == 2
+    assert all(r["status"] in ("ok", "diverged") for r in record["rows"])
+    if name == "dp_gaussian":
+        assert record["rows"][0]["dp_epsilon"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_every_defense_trains_a_round(name):
+    train_data, test_data = load_dataset(DIGITS, "train"), load_dataset(DIGITS, "test")
+    x, y = train_data.samples(list(range(64)))
+    tx, ty = test_data.samples(list(range(32)))
+    defense = create_defense(name, TEST_RATIOS[name])
+    model = build_model("lenet", 1, 10, 8, seed=0, defense=defense)
+    settings = TrainingSettings.from_config({"users": 2, "batch_size": 4, "epochs": 0.25,
+                                             "lr": 0.01, "lr_schedule": {}})
+    records = train(model, x, y, tx, ty, name, TEST_RATIOS[name], {}, settings, seed=0,
+                    normalize=train_data.normalize, num_classes=10)
+    assert records[-1]["round"] >= 1
+    assert math.isfinite(records[-1]["train_loss"])
+    assert records[-1]["upload_bytes"] > 0
