@@ -125,9 +125,12 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
                               f"datasets use {', '.join(sorted(set(without_batchnorm)))}")
     _unique(config["attacks"], lambda a: a["name"], "attacks")
     privacy = config["privacy"]
-    if any(privacy["model_rounds"]) and not config["training"]["enabled"]:
+    untrained = [d["name"] for d in config["defenses"]
+                 if not training_settings(config, d["name"])["enabled"]]
+    if any(privacy["model_rounds"]) and untrained:
         raise ConfigError("config error at privacy.model_rounds: attacking trained models "
-                          "(rounds > 0) needs training.enabled: true")
+                          "(rounds > 0) needs training.enabled: true (disabled for "
+                          f"{', '.join(untrained)})")
     if privacy["num_images"] % privacy["batch_size"]:
         raise ConfigError("config error at privacy: num_images "
                           f"({privacy['num_images']}) must be a multiple of batch_size "
@@ -150,14 +153,14 @@ def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def training_jobs(config: dict[str, Any], ignore_enabled: bool = False) -> list[dict[str, str]]:
-    """Every (dataset, defense, ratio, seed) trained (none when training is disabled)."""
-    if not (ignore_enabled or config["training"]["enabled"]):
-        return []
+    """Every (dataset, defense, ratio, seed) trained (training can be disabled globally or
+    per defense with ``enabled: false``)."""
     return [
         {"dataset": dataset_id(dataset), "defense": defense["name"],
          "ratio": format_ratio(ratio), "seed": str(seed)}
         for dataset in config["datasets"]
         for defense in config["defenses"]
+        if ignore_enabled or training_settings(config, defense["name"])["enabled"]
         for ratio in defense["ratios"]
         for seed in config["seeds"]
     ]

@@ -16,26 +16,26 @@ from matplotlib.figure import Figure
 
 from defenses import DEFENSES
 
-# Compressing defenses (dgp, adgp, topk) share the "fraction not sent" ratio axis.
-PRUNING_DEFENSES = frozenset(name for name, cls in DEFENSES.items() if cls.compresses)
-
-# What ``ratio`` means differs per family, so each family gets its own row of panels.
+# What ``ratio`` means differs per family (the defenses' ``family``), so each family gets its
+# own row of panels.
 FAMILY_LABELS: dict[str, str] = {
     "pruning": "fraction of gradient entries not sent",
     "noise": "noise multiplier",
+    "quantization": "bits per entry",
+    "representation": "fraction of representation features pruned",
+    "model": "KL weight beta",
+    "data": "ats: share of images transformed; mixup, instahide: k images mixed",
     "other": "defense ratio",
 }
+# Families whose ratios span decades get a log axis.
+LOG_FAMILIES = frozenset({"noise", "model"})
 
 
 def defense_family(defense: str) -> str:
-    """Family of a defense, which decides what its ``ratio`` means: none, pruning, noise, other."""
-    if defense == "none":
-        return "none"
-    if defense in PRUNING_DEFENSES:
-        return "pruning"
-    if defense.startswith("dp_"):
-        return "noise"
-    return "other"
+    """Family of a registered defense (its ``family``); unknown names are 'other'."""
+    cls = DEFENSES.get(defense)
+    family = cls.family if cls is not None else "other"
+    return family if family in FAMILY_LABELS or family == "none" else "other"
 
 
 def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
@@ -85,8 +85,8 @@ def psnr_vs_ratio(data: pd.DataFrame) -> str:
                 low, high = ax.get_ylim()
                 pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
                 ax.set_ylim(min(low, level - pad), max(high, level + pad))
-            # Noise multipliers span decades: a log axis keeps them apart.
-            if family == "noise" and not panel.empty and (panel["ratio"] > 0).all():
+            # Noise multipliers and KL weights span decades: a log axis keeps them apart.
+            if family in LOG_FAMILIES and not panel.empty and (panel["ratio"] > 0).all():
                 ax.set_xscale("log")
             ax.set_title(f"{attack} · {family}")
             ax.set_xlabel(FAMILY_LABELS[family])
