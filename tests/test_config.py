@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dgp.config import ConfigError, privacy_jobs, validate_config
+from dgp.config import ConfigError, privacy_jobs, training_jobs, validate_config
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
@@ -77,3 +77,16 @@ def test_workflow_refuses_a_bad_config_and_runs_nothing(tmp_path):
     assert result.returncode != 0
     assert "unknown defense 'soteriaa'" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_defense_can_skip_training():
+    config = copy.deepcopy(SMOKE)
+    config["privacy"]["model_rounds"] = [0]
+    soteria = next(d for d in config["defenses"] if d["name"] == "soteria")
+    soteria["training"] = {"enabled": False}
+    trained = {job["defense"] for job in training_jobs(validate_config(config))}
+    assert "soteria" not in trained and "dgp" in trained
+    assert "soteria" in {job["defense"] for job in privacy_jobs(validate_config(config))}
+    config["privacy"]["model_rounds"] = [0, 5]
+    with pytest.raises(ConfigError, match="disabled for soteria"):
+        validate_config(config)
