@@ -1,0 +1,42 @@
+"""Check a finished smoke run: every expected row is there and the results are plausible.
+
+Used by smoke.sh (local run) and slurm_smoke.sh (the same grid through SLURM).
+Usage: python workflow/scripts/check_smoke.py WORKDIR CONFIG [CONFIG ...]
+(later config files override earlier ones key by key, as in Snakemake).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dgp.config import privacy_jobs, training_jobs, validate_config
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    workdir, config = Path(argv[0]), {}
+    for path in argv[1:]:  # later files override earlier ones key by key, as in Snakemake
+        config.update(yaml.safe_load(Path(path).read_text()))
+    config = validate_config(config)
+    privacy = pd.read_csv(workdir / "results" / "privacy.csv")
+    expected = len(privacy_jobs(config)) * config["privacy"]["num_images"]
+    assert len(privacy) == expected, f"expected {expected} privacy rows, got {len(privacy)}"
+    assert set(privacy["status"]) <= {"ok", "diverged"}, set(privacy["status"])
+    utility = pd.read_csv(workdir / "results" / "utility.csv")
+    final = utility.sort_values("round").groupby(["dataset", "defense", "ratio", "seed"]).tail(1)
+    assert len(final) == len(training_jobs(config)), f"{len(final)} training runs finished"
+    undefended = final[final.defense == "none"]
+    assert (undefended.test_acc > 0.15).all(), f"no learning: {undefended.test_acc.tolist()}"
+    assert (workdir / "results" / "report.html").stat().st_size > 10_000
+    print(privacy.groupby(["dataset", "attack", "defense"])["psnr"].mean().round(2).to_string())
+    print(final[["dataset", "defense", "ratio", "test_acc", "upload_bytes"]].to_string(index=False))
+    print(f"smoke OK: {len(privacy)} privacy rows, {len(final)} training runs")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
