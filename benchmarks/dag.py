@@ -1,0 +1,82 @@
+"""How long Snakemake takes to plan the paper's grid (printed, never asserted).
+
+    python benchmarks/dag.py [--configfile config/paper.yaml] [--repeats 3]
+
+Times ``snakemake -n`` (a dry run: parse, validate the config, build the DAG, print every
+job) on the config in an empty scratch directory, so existing results never shrink the DAG,
+and prints the job count and the wall time of each run. The issue's target: under 10 s for
+a grid of 2,000 jobs or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 10.0
+TARGET_JOBS = 2000
+
+
+def snakemake_command() -> list[str]:
+    """The snakemake beside this Python (the environment's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("snakemake")
+    return [str(beside)] if beside.exists() else ["snakemake"]
+
+
+def dry_run(configfile: Path) -> tuple[int, float]:
+    """Job count and wall seconds of one ``snakemake -n`` in a fresh scratch directory."""
+    with tempfile.TemporaryDirectory(prefix="dag-benchmark-") as scratch:
+        command = snakemake_command() + [
+            "-n",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            scratch,
+            "--configfile",
+            str(configfile),
+        ]
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        sys.exit(f"snakemake -n failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    match = re.search(r"^total\s+(\d+)\s*$", done.stdout + done.stderr, re.MULTILINE)
+    if match is None:
+        sys.exit("no 'total' line in the dry run's job stats")
+    return int(match.group(1)), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configfile", type=Path, default=REPO / "config" / "paper.yaml")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which(snakemake_command()[0]) is None:
+        sys.exit("snakemake not found: run it with the environment's python (.venv/bin/python)")
+    runs = [dry_run(args.configfile.resolve()) for _ in range(args.repeats)]
+    jobs = runs[0][0]
+    seconds = [s for _, s in runs]
+    best = min(seconds)
+    print(f"config: {args.configfile}")
+    print(f"jobs in the DAG: {jobs}")
+    print(
+        f"snakemake -n wall time: best {best:.1f} s of {args.repeats} "
+        f"({', '.join(f'{s:.1f}' for s in seconds)} s)"
+    )
+    print(f"per 1,000 jobs: {best / jobs * 1000:.1f} s")
+    verdict = "holds" if best < TARGET_SECONDS else "is NOT met"
+    print(
+        f"target (< {TARGET_SECONDS:.0f} s for >= {TARGET_JOBS:,} jobs): {verdict} at {jobs} jobs"
+        + ("" if jobs >= TARGET_JOBS else f" (the grid has fewer than {TARGET_JOBS:,} jobs)")
+    )
+
+
+if __name__ == "__main__":
+    main()
