@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Workflow jobs run `python -m ...`: the environment's python must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report test smoke lint benchmark clean
+.PHONY: report test smoke slurm-smoke lint benchmark dag-benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,18 @@ lint: $(STAMP)
 smoke: $(STAMP)
 	bash workflow/scripts/smoke.sh $(IMAGEFOLDER)
 
+# The smoke grid (digits) through a one-node SLURM started on this machine (root; installs
+# slurm-wlm and munge with apt-get when missing) and workflow/profiles/slurm.
+slurm-smoke: $(STAMP)
+	bash workflow/scripts/slurm_smoke.sh
+
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/dag.py
+
+# Seconds for `snakemake -n` on config/paper.yaml (planning cost of a large grid).
+dag-benchmark: $(STAMP)
+	$(BIN)/python benchmarks/dag.py
 
 clean:
 	rm -rf results logs .snakemake
