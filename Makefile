@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Workflow jobs run `python -m ...`: the environment's python must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report test smoke slurm-smoke lint benchmark dag-benchmark clean
+.PHONY: report test smoke slurm-smoke report-check lint benchmark dag-benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ smoke: $(STAMP)
 # slurm-wlm and munge with apt-get when missing) and workflow/profiles/slurm.
 slurm-smoke: $(STAMP)
 	bash workflow/scripts/slurm_smoke.sh
+
+# Opens the smoke run's report in headless Chromium (installed on demand) and checks that
+# every figure and gallery image renders; the screenshot stays under results/.
+report-check: $(STAMP)
+	bash workflow/scripts/report_check.sh results/smoke/results/report.html \
+	  results/smoke/report-screenshot.png
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

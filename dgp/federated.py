@@ -262,6 +262,7 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
                 "round": done, "epoch": done / rounds_per_epoch,
                 "test_acc": evaluate(model, test_inputs, test_labels),
                 "train_loss": sum(losses) / len(losses),
+                "dense_bytes": costs[0].dense_bytes,
                 "upload_bytes": upload, "upload_entropy_bound_bytes": upload_bound,
                 "download_bytes": download,
                 "cumulative_upload_bytes": upload_total,

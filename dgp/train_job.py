@@ -26,9 +26,9 @@ from dgp.io import write_atomically
 from dgp.models import build_model
 
 COLUMNS = ["dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc",
-           "train_loss", "upload_bytes", "upload_entropy_bound_bytes", "download_bytes",
-           "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
-           "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds"]
+           "train_loss", "dense_bytes", "upload_bytes", "upload_entropy_bound_bytes",
+           "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes",
+           "residual_norm", "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds"]
 
 
 def _all_samples(spec: dict[str, Any], split: str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import pandas as pd
 import seaborn as sns
@@ -49,13 +50,17 @@ def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def psnr_vs_ratio(data: pd.DataFrame) -> str:
-    """PSNR against ratio for one dataset: a column per attack, a row per defense family.
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "test_acc": "final test accuracy"}
 
-    ``none`` has no ratio axis, so it is drawn as a dashed line at its mean PSNR in every panel
+
+def psnr_vs_ratio(data: pd.DataFrame, metric: str = "psnr") -> str:
+    """A privacy metric against ratio for one dataset: a panel per attack and defense
+    family (what ratio means differs per family), three panels to a row.
+
+    ``none`` has no ratio axis, so it is drawn as a dashed line at its mean in every panel
     of its attack: the undefended baseline every defense should push down.
     """
-    data = data.dropna(subset=["psnr"]).copy()
+    data = data.dropna(subset=[metric]).copy()
     data["family"] = data["defense"].map(defense_family)
     attacks = sorted(data["attack"].unique()) or ["(no data)"]
     families = [f for f in FAMILY_LABELS if (data["family"] == f).any()] or ["pruning"]
@@ -63,37 +68,40 @@ def psnr_vs_ratio(data: pd.DataFrame) -> str:
     palette = dict(zip(defenses, sns.color_palette("colorblind", n_colors=max(1, len(defenses))),
                        strict=False))
 
-    fig = Figure(figsize=(4.4 * len(attacks), 3.4 * len(families)), layout="constrained")
-    axes = fig.subplots(len(families), len(attacks), squeeze=False)
-    for row, family in enumerate(families):
-        for col, attack in enumerate(attacks):
-            ax = axes[row][col]
-            of_attack = data[data["attack"] == attack]
-            panel = of_attack[of_attack["family"] == family]
-            if not panel.empty:
-                sns.lineplot(
-                    data=panel, x="ratio", y="psnr", hue="defense", palette=palette,
-                    errorbar=("ci", 95), err_style="bars", marker="o", seed=0, ax=ax,
-                )
-            else:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-            baseline = of_attack.loc[of_attack["defense"] == "none", "psnr"]
-            if not baseline.empty:
-                level = baseline.mean()
-                ax.axhline(level, color="0.3", linestyle="--", linewidth=1.2, label="none (mean)")
-                # axhline may sit on (or past) the autoscaled edge; keep it visibly inside.
-                low, high = ax.get_ylim()
-                pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
-                ax.set_ylim(min(low, level - pad), max(high, level + pad))
-            # Noise multipliers and KL weights span decades: a log axis keeps them apart.
-            if family in LOG_FAMILIES and not panel.empty and (panel["ratio"] > 0).all():
-                ax.set_xscale("log")
-            ax.set_title(f"{attack} · {family}")
-            ax.set_xlabel(FAMILY_LABELS[family])
-            ax.set_ylabel("PSNR (dB)")
-            ax.grid(True, alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize="small")
+    panels = [(attack, family) for attack in attacks for family in families]
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig = Figure(figsize=(4.4 * columns, 3.4 * rows), layout="constrained")
+    grid = fig.subplots(rows, columns, squeeze=False).flatten()
+    for ax in grid[len(panels):]:
+        ax.set_visible(False)
+    for ax, (attack, family) in zip(grid, panels, strict=False):
+        of_attack = data[data["attack"] == attack]
+        panel = of_attack[of_attack["family"] == family]
+        if not panel.empty:
+            sns.lineplot(
+                data=panel, x="ratio", y=metric, hue="defense", palette=palette,
+                errorbar=("ci", 95), err_style="bars", marker="o", seed=0, ax=ax,
+            )
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        baseline = of_attack.loc[of_attack["defense"] == "none", metric]
+        if not baseline.empty:
+            level = baseline.mean()
+            ax.axhline(level, color="0.3", linestyle="--", linewidth=1.2, label="none (mean)")
+            # axhline may sit on (or past) the autoscaled edge; keep it visibly inside.
+            low, high = ax.get_ylim()
+            pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
+            ax.set_ylim(min(low, level - pad), max(high, level + pad))
+        # Noise multipliers and KL weights span decades: a log axis keeps them apart.
+        if family in LOG_FAMILIES and not panel.empty and (panel["ratio"] > 0).all():
+            ax.set_xscale("log")
+        ax.set_title(f"{attack} · {family}")
+        ax.set_xlabel(FAMILY_LABELS[family])
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
     return figure_to_base64(fig)
 
 
@@ -118,6 +126,99 @@ def utility_figure(utility: pd.DataFrame) -> str:
                      errorbar=("ci", 95), seed=0, ax=residual)
     residual.set_title("error-feedback residual norm (mean over users)")
     for ax in (accuracy, residual):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend() is not None:
+            ax.legend(fontsize="x-small")
+    return figure_to_base64(fig)
+
+
+def final_rows(utility: pd.DataFrame) -> pd.DataFrame:
+    """The last evaluation of every training run."""
+    return utility.sort_values("round").groupby(["defense", "ratio", "seed"]).tail(1)
+
+
+def accuracy_vs_ratio(utility: pd.DataFrame) -> str:
+    """Final test accuracy against ratio, a panel per defense family, ``none`` dashed."""
+    last = final_rows(utility).copy()
+    last["attack"] = "training"
+    return psnr_vs_ratio(last, metric="test_acc")
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points no other point beats on both axes (higher ``x`` and lower ``y`` are better)."""
+    ordered = points.sort_values([x, y], ascending=[False, True])
+    front, best = [], float("inf")
+    for index, row in ordered.iterrows():
+        if row[y] < best:
+            front.append(index)
+            best = row[y]
+    return points.loc[front].sort_values(x)
+
+
+def privacy_utility_plane(privacy: pd.DataFrame, utility: pd.DataFrame) -> str:
+    """Per attack: mean PSNR against final test accuracy per defense setting, marker size =
+    upload bytes per round, the Pareto front (more accuracy, less leakage) drawn as a line."""
+    accuracy = final_rows(utility).groupby(["defense", "ratio"]).agg(
+        test_acc=("test_acc", "mean"), upload_bytes=("upload_bytes", "mean"))
+    attacks = sorted(privacy["attack"].unique()) or ["(no data)"]
+    fig = Figure(figsize=(5.2 * len(attacks), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(attacks), squeeze=False)[0]
+    for ax, attack in zip(axes, attacks, strict=True):
+        leakage = privacy[privacy["attack"] == attack].groupby(["defense", "ratio"])["psnr"].mean()
+        points = accuracy.join(leakage, how="inner").reset_index().dropna(subset=["psnr"])
+        if points.empty:
+            ax.text(0.5, 0.5, "no trained and attacked settings", ha="center", va="center",
+                    transform=ax.transAxes)
+        else:
+            sns.scatterplot(data=points, x="test_acc", y="psnr", hue="defense",
+                            size="upload_bytes", sizes=(30, 300), ax=ax, alpha=0.8)
+            front = pareto_front(points, "test_acc", "psnr")
+            ax.plot(front["test_acc"], front["psnr"], color="0.2", linewidth=1.2,
+                    linestyle="-", label="Pareto front", zorder=0)
+            for _, row in points.iterrows():
+                ax.annotate(f"{row['ratio']:g}", (row["test_acc"], row["psnr"]),
+                            fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+        ax.set_title(f"{attack}: privacy vs. utility")
+        ax.set_xlabel("final test accuracy (higher is better)")
+        ax.set_ylabel("mean PSNR, dB (lower is better)")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend() is not None:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return figure_to_base64(fig)
+
+
+def accuracy_vs_upload(utility: pd.DataFrame) -> str:
+    """Test accuracy against cumulative upload bytes per user: what each byte buys."""
+    data = utility.copy()
+    data["setting"] = data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    sns.lineplot(data=data, x="cumulative_upload_bytes", y="test_acc", hue="setting",
+                 errorbar=("ci", 95), seed=0, ax=ax)
+    if (data["cumulative_upload_bytes"] > 0).all():
+        ax.set_xscale("log")
+    ax.set_xlabel("cumulative upload per user (bytes)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("accuracy vs. communication")
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend() is not None:
+        ax.legend(fontsize="x-small")
+    return figure_to_base64(fig)
+
+
+def attack_vs_round(privacy: pd.DataFrame) -> str:
+    """Mean PSNR against the training round of the attacked model, per attack and defense."""
+    data = privacy.dropna(subset=["psnr"]).copy()
+    data["setting"] = data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+    attacks = sorted(data["attack"].unique()) or ["(no data)"]
+    fig = Figure(figsize=(4.6 * len(attacks), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(attacks), squeeze=False)[0]
+    for ax, attack in zip(axes, attacks, strict=True):
+        sns.lineplot(data=data[data["attack"] == attack], x="model_round", y="psnr",
+                     hue="setting", marker="o", errorbar=("ci", 95), seed=0, ax=ax)
+        ax.set_title(f"{attack}: attack strength over training")
+        ax.set_xlabel("training round of the attacked model")
+        ax.set_ylabel("PSNR (dB)")
         ax.grid(True, alpha=0.3)
         if ax.get_legend() is not None:
             ax.legend(fontsize="x-small")

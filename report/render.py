@@ -1,9 +1,9 @@
-"""Render results/privacy.csv into one self-contained HTML report (images inlined as base64).
+"""Render the results into one self-contained HTML report (figures and images inlined).
 
 Usage::
 
-    python -m report.render --privacy results/privacy.csv --config '{"...": ...}' \
-        --out results/report.html
+    python -m report.render --privacy results/privacy.csv --utility results/utility.csv \
+        --benchmarks results/benchmarks --config '{"...": ...}' --out results/report.html
 """
 
 from __future__ import annotations
@@ -22,10 +22,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from scipy import stats
 
 from dgp.io import write_text
-from report.plots import psnr_vs_ratio, utility_figure
+from report.budget import best_by_budget
+from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
+from report.compute import compute_summary
+from report.plots import (
+    accuracy_vs_ratio,
+    accuracy_vs_upload,
+    attack_vs_round,
+    privacy_utility_plane,
+    psnr_vs_ratio,
+    utility_figure,
+)
+from report.stats import format_mean_ci, mean_ci
 
 TEMPLATES = Path(__file__).parent / "templates"
 REQUIRED_COLUMNS = [
@@ -51,29 +61,6 @@ def load_privacy(path: str | Path) -> pd.DataFrame:
     for column in ["dataset", "defense", "attack", "status", "device", "image", "notes"]:
         table[column] = table[column].astype("string")
     return table
-
-
-def mean_ci(values: pd.Series) -> tuple[float, float, int]:
-    """Mean, 95% t-interval half-width (NaN when n < 2) and n over the non-NaN values."""
-    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    x = x[~np.isnan(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n == 1:
-        return float(x[0]), math.nan, 1
-    half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)
-    return float(x.mean()), float(half), n
-
-
-def format_mean_ci(values: pd.Series, spec: str) -> str:
-    """``mean ± ci`` (``±`` only when there are two values or more), ``n/a`` if all NaN."""
-    mean, half, n = mean_ci(values)
-    if n == 0:
-        return "n/a"
-    if n == 1 or math.isnan(half):
-        return format(mean, spec)
-    return f"{mean:{spec}} ± {half:{spec}}"
 
 
 def _mean(values: pd.Series, spec: str) -> str:
@@ -214,9 +201,14 @@ def summarize_utility(utility: pd.DataFrame) -> tuple[list[dict[str, str]], floa
     return rows, target
 
 
-def render_report(data: pd.DataFrame, config: Any,
-                  utility: pd.DataFrame | None = None) -> str:
-    """The report as an HTML string; every config and data value goes through autoescaping."""
+def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None = None,
+                  benchmarks: str | Path | None = None,
+                  claims_path: str | Path = CLAIMS_PATH) -> str:
+    """The report as an HTML string; every config and data value goes through autoescaping.
+
+    ``benchmarks`` is the folder of Snakemake benchmark files (compute per rule);
+    ``claims_path`` the paper's claims to check.
+    """
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"], default=True),
@@ -228,21 +220,32 @@ def render_report(data: pd.DataFrame, config: Any,
     for name, part in data.groupby("dataset", sort=True):
         first_round = part[part["model_round"] == part["model_round"].min()]
         trained = None if utility is None else utility[utility["dataset"] == name]
+        if trained is not None and trained.empty:
+            trained = None
         utility_section = None
-        if trained is not None and not trained.empty:
+        if trained is not None:
             summary, target = summarize_utility(trained)
             utility_section = {"summary": summary, "target": target,
-                               "figure": utility_figure(trained)}
+                               "curves": utility_figure(trained),
+                               "accuracy": accuracy_vs_ratio(trained),
+                               "plane": privacy_utility_plane(first_round, trained),
+                               "upload": accuracy_vs_upload(trained)}
         datasets.append({
             "name": str(name),
+            "budget": best_by_budget(part, trained),
             "summary": summarize(part),
             "figure": psnr_vs_ratio(first_round),
+            "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
+            "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
+                              else None),
             "gallery": gallery(first_round),
             "utility": utility_section,
         })
+    verdicts = evaluate_claims(load_claims(claims_path), data, utility)
+    compute = compute_summary(benchmarks) if benchmarks else None
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
-        n_rows=len(data),
+        n_rows=len(data), claims=verdicts, compute=compute,
     )
     # Pure ASCII (non-ASCII as character references) reads the same whatever encoding the
     # file is written or mailed with.
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--privacy", required=True, help="per-image results CSV (privacy.csv)")
     parser.add_argument("--utility", help="per-evaluation training CSV (utility.csv)")
     parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
+    parser.add_argument("--benchmarks", help="folder of Snakemake benchmark files")
+    parser.add_argument("--claims", default=str(CLAIMS_PATH), help="claims to check (YAML)")
     parser.add_argument("--out", required=True, help="HTML file to write")
     args = parser.parse_args(argv)
     try:
@@ -266,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--config is not valid JSON: {error}")
     data = load_privacy(args.privacy)
     utility = pd.read_csv(args.utility) if args.utility else None
-    write_text(args.out, render_report(data, config, utility))
+    write_text(args.out, render_report(data, config, utility, args.benchmarks, args.claims))
     print(f"report of {len(data)} rows -> {args.out}")
 
 

@@ -12,5 +12,5 @@ rule report:
         utility=lambda wc, input: f"--utility {input.utility}" if input.utility else "",
     shell:
         "python -m report.render --privacy {input.privacy} {params.utility}"
-        " --config {params.config:q}"
+        " --benchmarks results/benchmarks --config {params.config:q}"
         " --out {output} > {log} 2>&1"

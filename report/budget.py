@@ -1,0 +1,65 @@
+"""The report's one-screen answer: for each dataset and attack, the defense setting that
+leaks least within each communication budget (upload as a share of the dense gradient),
+among settings that keep utility (final accuracy at least 90% of no defense's, when the
+run trained them)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from report.plots import final_rows
+from report.stats import format_mean_ci, mean_ci
+
+# Upload budgets as a share of the dense float32 gradient, loosest first.
+BUDGETS = (1.0, 0.5, 0.25, 0.1)
+UTILITY_FLOOR = 0.9  # share of no defense's final accuracy a setting must keep
+
+
+def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per (defense, ratio): leakage, upload share and final accuracy."""
+    rows = []
+    accuracy = None
+    if utility is not None and not utility.empty:
+        accuracy = final_rows(utility).groupby(["defense", "ratio"])["test_acc"].mean()
+    for (defense, ratio), group in privacy.groupby(["defense", "ratio"], sort=True):
+        mean, _, n = mean_ci(group["psnr"])
+        acc = math.nan
+        if accuracy is not None and (defense, ratio) in accuracy.index:
+            acc = float(accuracy.loc[(defense, ratio)])
+        rows.append({"defense": defense, "ratio": ratio, "psnr_mean": mean, "n": n,
+                     "psnr": format_mean_ci(group["psnr"], ".2f"),
+                     "ssim": format_mean_ci(group["ssim"], ".3f"),
+                     "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
+                     "test_acc": acc})
+    return pd.DataFrame(rows)
+
+
+def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[dict[str, str]]:
+    """Rows (attack, budget, best setting and its numbers) for one dataset's results,
+    attacks on the initial model only."""
+    first = privacy[privacy["model_round"] == privacy["model_round"].min()]
+    floor = math.nan
+    if utility is not None and not utility.empty:
+        undefended = final_rows(utility).query("defense == 'none'")["test_acc"]
+        floor = UTILITY_FLOOR * undefended.mean() if len(undefended) else math.nan
+    rows = []
+    for attack, part in first.groupby("attack", sort=True):
+        settings = _settings(part, utility).dropna(subset=["psnr_mean"])
+        keeps_utility = settings["test_acc"].isna() | ~(settings["test_acc"] < floor)
+        for budget in BUDGETS:
+            fits = settings[(settings["share"] <= budget + 1e-9) & keeps_utility]
+            row = {"attack": str(attack), "budget": f"<= {budget:.0%} of dense"}
+            if fits.empty:
+                rows.append({**row, "defense": "none fits", "ratio": "", "psnr": "",
+                             "ssim": "", "upload": "", "test_acc": "", "n": ""})
+                continue
+            best = fits.sort_values(["psnr_mean", "share"]).iloc[0]
+            rows.append({**row, "defense": str(best["defense"]), "ratio": f"{best['ratio']:g}",
+                         "psnr": best["psnr"], "ssim": best["ssim"],
+                         "upload": f"{best['share']:.0%}",
+                         "test_acc": "not trained" if math.isnan(best["test_acc"])
+                         else f"{best['test_acc']:.3f}",
+                         "n": str(best["n"])})
+    return rows

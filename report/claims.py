@@ -1,0 +1,178 @@
+"""The paper's claims (``report/claims.yaml``) checked on the results, with bootstrap CIs.
+
+Each claim is evaluated per dataset. Its statistic is a mean of paired differences (or of
+shares); the 95% interval is a percentile bootstrap that resamples seeds, the independent
+units of a run (images when there is a single seed), with a fixed generator so the report is
+reproducible. A claim is "reproduced" when the interval lies on the claimed side of its
+threshold, "not reproduced" otherwise (the evidence shows whether the interval straddles
+it), and "not run" when the results hold no matching rows or too few for an interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
+BOOTSTRAP_SAMPLES = 2000
+KINDS = ("privacy_lower", "accuracy_gap", "upload_share")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim on one dataset."""
+
+    id: str
+    claim: str
+    dataset: str
+    status: str  # reproduced | not reproduced | not run
+    estimate: float
+    low: float
+    high: float
+    evidence: str
+
+
+def load_claims(path: str | Path = CLAIMS_PATH) -> list[dict[str, Any]]:
+    """The claim list, checked for the keys each kind needs."""
+    claims = yaml.safe_load(Path(path).read_text()) or []
+    needs = {"privacy_lower": ("a", "b", "metric", "margin"),
+             "accuracy_gap": ("defense", "ratio", "reference", "max_gap"),
+             "upload_share": ("defense", "ratio", "max_share")}
+    for claim in claims:
+        kind = claim.get("kind")
+        if kind not in KINDS:
+            raise ValueError(f"{path}: claim {claim.get('id')!r} has unknown kind {kind!r}; "
+                             f"choose one of {', '.join(KINDS)}")
+        missing = [key for key in ("id", "claim", *needs[kind]) if key not in claim]
+        if missing:
+            raise ValueError(f"{path}: claim {claim.get('id')!r} lacks {', '.join(missing)}")
+    return claims
+
+
+def bootstrap_mean(values: np.ndarray, clusters: np.ndarray,
+                   samples: int = BOOTSTRAP_SAMPLES) -> tuple[float, float, float]:
+    """Mean of ``values`` and its 95% percentile-bootstrap interval, resampling whole
+    clusters (seeds) when there are several, single values otherwise."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(0)
+    labels = np.unique(clusters)
+    if len(labels) < 2:
+        clusters, labels = np.arange(len(values)), np.arange(len(values))
+    groups = [values[clusters == label] for label in labels]
+    sums = np.array([g.sum() for g in groups])
+    counts = np.array([len(g) for g in groups])
+    picks = rng.integers(0, len(groups), size=(samples, len(groups)))
+    means = sums[picks].sum(1) / counts[picks].sum(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
+
+
+def _select(data: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
+    rows = data[(data["defense"] == setting["defense"]) & (data["attack"] == setting["attack"])]
+    if "ratio" in setting:
+        rows = rows[np.isclose(rows["ratio"], float(setting["ratio"]))]
+    return rows
+
+
+def _privacy_lower(claim: dict[str, Any], privacy: pd.DataFrame) -> tuple | None:
+    metric = claim["metric"]
+    keys = ["model_round", "seed", "sample"] + (["ratio"] if claim.get("equal_ratio") else [])
+    a = _select(privacy, claim["a"])[keys + [metric] + ([] if "ratio" in keys else ["ratio"])]
+    b = _select(privacy, claim["b"])[keys + [metric]]
+    pairs = a.merge(b, on=keys, suffixes=("_a", "_b")).dropna()
+    if pairs.empty:
+        return None
+    if len(pairs) < 2:
+        return "only one paired image: an interval needs at least two"
+    diffs = (pairs[f"{metric}_a"] - pairs[f"{metric}_b"]).to_numpy()
+    estimate, low, high = bootstrap_mean(diffs, pairs["seed"].to_numpy())
+    ratios = ", ".join(f"{r:g}" for r in sorted(pairs["ratio"].unique()))
+    evidence = (f"mean {metric} difference (a - b) {estimate:+.2f} "
+                f"[{low:+.2f}, {high:+.2f}] over {len(pairs)} paired images, "
+                f"{pairs['seed'].nunique()} seed(s); ratios {ratios}; "
+                f"claimed: < {claim['margin']:g}")
+    return estimate, low, high, high < claim["margin"], evidence
+
+
+def _final_accuracy(utility: pd.DataFrame, defense: str, ratio: float | None) -> pd.Series:
+    runs = utility[utility["defense"] == defense]
+    if ratio is not None:
+        runs = runs[np.isclose(runs["ratio"], ratio)]
+    return runs.sort_values("round").groupby("seed")["test_acc"].last()
+
+
+def _accuracy_gap(claim: dict[str, Any], utility: pd.DataFrame | None) -> tuple | None:
+    if utility is None or utility.empty:
+        return None
+    reference = _final_accuracy(utility, claim["reference"], None)
+    defended = _final_accuracy(utility, claim["defense"], float(claim["ratio"]))
+    paired = pd.concat([reference, defended], axis=1, keys=["ref", "def"]).dropna()
+    if paired.empty:
+        return None
+    if len(paired) < 2:
+        return "only one seed trained: an interval over seeds needs at least two"
+    gaps = (paired["ref"] - paired["def"]).to_numpy()
+    estimate, low, high = bootstrap_mean(gaps, paired.index.to_numpy())
+    evidence = (f"final accuracy {claim['reference']} - {claim['defense']} "
+                f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}] over {len(paired)} seed(s); "
+                f"claimed: <= {claim['max_gap']:g}")
+    return estimate, low, high, high <= claim["max_gap"], evidence
+
+
+def _upload_share(claim: dict[str, Any], privacy: pd.DataFrame,
+                  utility: pd.DataFrame | None) -> tuple | None:
+    ratio = float(claim["ratio"])
+    source = "training"
+    rows = pd.DataFrame()
+    if utility is not None and "dense_bytes" in utility:
+        rows = utility[(utility["defense"] == claim["defense"])
+                       & np.isclose(utility["ratio"], ratio)]
+        shares = rows["upload_bytes"] / rows["dense_bytes"]
+    if rows.empty:
+        source = "privacy jobs"
+        rows = privacy[(privacy["defense"] == claim["defense"])
+                       & np.isclose(privacy["ratio"], ratio)]
+        shares = rows["sent_bytes"] / rows["dense_bytes"]
+    if rows.empty:
+        return None
+    # Byte counts are exact, so one seed is evidence enough (its interval is a point).
+    per_seed = shares.groupby(rows["seed"]).mean()
+    estimate, low, high = bootstrap_mean(per_seed.to_numpy(), per_seed.index.to_numpy())
+    evidence = (f"upload / dense {estimate:.3f} [{low:.3f}, {high:.3f}] from {source}, "
+                f"{len(per_seed)} seed(s); claimed: <= {claim['max_share']:g}")
+    return estimate, low, high, high <= claim["max_share"], evidence
+
+
+def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
+                    utility: pd.DataFrame | None) -> list[Verdict]:
+    """Every claim on every dataset of the results."""
+    datasets = sorted(set(privacy["dataset"].dropna().astype(str))
+                      | (set(utility["dataset"].astype(str)) if utility is not None else set()))
+    verdicts = []
+    for dataset in datasets:
+        p = privacy[privacy["dataset"] == dataset]
+        u = utility[utility["dataset"] == dataset] if utility is not None else None
+        for claim in claims:
+            if claim["kind"] == "privacy_lower":
+                result = _privacy_lower(claim, p)
+            elif claim["kind"] == "accuracy_gap":
+                result = _accuracy_gap(claim, u)
+            else:
+                result = _upload_share(claim, p, u)
+            if result is None or isinstance(result, str):
+                verdicts.append(Verdict(claim["id"], claim["claim"], dataset, "not run",
+                                        math.nan, math.nan, math.nan,
+                                        result or "the results hold no rows for this "
+                                        "comparison"))
+                continue
+            estimate, low, high, holds, evidence = result
+            verdicts.append(Verdict(claim["id"], claim["claim"], dataset,
+                                    "reproduced" if holds else "not reproduced",
+                                    estimate, low, high, evidence))
+    return verdicts
