@@ -1,8 +1,12 @@
-"""Collect job outputs into tidy CSVs.
+"""Collect job outputs into tidy CSVs, with wall times in files of their own.
 
-``python -m dgp.aggregate privacy --out results/privacy.csv <job JSON files>``: one row per
-attacked image. ``python -m dgp.aggregate utility --out results/utility.csv <job CSV files>``:
-one row per evaluation of a training run.
+``python -m dgp.aggregate privacy --out results/privacy.csv --timings
+results/privacy_timings.csv <job JSON files>``: one row per attacked image.
+``python -m dgp.aggregate utility --out results/utility.csv --timings
+results/utility_timings.csv <job CSV files>``: one row per evaluation of a training run.
+
+Results and times are kept apart so that the same config run twice on a CPU gives
+byte-identical result CSVs; the timing CSVs carry the same key columns to join on.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ ROW_COLUMNS = [
     "compression", "dp_epsilon", "dp_delta",
 ]
 COLUMNS = JOB_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
+PRIVACY_KEYS = JOB_COLUMNS + ["sample"]
+UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
+# Wall-time columns: they differ between runs, so they go to the timing CSVs.
+TIMING_COLUMNS = {"privacy": ["attack_seconds"], "utility": ["seconds"]}
 
 
 def privacy_table(paths: list[str | Path]) -> pd.DataFrame:
@@ -35,26 +43,36 @@ def privacy_table(paths: list[str | Path]) -> pd.DataFrame:
             rows.append({**job, **row, "image": str(path.with_suffix(".png")),
                          "notes": " | ".join(record["notes"])})
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values(JOB_COLUMNS + ["sample"], kind="stable").reset_index(drop=True)
+    return table.sort_values(PRIVACY_KEYS, kind="stable").reset_index(drop=True)
 
 
 def utility_table(paths: list[str | Path]) -> pd.DataFrame:
     """All training runs' evaluation rows in one table, in a fixed order."""
     table = pd.concat([pd.read_csv(p) for p in sorted(map(Path, paths))], ignore_index=True)
-    keys = ["dataset", "model", "defense", "ratio", "seed", "round"]
-    return table.sort_values(keys, kind="stable").reset_index(drop=True)
+    return table.sort_values(UTILITY_KEYS, kind="stable").reset_index(drop=True)
+
+
+def split_timings(table: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results without wall times, key columns with the wall times)."""
+    keys = PRIVACY_KEYS if kind == "privacy" else UTILITY_KEYS
+    timing = [c for c in TIMING_COLUMNS[kind] if c in table.columns]
+    return table.drop(columns=timing), table[keys + timing]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["privacy", "utility"])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--timings", required=True, help="CSV for the wall-time columns")
     parser.add_argument("records", nargs="+", help="job outputs (JSON for privacy, CSV for "
                                                     "utility)")
     args = parser.parse_args(argv)
     table = (privacy_table if args.kind == "privacy" else utility_table)(args.records)
-    write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
-    print(f"{len(table)} rows from {len(args.records)} {args.kind} jobs -> {args.out}")
+    results, timings = split_timings(table, args.kind)
+    write_atomically(args.out, lambda tmp: results.to_csv(tmp, index=False))
+    write_atomically(args.timings, lambda tmp: timings.to_csv(tmp, index=False))
+    print(f"{len(table)} rows from {len(args.records)} {args.kind} jobs -> {args.out}, "
+          f"{args.timings}")
 
 
 if __name__ == "__main__":

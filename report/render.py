@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from dgp.aggregate import PRIVACY_KEYS
 from dgp.io import write_text
 from report.budget import best_by_budget
 from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
@@ -40,7 +41,7 @@ from report.stats import format_mean_ci, mean_ci
 TEMPLATES = Path(__file__).parent / "templates"
 REQUIRED_COLUMNS = [
     "dataset", "defense", "ratio", "attack", "seed", "psnr", "ssim", "mse", "lpips",
-    "label_acc", "status", "attack_seconds", "sent_bytes", "compression", "device", "image",
+    "label_acc", "status", "sent_bytes", "compression", "device", "image",
     "notes",
 ]
 GROUP = ["attack", "defense", "ratio", "model_round"]
@@ -49,12 +50,19 @@ METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f"}
 PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
 
 
-def load_privacy(path: str | Path) -> pd.DataFrame:
-    """Read the per-image CSV and fail early, by column name, if it is not the expected table."""
+def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.DataFrame:
+    """Read the per-image CSV (joined with its wall times when given) and fail early, by
+    column name, if it is not the expected table."""
     table = pd.read_csv(path)
     # Tables without attacks on trained models: every row attacked the initial model.
     rounds = table["model_round"] if "model_round" in table.columns else 0
     table["model_round"] = pd.Series(rounds, index=table.index).fillna(0).astype(int)
+    if timings is not None:
+        times = pd.read_csv(timings)[PRIVACY_KEYS + ["attack_seconds"]]
+        table = table.drop(columns=["attack_seconds"], errors="ignore").merge(
+            times, on=PRIVACY_KEYS, how="left")
+    if "attack_seconds" not in table.columns:
+        table["attack_seconds"] = math.nan
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
@@ -259,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Render the privacy results CSV into a self-contained HTML report.",
     )
     parser.add_argument("--privacy", required=True, help="per-image results CSV (privacy.csv)")
+    parser.add_argument("--timings", help="the privacy jobs' wall times (privacy_timings.csv)")
     parser.add_argument("--utility", help="per-evaluation training CSV (utility.csv)")
     parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
     parser.add_argument("--benchmarks", help="folder of Snakemake benchmark files")
@@ -269,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         config = json.loads(args.config)
     except json.JSONDecodeError as error:
         parser.error(f"--config is not valid JSON: {error}")
-    data = load_privacy(args.privacy)
+    data = load_privacy(args.privacy, args.timings)
     utility = pd.read_csv(args.utility) if args.utility else None
     write_text(args.out, render_report(data, config, utility, args.benchmarks, args.claims))
     print(f"report of {len(data)} rows -> {args.out}")

@@ -32,8 +32,10 @@ rule aggregate_privacy:
     input:
         get_privacy_outputs("json"),
     output:
-        "results/privacy.csv",
+        results="results/privacy.csv",
+        timings="results/privacy_timings.csv",
     log:
         "logs/aggregate_privacy.log",
     shell:
-        "python -m dgp.aggregate privacy --out {output} {input} > {log} 2>&1"
+        "python -m dgp.aggregate privacy --out {output.results}"
+        " --timings {output.timings} {input} > {log} 2>&1"

@@ -1,6 +1,7 @@
 rule report:
     input:
         privacy="results/privacy.csv",
+        timings="results/privacy_timings.csv",
         utility=get_utility_table(),
         images=get_privacy_outputs("png"),
     output:
@@ -11,6 +12,7 @@ rule report:
         config=json.dumps(config, sort_keys=True),
         utility=lambda wc, input: f"--utility {input.utility}" if input.utility else "",
     shell:
-        "python -m report.render --privacy {input.privacy} {params.utility}"
+        "python -m report.render --privacy {input.privacy} --timings {input.timings}"
+        " {params.utility}"
         " --benchmarks results/benchmarks --config {params.config:q}"
         " --out {output} > {log} 2>&1"

@@ -25,8 +25,10 @@ rule aggregate_utility:
     input:
         get_utility_outputs(),
     output:
-        "results/utility.csv",
+        results="results/utility.csv",
+        timings="results/utility_timings.csv",
     log:
         "logs/aggregate_utility.log",
     shell:
-        "python -m dgp.aggregate utility --out {output} {input} > {log} 2>&1"
+        "python -m dgp.aggregate utility --out {output.results}"
+        " --timings {output.timings} {input} > {log} 2>&1"
