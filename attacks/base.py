@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from defenses.base import SharedGradient
+from defenses.base import Defense, SharedGradient
 
 
 @dataclass
@@ -17,8 +17,9 @@ class AttackTarget:
     """Everything an honest-but-curious server knows about one shared update.
 
     The public model state (weights and BatchNorm buffers), the defended gradient, the batch
-    size, the image shape and class count, and the valid pixel box in normalised space (from
-    the public normalisation constants). Never the user's images or labels.
+    size, the image shape and class count, the valid pixel box in normalised space (from
+    the public normalisation constants) and the defense's protocol. Never the user's images,
+    labels or the defense's random draws.
     """
 
     model: nn.Module
@@ -27,6 +28,9 @@ class AttackTarget:
     image_shape: tuple[int, int, int]
     num_classes: int
     box: tuple[torch.Tensor, torch.Tensor]  # per-channel lower/upper bounds, [1, C, 1, 1]
+    # The defense protocol (name, ratio, parameters), public like the model: defense-aware
+    # attacks read it; passive attacks ignore it.
+    defense: Defense | None = None
 
 
 @dataclass

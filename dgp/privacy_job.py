@@ -132,7 +132,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                                         UserBatch(model, inputs))
         cost = shared_cost(shared)
         target = AttackTarget(model, shared, len(batch_indices), tuple(images.shape[1:]),
-                              data.num_classes, _box(data))
+                              data.num_classes, _box(data), defense_impl)
         began = time.perf_counter()
         result = attack_impl.reconstruct(target, generator=noise)
         seconds = time.perf_counter() - began

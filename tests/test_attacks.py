@@ -108,3 +108,45 @@ def test_batch_labels_are_scored_as_a_multiset():
     from dgp.privacy_job import match_labels
 
     assert match_labels([7, 3, 3], [3, 1, 7]) == [3, 3, 7]  # 3 and 7 recovered, 1 missed
+
+
+def _target_for(defense_name: str, ratio: float, gradients: list[torch.Tensor],
+                params: dict | None = None):
+    from attacks import AttackTarget
+    from defenses import create_defense
+
+    defense = create_defense(defense_name, ratio, params or {})
+    shared = defense.apply(gradients, torch.Generator().manual_seed(0))
+    box = (torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+    return AttackTarget(torch.nn.Linear(1, 1), shared, 1, (1, 2, 2), 10, box, defense)
+
+
+def test_dgp_band_penalty_is_zero_for_the_true_gradient_only():
+    from attacks.adaptive import band_penalty
+
+    torch.manual_seed(0)
+    true = [torch.randn(400), torch.randn(30)]
+    target = _target_for("dgp", 0.8, true)
+    assert float(band_penalty(true, target)) == 0.0  # it could be what DGP dropped
+    # unsent entries in the middle of the sent range cannot be what DGP dropped
+    middle = [torch.full_like(t, float(s[m].abs().median()))
+              for t, s, m in zip(true, target.shared.tensors, target.shared.masks,
+                                 strict=True)]
+    assert float(band_penalty(middle, target)) > 0.0
+
+
+def test_noise_aware_matching_is_the_noise_likelihood():
+    from attacks.adaptive import noise_likelihood
+
+    observed = [torch.tensor([0.3, -0.4]), torch.tensor([0.0])]
+    candidate = [torch.tensor([6.0, -8.0]), torch.tensor([0.0])]  # norm 10 -> clipped to 1
+    clipped = torch.tensor([0.6, -0.8, 0.0])
+    residual = clipped - torch.tensor([0.3, -0.4, 0.0])
+    gaussian = _target_for("dp_gaussian", 0.5, observed, {"clip_norm": 1.0})
+    expected = residual.pow(2).sum() / (2 * 0.5**2 * 3)
+    assert float(noise_likelihood(candidate, observed, gaussian)) == pytest.approx(
+        float(expected))
+    laplace = _target_for("dp_laplace", 0.5, observed, {"clip_norm": 1.0})
+    assert float(noise_likelihood(candidate, observed, laplace)) == pytest.approx(
+        float(residual.abs().sum() / (0.5 * 3)))
+    assert noise_likelihood(candidate, observed, _target_for("topk", 0.5, observed)) is None
