@@ -147,6 +147,7 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
+MailProg=/bin/true
 MinJobAge=300
 StateSaveLocation=$cluster/state
 SlurmdSpoolDir=$cluster/spool
