@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torchvision.transforms.v2.functional as F
 
 from defenses.base import Defense, DrawSamples, SharedGradient, UserBatch, dense
 
@@ -68,6 +67,8 @@ def _as_uint8(image: torch.Tensor) -> torch.Tensor:
 def apply_operation(image: torch.Tensor, operation: str, index: int,
                     sign: float) -> torch.Tensor:
     """One table operation on a [C, H, W] image in [0, 1] (``sign``: +1 or -1)."""
+    # torchvision is slow to import; the workflow imports the registry to validate configs
+    import torchvision.transforms.v2.functional as F
     m = magnitude(operation, index)
     _, h, w = image.shape
     corner = [0.0, 0.0]
