@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The smoke workflow through a real SLURM: starts a one-node SLURM cluster on this machine
-# (munge, slurmctld, slurmd), runs config/smoke.yaml (digits) with the workflow profile
-# workflow/profiles/slurm (GPU requests off: DGP_SLURM_GPUS=0), checks the same rows as the
-# local smoke run (check_smoke.py) and stops the daemons it started, by PID, however it ends.
+# (munge, slurmctld, slurmd), runs config/smoke.yaml (digits; three of its defenses) with
+# the workflow profile workflow/profiles/slurm (GPU requests off: DGP_SLURM_GPUS=0), checks
+# the same rows as the local smoke run (check_smoke.py) and stops the daemons it started, by
+# PID, however it ends.
 #
 # Installs slurm-wlm and munge with apt-get when they are missing (needs root). The test
 # cluster's state, spool, logs and pid files live in results/slurm-smoke/cluster/; its
@@ -188,10 +189,20 @@ log "slurmctld (pid $(cat "$cluster/slurmctld.pid")), slurmd (pid $(cat "$cluste
 
 # --- run the smoke workflow through SLURM ------------------------------------------------
 rm -rf "$workdir/results" "$workdir/logs" "$workdir/.snakemake"
+# The executor is under test, not the defenses (the local smoke run covers every one): three
+# defenses keep every rule, a trained-model attack and a noise draw in a 13-job grid.
+grid="$workdir/slurm-grid.yaml"
+cat > "$grid" <<YAML
+defenses:
+  - {name: none}
+  - {name: dgp, ratios: [0.8]}
+  - {name: dp_gaussian, ratios: [0.001]}
+YAML
 run_start=$(date +%s)
 # In the background, so that a signal reaches this script's trap at once.
 timeout -k 60 "$timeout_s" snakemake --snakefile "$repo/Snakefile" --directory "$workdir" \
-  --workflow-profile "$repo/workflow/profiles/slurm" --configfile "$repo/config/smoke.yaml" \
+  --workflow-profile "$repo/workflow/profiles/slurm" \
+  --configfile "$repo/config/smoke.yaml" "$grid" \
   --slurm-init-seconds-before-status-checks 5 --seconds-between-status-checks 5 \
   --slurm-keep-successful-logs "$@" &
 workflow_pid=$!
@@ -206,4 +217,4 @@ fi
 submitted=$(find "$workdir/.snakemake/slurm_logs" -name '*.log' 2> /dev/null | wc -l)
 log "workflow done in $(($(date +%s) - run_start)) s; $submitted jobs went through sbatch"
 [ "$submitted" -gt 0 ] || { echo "slurm-smoke: no job went through SLURM" >&2; exit 1; }
-python "$repo/workflow/scripts/check_smoke.py" "$workdir" "$repo/config/smoke.yaml"
+python "$repo/workflow/scripts/check_smoke.py" "$workdir" "$repo/config/smoke.yaml" "$grid"
