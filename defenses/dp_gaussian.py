@@ -27,6 +27,15 @@ def clip_to_norm(gradients: list[torch.Tensor], max_norm: float) -> list[torch.T
     return [g * scale for g in gradients]
 
 
+def noise_ratio_error(name: str, ratio: float, clip_norm: float) -> str | None:
+    """Why a clipped-noise defense's ratio or clip norm is invalid, or None."""
+    if clip_norm <= 0:
+        return f"{name} parameter clip_norm must be > 0, got {clip_norm}"
+    if ratio < 0:
+        return f"defense {name!r} needs ratio >= 0 (noise multiplier), got {ratio}"
+    return None
+
+
 def gaussian_epsilon(noise_multiplier: float, releases: int, delta: float) -> float:
     """Epsilon of ``releases`` Gaussian releases at this noise multiplier (opacus RDP)."""
     if releases <= 0:
@@ -50,13 +59,9 @@ class GaussianNoise(Defense):
 
     @classmethod
     def ratio_error(cls, ratio, params):
-        if params["clip_norm"] <= 0:
-            return f"{cls.name} parameter clip_norm must be > 0, got {params['clip_norm']}"
         if not 0 < params["delta"] < 1:
             return f"{cls.name} parameter delta must be in (0, 1), got {params['delta']}"
-        if ratio < 0:
-            return f"defense {cls.name!r} needs ratio >= 0 (noise multiplier), got {ratio}"
-        return None
+        return noise_ratio_error(cls.name, ratio, params["clip_norm"])
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from defenses.base import Defense, SharedGradient, UserBatch, dense
-from defenses.dp_gaussian import clip_to_norm
+from defenses.dp_gaussian import clip_to_norm, noise_ratio_error
 
 
 def laplace_noise(shape: torch.Size, scale: float, generator: torch.Generator | None,
@@ -29,11 +29,7 @@ class LaplaceNoise(Defense):
 
     @classmethod
     def ratio_error(cls, ratio, params):
-        if params["clip_norm"] <= 0:
-            return f"{cls.name} parameter clip_norm must be > 0, got {params['clip_norm']}"
-        if ratio < 0:
-            return f"defense {cls.name!r} needs ratio >= 0 (noise multiplier), got {ratio}"
-        return None
+        return noise_ratio_error(cls.name, ratio, params["clip_norm"])
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
