@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from defenses.base import Defense, DrawSamples, SharedGradient, UserBatch, dense
+from defenses.base import Defense, DrawSamples
 
 # ATS's table: (operation, magnitude index 0-9), by position.
 OPERATIONS: list[tuple[str, int]] = [
@@ -134,7 +134,3 @@ class TransformationPolicy(Defense):
                     image = apply_operation(image, *OPERATIONS[position], sign)
             out.append(image.clamp(0, 1))
         return torch.stack(out), labels
-
-    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
-              batch: UserBatch | None = None) -> SharedGradient:
-        return dense([g.clone() for g in gradients])

@@ -10,7 +10,7 @@ doing nothing, so a defense implements only what defines it.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -94,10 +94,11 @@ class Defense(ABC):
         indices, or class probabilities [N, num_classes] for label-mixing defenses."""
         return images, labels
 
-    @abstractmethod
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
-        """Defend one user's gradient (a list of per-parameter tensors)."""
+        """Defend one user's gradient (a list of per-parameter tensors). By default the
+        gradient is sent as it is (defenses that act on the data or the model)."""
+        return dense([g.clone() for g in gradients])
 
     def accounting(self, releases: int) -> dict[str, float]:
         """Formal guarantees after a user made ``releases`` releases (none by default)."""

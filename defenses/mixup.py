@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from defenses.base import Defense, DrawSamples, SharedGradient, UserBatch, dense
+from defenses.base import Defense, DrawSamples
 
 MAX_REDRAWS = 10_000
 
@@ -77,7 +77,3 @@ class MixUp(Defense):
                         draw: DrawSamples | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return mix(images, labels, num_classes, int(self.ratio), self.params["upper_bound"],
                    self.params["lower_bound"], generator, draw)
-
-    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
-              batch: UserBatch | None = None) -> SharedGradient:
-        return dense([g.clone() for g in gradients])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-
-from defenses.base import Defense, SharedGradient, UserBatch, dense
+from defenses.base import Defense
 
 
 class NoDefense(Defense):
@@ -15,7 +13,3 @@ class NoDefense(Defense):
     @classmethod
     def ratio_error(cls, ratio, params):
         return None if ratio == 0 else f"defense 'none' takes only ratio 0, got {ratio}"
-
-    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
-              batch: UserBatch | None = None) -> SharedGradient:
-        return dense([g.clone() for g in gradients])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from defenses.base import Defense, SharedGradient, UserBatch, dense
+from defenses.base import Defense
 
 
 class VariationalBottleneck(nn.Module):
@@ -64,7 +64,3 @@ class Precode(Defense):
                                            self.ratio)
         model.fc = nn.Sequential(bottleneck, model.fc)
         return model
-
-    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
-              batch: UserBatch | None = None) -> SharedGradient:
-        return dense([g.clone() for g in gradients])

@@ -39,6 +39,11 @@ def defense_family(defense: str) -> str:
     return family if family in FAMILY_LABELS or family == "none" else "other"
 
 
+def setting_labels(data: pd.DataFrame) -> pd.Series:
+    """'defense ratio' per row: the hue of figures that mix defenses and ratios."""
+    return data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+
+
 def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
     """Encode ``fig`` as a base64 PNG (for a data URI) and free its artists."""
     FigureCanvasAgg(fig)
@@ -111,7 +116,7 @@ def utility_figure(utility: pd.DataFrame) -> str:
     The residual panel answers whether what a compressing defense holds back stays bounded.
     """
     data = utility.copy()
-    data["setting"] = data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+    data["setting"] = setting_labels(data)
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     accuracy, residual = fig.subplots(1, 2)
     sns.lineplot(data=data, x="epoch", y="test_acc", hue="setting", errorbar=("ci", 95),
@@ -190,7 +195,7 @@ def privacy_utility_plane(privacy: pd.DataFrame, utility: pd.DataFrame) -> str:
 def accuracy_vs_upload(utility: pd.DataFrame) -> str:
     """Test accuracy against cumulative upload bytes per user: what each byte buys."""
     data = utility.copy()
-    data["setting"] = data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+    data["setting"] = setting_labels(data)
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     sns.lineplot(data=data, x="cumulative_upload_bytes", y="test_acc", hue="setting",
@@ -209,7 +214,7 @@ def accuracy_vs_upload(utility: pd.DataFrame) -> str:
 def attack_vs_round(privacy: pd.DataFrame) -> str:
     """Mean PSNR against the training round of the attacked model, per attack and defense."""
     data = privacy.dropna(subset=["psnr"]).copy()
-    data["setting"] = data["defense"] + " " + data["ratio"].map(lambda r: f"{r:g}")
+    data["setting"] = setting_labels(data)
     attacks = sorted(data["attack"].unique()) or ["(no data)"]
     fig = Figure(figsize=(4.6 * len(attacks), 3.6), layout="constrained")
     axes = fig.subplots(1, len(attacks), squeeze=False)[0]
