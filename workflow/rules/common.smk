@@ -64,22 +64,38 @@ def get_privacy_outputs(kind):
     return [f"results/privacy/{PRIVACY_PATTERN.format(**job)}.{kind}" for job in PRIVACY_JOBS]
 
 
+# Each job's settings, serialised once at parse time: a dry run of the paper grid asks for
+# them thousands of times (benchmarks/dag.py).
+DATASET_JSON = {
+    dataset_id(d): json.dumps({**d, "id": dataset_id(d)}, sort_keys=True)
+    for d in config["datasets"]
+}
+DEFENSE_PARAMS_JSON = {
+    d["name"]: json.dumps(d["params"], sort_keys=True) for d in config["defenses"]
+}
+TRAINING_JSON = {
+    d["name"]: json.dumps(
+        {**training_settings(config, d["name"]), "checkpoint_rounds": CHECKPOINT_ROUNDS},
+        sort_keys=True,
+    )
+    for d in config["defenses"]
+}
+ATTACK_PARAMS_JSON = {
+    a["name"]: json.dumps(a["params"], sort_keys=True) for a in config["attacks"]
+}
+
+
 def get_dataset_json(wildcards):
-    entry = next(d for d in config["datasets"] if dataset_id(d) == wildcards.dataset)
-    return json.dumps({**entry, "id": wildcards.dataset}, sort_keys=True)
+    return DATASET_JSON[wildcards.dataset]
 
 
 def get_defense_params_json(wildcards):
-    entry = next(d for d in config["defenses"] if d["name"] == wildcards.defense)
-    return json.dumps(entry["params"], sort_keys=True)
+    return DEFENSE_PARAMS_JSON[wildcards.defense]
 
 
 def get_training_json(wildcards):
-    settings = {**training_settings(config, wildcards.defense),
-                "checkpoint_rounds": CHECKPOINT_ROUNDS}
-    return json.dumps(settings, sort_keys=True)
+    return TRAINING_JSON[wildcards.defense]
 
 
 def get_attack_params_json(wildcards):
-    entry = next(a for a in config["attacks"] if a["name"] == wildcards.attack)
-    return json.dumps(entry["params"], sort_keys=True)
+    return ATTACK_PARAMS_JSON[wildcards.attack]

@@ -17,6 +17,10 @@ rule attack:
         device=config["device"],
         checkpoint=get_checkpoint_option,
     threads: 1
+    resources:
+        # The default's value for these small inputs, declared: evaluating the default
+        # expression (input size) per job costs seconds in a dry run of the paper grid.
+        disk_mb=1000,
     shell:
         "python -m dgp.privacy_job --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"

@@ -13,6 +13,10 @@ rule train:
         device=config["device"],
         checkpoint_dir=lambda wc: "results/train/" + TRAINING_PATTERN.format(**wc),
     threads: 1
+    resources:
+        # The default's value for these small inputs, declared: evaluating the default
+        # expression (input size) per job costs seconds in a dry run of the paper grid.
+        disk_mb=1000,
     shell:
         "python -m dgp.train_job --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
