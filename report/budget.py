@@ -20,19 +20,20 @@ UTILITY_FLOOR = 0.9  # share of no defense's final accuracy a setting must keep
 def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFrame:
     """One row per (defense, ratio): leakage, upload share and final accuracy."""
     rows = []
-    accuracy = None
+    accuracy: dict = {}  # (defense, ratio) -> final test accuracy per seed
     if utility is not None and not utility.empty:
-        accuracy = final_rows(utility).groupby(["defense", "ratio"])["test_acc"].mean()
+        accuracy = dict(list(final_rows(utility).groupby(["defense", "ratio"])["test_acc"]))
     for (defense, ratio), group in privacy.groupby(["defense", "ratio"], sort=True):
         mean, _, n = mean_ci(group["psnr"])
-        acc = math.nan
-        if accuracy is not None and (defense, ratio) in accuracy.index:
-            acc = float(accuracy.loc[(defense, ratio)])
+        final = accuracy.get((defense, ratio))
+        acc = math.nan if final is None else float(final.mean())
         rows.append({"defense": defense, "ratio": ratio, "psnr_mean": mean, "n": n,
                      "psnr": format_mean_ci(group["psnr"], ".2f"),
                      "ssim": format_mean_ci(group["ssim"], ".3f"),
                      "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
-                     "test_acc": acc})
+                     "test_acc": acc,
+                     "test_acc_text": "not trained" if final is None
+                     else format_mean_ci(final, ".3f")})
     return pd.DataFrame(rows)
 
 
@@ -59,7 +60,6 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
             rows.append({**row, "defense": str(best["defense"]), "ratio": f"{best['ratio']:g}",
                          "psnr": best["psnr"], "ssim": best["ssim"],
                          "upload": f"{best['share']:.0%}",
-                         "test_acc": "not trained" if math.isnan(best["test_acc"])
-                         else f"{best['test_acc']:.3f}",
+                         "test_acc": best["test_acc_text"],
                          "n": str(best["n"])})
     return rows

@@ -165,6 +165,11 @@ def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_p
     rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, utility)}
     assert rows[("dlg", "<= 25% of dense")]["defense"] == "topk"
     assert rows[("dlg", "<= 25% of dense")]["test_acc"] == "0.790"
+    # two training seeds: the accuracy comes with its interval over them
+    second = utility.assign(seed=1, test_acc=utility["test_acc"] - 0.02)
+    rows = {(r["attack"], r["budget"]): r
+            for r in best_by_budget(data, pd.concat([utility, second]))}
+    assert rows[("dlg", "<= 25% of dense")]["test_acc"].startswith("0.780 ± ")
 
 
 def test_bootstrap_interval_resamples_seeds():
