@@ -7,6 +7,7 @@ Used by the workflow before any job runs, and by the tests; every problem become
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,15 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
                               f"BatchNorm ({', '.join(MODELS_WITH_BATCHNORM)}), but the "
                               f"datasets use {', '.join(sorted(set(without_batchnorm)))}")
     _unique(config["attacks"], lambda a: a["name"], "attacks")
+    ratios = {d["name"]: d["ratios"] for d in config["defenses"]}
+    for name, ratio in config["report"]["gallery_ratios"].items():
+        where = f"config error at report.gallery_ratios.{name}"
+        if name not in ratios:
+            raise ConfigError(f"{where}: {name!r} is not one of the configured defenses "
+                              f"({', '.join(ratios)})")
+        if not any(math.isclose(ratio, r) for r in ratios[name]):
+            raise ConfigError(f"{where}: {ratio:g} is not one of its ratios "
+                              f"({', '.join(f'{r:g}' for r in ratios[name])})")
     privacy = config["privacy"]
     untrained = [d["name"] for d in config["defenses"]
                  if not training_settings(config, d["name"])["enabled"]]

@@ -106,18 +106,25 @@ def embed_image(path: str | Path) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
-def gallery(data: pd.DataFrame) -> list[dict[str, Any]]:
-    """One reconstruction per attack × defense: smallest seed at the defense's strongest ratio.
+def gallery(data: pd.DataFrame,
+            ratios: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One reconstruction per attack × defense: smallest seed at the defense's ratio in
+    ``ratios`` (the config's report.gallery_ratios), else at its strongest ratio.
 
     The strongest ratio is where a defense should hurt the attack most; ``none`` is shown at
     ratio 0 as the undefended reference.
     """
+    ratios = ratios or {}
     items = []
     groups = data.groupby(["attack", "defense"], sort=True)
     # Within an attack, the undefended baseline comes first.
     for (attack, defense), group in sorted(groups, key=lambda g: (g[0][0], g[0][1] != "none")):
-        ratios = group["ratio"]
-        ratio = 0.0 if defense == "none" and (ratios == 0).any() else ratios.max()
+        ran = group["ratio"]
+        chosen = ran[np.isclose(ran, ratios[defense])] if defense in ratios else ran[:0]
+        if len(chosen):
+            ratio = chosen.iloc[0]
+        else:
+            ratio = 0.0 if defense == "none" and (ran == 0).any() else ran.max()
         at_ratio = group[group["ratio"] == ratio]
         seed = at_ratio["seed"].min()
         job = at_ratio[at_ratio["seed"] == seed]
@@ -246,7 +253,8 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
             "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
             "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
                               else None),
-            "gallery": gallery(first_round),
+            "gallery": gallery(first_round,
+                               config.get("report", {}).get("gallery_ratios")),
             "utility": utility_section,
         })
     verdicts = evaluate_claims(load_claims(claims_path), data, utility)

@@ -53,6 +53,10 @@ def test_smoke_config_is_valid_and_gets_defaults():
     (lambda c: c["training"].update(enabled=False), "needs training.enabled"),
     (lambda c: c["training"].update(algorithm="fedprox"), "fedprox"),
     (lambda c: c["attacks"].append({"name": "gradinversion"}), "needs a model with BatchNorm"),
+    (lambda c: c.update(report={"gallery_ratios": {"dgp": 0.33}}),
+     r"report\.gallery_ratios\.dgp: 0\.33 is not one of its ratios"),
+    (lambda c: c.update(report={"gallery_ratios": {"dpg": 0.8}}),
+     "'dpg' is not one of the configured defenses"),
 ])
 def test_bad_config_is_one_clear_error(edit, message):
     with pytest.raises(ConfigError, match=message):

@@ -145,6 +145,16 @@ def test_defense_families_follow_the_registry() -> None:
         "none", "pruning", "pruning", "pruning", "noise"]
 
 
+def test_gallery_shows_the_configured_ratio_else_the_strongest(tmp_path):
+    from report.render import gallery, load_privacy
+
+    data = load_privacy(make_csv(tmp_path))
+    captions = [item["caption"] for item in gallery(data, {"dgp": 0.5})]
+    assert any(c.startswith("dgp, 0.5, dlg:") for c in captions)
+    assert any(c.startswith("topk, 0.9, dlg:") for c in captions)  # not listed: strongest
+    assert any(c.startswith("none, 0, dlg:") for c in captions)
+
+
 def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_path):
     from report.budget import best_by_budget
     from report.render import load_privacy
