@@ -17,7 +17,8 @@ model (exported with TorchScript after the user loaded the payload), gradient an
 count then go to our ``ig``. Printed: PSNR/SSIM of both (our metrics on both), seconds per
 iteration of both and their ratio, and ours over one plain training step of the model.
 Targets: our PSNR >= breaching's - 0.5 dB on average; our time per iteration <= 0.8x
-breaching's and <= 4x a training step. Figures, never assertions.
+breaching's and <= 4x a training step. Stretch: breaching's PSNR in at most half its
+iterations (``--our-iterations 500 --iterations 1000``). Figures, never assertions.
 """
 
 from __future__ import annotations
@@ -119,7 +120,6 @@ def our_side(exported: Path, results: dict, inputs: torch.Tensor, labels: torch.
     mine = image_metrics(denormalize(ours.images), original)
     return {"breaching_psnr": theirs["psnr"][0], "breaching_ssim": theirs["ssim"][0],
             "our_psnr": mine["psnr"][0], "our_ssim": mine["ssim"][0],
-            "breaching_s_per_it": results["seconds"] / iterations,
             "our_s_per_it": seconds / iterations, "step_s": step_seconds}
 
 
@@ -128,6 +128,9 @@ def main() -> None:
     parser.add_argument("--peer-python", help="python of the environment with breaching")
     parser.add_argument("--model", default="ConvNet", choices=["ConvNet", "resnet18"])
     parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--our-iterations", type=int,
+                        help="iterations of ours (default: --iterations); e.g. half of them "
+                             "for the stretch target: breaching's PSNR in <= half the steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--images", nargs="+",
                         default=["cat/0000.jpg", "ship/0000.jpg", "truck/0000.jpg"])
@@ -151,7 +154,9 @@ def main() -> None:
             subprocess.run([args.peer_python, __file__, "--peer-job", json.dumps(job)],
                            check=True, capture_output=True, text=True)
             results = torch.load(job["out"], weights_only=True)
-            row = our_side(Path(job["model_out"]), results, inputs, labels, args.iterations)
+            row = our_side(Path(job["model_out"]), results, inputs, labels,
+                           args.our_iterations or args.iterations)
+            row["breaching_s_per_it"] = results["seconds"] / args.iterations
             rows.append(row)
             print(f"{name}: breaching {row['breaching_psnr']:.2f} dB / SSIM "
                   f"{row['breaching_ssim']:.3f} at {row['breaching_s_per_it']:.3f} s/it; ours "
@@ -161,7 +166,9 @@ def main() -> None:
     def mean(key: str) -> float:
         return sum(r[key] for r in rows) / len(rows)
 
-    print(f"\n{args.model}, {args.iterations} iterations, {len(rows)} images, "
+    ours = args.our_iterations or args.iterations
+    print(f"\n{args.model}, breaching {args.iterations} iterations, ours {ours}, "
+          f"{len(rows)} images, "
           f"torch threads {torch.get_num_threads()}")
     print(f"mean PSNR: breaching {mean('breaching_psnr'):.2f} dB, ours {mean('our_psnr'):.2f} "
           f"dB (difference {mean('our_psnr') - mean('breaching_psnr'):+.2f} dB)")
