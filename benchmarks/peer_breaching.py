@@ -142,6 +142,7 @@ def main() -> None:
     if not args.peer_python:
         parser.error("--peer-python is required (see the module docstring)")
 
+    our_iterations = args.our_iterations or args.iterations
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.images:
@@ -154,8 +155,7 @@ def main() -> None:
             subprocess.run([args.peer_python, __file__, "--peer-job", json.dumps(job)],
                            check=True, capture_output=True, text=True)
             results = torch.load(job["out"], weights_only=True)
-            row = our_side(Path(job["model_out"]), results, inputs, labels,
-                           args.our_iterations or args.iterations)
+            row = our_side(Path(job["model_out"]), results, inputs, labels, our_iterations)
             row["breaching_s_per_it"] = results["seconds"] / args.iterations
             rows.append(row)
             print(f"{name}: breaching {row['breaching_psnr']:.2f} dB / SSIM "
@@ -166,8 +166,7 @@ def main() -> None:
     def mean(key: str) -> float:
         return sum(r[key] for r in rows) / len(rows)
 
-    ours = args.our_iterations or args.iterations
-    print(f"\n{args.model}, breaching {args.iterations} iterations, ours {ours}, "
+    print(f"\n{args.model}, breaching {args.iterations} iterations, ours {our_iterations}, "
           f"{len(rows)} images, "
           f"torch threads {torch.get_num_threads()}")
     print(f"mean PSNR: breaching {mean('breaching_psnr'):.2f} dB, ours {mean('our_psnr'):.2f} "

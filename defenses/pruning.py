@@ -67,15 +67,12 @@ def rank_band_mask(tensor: torch.Tensor, skip_top: int, keep: int) -> torch.Tens
     if tensor.dtype == torch.float32:
         bits = tensor.detach().numpy().reshape(-1).view(np.int32)
         if numel >= _SELECT_MIN_NUMEL:
-            mask = _selected_band(bits, skip_top, keep)
-        else:
-            band = _argsorted_band if numel <= _SORT_MAX_NUMEL else _partition_band
-            mask = band(np.bitwise_and(bits, _KEY_MAX), skip_top, keep)
+            return torch.from_numpy(_selected_band(bits, skip_top, keep).reshape(tensor.shape))
+        keys = np.bitwise_and(bits, _KEY_MAX)
     else:
         keys = _magnitude_keys(tensor.detach().reshape(-1)).numpy()
-        band = _argsorted_band if numel <= _SORT_MAX_NUMEL else _partition_band
-        mask = band(keys, skip_top, keep)
-    return torch.from_numpy(mask.reshape(tensor.shape))
+    band = _argsorted_band if numel <= _SORT_MAX_NUMEL else _partition_band
+    return torch.from_numpy(band(keys, skip_top, keep).reshape(tensor.shape))
 
 
 def _magnitude_keys(flat: torch.Tensor) -> torch.Tensor:

@@ -120,9 +120,9 @@ def gallery(data: pd.DataFrame,
     # Within an attack, the undefended baseline comes first.
     for (attack, defense), group in sorted(groups, key=lambda g: (g[0][0], g[0][1] != "none")):
         ran = group["ratio"]
-        chosen = ran[np.isclose(ran, ratios[defense])] if defense in ratios else ran[:0]
-        if len(chosen):
-            ratio = chosen.iloc[0]
+        configured = ran[np.isclose(ran, ratios.get(defense, np.nan))]
+        if len(configured):
+            ratio = configured.iloc[0]
         else:
             ratio = 0.0 if defense == "none" and (ran == 0).any() else ran.max()
         at_ratio = group[group["ratio"] == ratio]
