@@ -5,14 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attacks.lean_conv import lean_convolutions
 from dgp.gradients import training_loss
 
 
 def candidate_gradients(model: nn.Module, images: torch.Tensor,
                         labels: torch.Tensor) -> list[torch.Tensor]:
     """The gradient a candidate batch would produce, differentiable w.r.t. the images (the
-    user's loss as the server knows it, model penalties such as PRECODE's included)."""
-    loss = training_loss(model, images, labels)
+    user's loss as the server knows it, model penalties such as PRECODE's included).
+    Convolutions are recorded lean: differentiating this gradient w.r.t. the images then
+    skips the weight-gradient pass stock PyTorch would waste."""
+    with lean_convolutions():
+        loss = training_loss(model, images, labels)
     params = [p for p in model.parameters() if p.requires_grad]
     return list(torch.autograd.grad(loss, params, create_graph=True))
 

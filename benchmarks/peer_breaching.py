@@ -13,9 +13,10 @@ then, from this project's environment:
 For each CIFAR-10 test image (from ../shared/data/cifar10-mini), breaching builds its model
 (seeded, untrained), the server payload and the user's shared gradient with its own classes
 and runs its IG (cosine, TV 0.2, signed Adam, boxed, step decay, 1 restart). The very same
-model (exported with TorchScript after the user loaded the payload), gradient and iteration
-count then go to our ``ig``. Printed: PSNR/SSIM of both (our metrics on both), seconds per
-iteration of both and their ratio, and ours over one plain training step of the model.
+model (exported with ``torch.export`` after the user loaded the payload: the same graph of
+aten operations on our side), gradient and iteration count then go to our ``ig``. Printed:
+PSNR/SSIM of both (our metrics on both), seconds per iteration of both and their ratio,
+and ours over one plain training step of the model.
 Targets: our PSNR >= breaching's - 0.5 dB on average; our time per iteration <= 0.8x
 breaching's and <= 4x a training step. Stretch: breaching's PSNR in at most half its
 iterations (``--our-iterations 500 --iterations 1000``). Figures, never assertions.
@@ -82,7 +83,7 @@ def peer_side(job: dict) -> None:
     reconstruction, _ = attacker.reconstruct([payload], [shared], server.secrets, dryrun=False)
     seconds = time.perf_counter() - began
     user.model.eval()
-    torch.jit.save(torch.jit.trace(user.model, images["inputs"]), job["model_out"])
+    torch.export.save(torch.export.export(user.model, (images["inputs"],)), job["model_out"])
     torch.save({"gradients": [g.detach() for g in shared["gradients"]],
                 "reconstruction": reconstruction["data"].detach(), "seconds": seconds},
                job["out"])
@@ -95,7 +96,7 @@ def our_side(exported: Path, results: dict, inputs: torch.Tensor, labels: torch.
     from defenses import SharedGradient
     from dgp.metrics import image_metrics
 
-    model = torch.jit.load(str(exported)).eval()
+    model = torch.export.load(str(exported)).module()
     gradients = results["gradients"]
     assert [g.shape for g in gradients] == [p.shape for p in model.parameters()]
     shared = SharedGradient(gradients, [None] * len(gradients))
@@ -150,7 +151,7 @@ def main() -> None:
             inputs, labels = normalize(image), torch.tensor([label])
             job = {"model": args.model, "seed": args.seed, "iterations": args.iterations,
                    "images": f"{tmp}/images.pt", "out": f"{tmp}/peer.pt",
-                   "model_out": f"{tmp}/model.pt"}
+                   "model_out": f"{tmp}/model.pt2"}
             torch.save({"inputs": inputs, "labels": labels}, job["images"])
             subprocess.run([args.peer_python, __file__, "--peer-job", json.dumps(job)],
                            check=True, capture_output=True, text=True)
