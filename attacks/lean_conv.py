@@ -5,7 +5,7 @@ built with ``create_graph=True`` and then differentiated w.r.t. the images only.
 stock double backward of a convolution (``_convolution_double_backward``) still computes
 the weight gradient of the input-gradient term whenever that term exists, i.e. one wasted
 convolution per layer after the first, about one pass in eight. Inside
-:func:`lean_convolutions` every ``conv2d`` becomes three small autograd functions (the
+``with lean_convolutions():`` every ``conv2d`` becomes three small autograd functions (the
 convolution, its input gradient and its weight gradient, each the derivative of the others)
 that ask the autograd engine which of their inputs it will actually need. The values are
 the same kernels' values; only the unneeded convolution is skipped.
