@@ -1,4 +1,9 @@
-"""Atomic file output: a killed job never leaves a file that looks finished."""
+"""Atomic file output: a killed job never leaves a file that looks finished.
+
+Finished files get the mode a plain ``open`` would give them (0666 less the umask, i.e.
+0644 under the usual umask 022), not the 0600 of the temporary file they start as, so a
+report copied to a web server or a shared results folder stays readable.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +27,17 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, data: Any) -> None:
