@@ -46,19 +46,30 @@ class DeepLeakage(Attack):
         optimizer = torch.optim.LBFGS(variables, lr=self.params["lr"],
                                       max_iter=self.params["max_evaluations"])
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
+        def hard_labels() -> torch.Tensor:
+            return current_labels().detach().argmax(-1) if self.optimize_labels else labels
+
+        # torch's L-BFGS evaluates the objective up to max_evaluations times per step and
+        # returns the loss at the step's start, not at its end: the best iterate is kept
+        # here, at every evaluation, paired with the images it was evaluated at.
+        best = {"loss": math.inf, "images": start.clone(), "labels": hard_labels()}
+
+        def evaluate() -> torch.Tensor:
             loss = self.matching_loss(candidate_gradients(model, images, current_labels()),
                                       observed, target)
+            value = float(loss.detach())
+            if math.isfinite(value) and value < best["loss"]:
+                best.update(loss=value, images=images.detach().clone(), labels=hard_labels())
+            return loss
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = evaluate()
             grads = torch.autograd.grad(loss, variables)
             for variable, grad in zip(variables, grads, strict=True):
                 variable.grad = grad
             return loss
 
-        def hard_labels() -> torch.Tensor:
-            return current_labels().detach().argmax(-1) if self.optimize_labels else labels
-
-        best_loss, best_images, best_labels = math.inf, start.clone(), hard_labels()
         status, steps = "ok", 0
         for steps in tqdm(range(1, self.params["iterations"] + 1), desc=self.name,
                           leave=False, disable=None):
@@ -66,16 +77,9 @@ class DeepLeakage(Attack):
             if not (math.isfinite(loss) and all(torch.isfinite(v).all() for v in variables)):
                 status = "diverged"
                 break
-            if loss < best_loss:
-                best_loss, best_images, best_labels = loss, images.detach().clone(), hard_labels()
-        # The loss L-BFGS reports is the one before its step: score the final images too.
-        if status == "ok":
-            final = float(self.matching_loss(
-                candidate_gradients(model, images, current_labels()), observed, target).detach())
-            if math.isfinite(final) and final < best_loss:
-                best_loss, best_images, best_labels = final, images.detach().clone(), hard_labels()
-        return Reconstruction(best_images, best_labels, status, best_loss, steps)
-
+        if status == "ok":  # L-BFGS does not evaluate the end point of its last step
+            evaluate()
+        return Reconstruction(best["images"], best["labels"], status, best["loss"], steps)
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:

@@ -150,3 +150,37 @@ def test_noise_aware_matching_is_the_noise_likelihood():
     assert float(noise_likelihood(candidate, observed, laplace)) == pytest.approx(
         float(residual.abs().sum() / (0.5 * 3)))
     assert noise_likelihood(candidate, observed, _target_for("topk", 0.5, observed)) is None
+
+
+def test_dlg_returns_its_best_evaluated_iterate():
+    # torch's L-BFGS reports the loss at a step's start; the attack must return the images
+    # with the lowest objective it evaluated, and that objective, not a mismatched pair.
+    from attacks.base import AttackTarget
+    from attacks.objectives import candidate_gradients, euclidean_distance
+    from defenses import create_defense
+    from dgp.gradients import parameter_gradients
+    from dgp.models import build_model
+
+    model = build_model("lenet", 1, 10, 16, seed=0).eval()
+    images = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    defense = create_defense("dp_gaussian", 0.05)
+    shared = defense.apply(parameter_gradients(model, images, torch.tensor([3])),
+                           torch.Generator().manual_seed(1))
+    target = AttackTarget(model, shared, 1, (1, 16, 16), 10,
+                          (torch.full((1, 1, 1, 1), -3.0), torch.full((1, 1, 1, 1), 3.0)))
+    # lr 10 overshoots: measured, the old pairing returned 84.3 after evaluating 23.9.
+    attack = create_attack("idlg", {"iterations": 2, "lr": 10.0})
+    evaluated = []
+    original = attack.matching_loss
+
+    def spy(candidate, observed, target):
+        loss = original(candidate, observed, target)
+        evaluated.append(float(loss.detach()))
+        return loss
+
+    attack.matching_loss = spy
+    result = attack.reconstruct(target, torch.Generator().manual_seed(2))
+    again = euclidean_distance(candidate_gradients(model, result.images, result.labels),
+                               shared.tensors)
+    assert result.loss == pytest.approx(float(again), rel=1e-4)
+    assert result.loss == pytest.approx(min(evaluated), rel=1e-6)
