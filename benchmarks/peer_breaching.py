@@ -8,15 +8,26 @@ Needs a second environment with PyPI ``breaching`` (0.1.2) beside the same torch
 then, from this project's environment:
 
     python benchmarks/peer_breaching.py --peer-python .peer-venv/bin/python \
-        --model ConvNet --iterations 1000 --images cat/0000.jpg ship/0000.jpg truck/0000.jpg
+        --model ConvNet --iterations 200 --num-images 8 --image-seed 0 --out peer.json
 
-For each CIFAR-10 test image (from ../shared/data/cifar10-mini), breaching builds its model
-(seeded, untrained), the server payload and the user's shared gradient with its own classes
-and runs its IG (cosine, TV 0.2, signed Adam, boxed, step decay, 1 restart). The very same
-model (exported with ``torch.export`` after the user loaded the payload: the same graph of
-aten operations on our side), gradient and iteration count then go to our ``ig``. Printed:
-PSNR/SSIM of both (our metrics on both), seconds per iteration of both and their ratio,
-and ours over one plain training step of the model.
+Images are not hand-picked: ``--num-images`` (default 8) are drawn as the first entries of a
+permutation, seeded by ``--image-seed``, of the whole test split under ``--root`` (default
+../shared/data/cifar10-mini/test, ImageFolder layout; labels are the alphabetical class
+indices, which are CIFAR-10's). Per image the difference ours - breaching varies by several
+dB, so a mean over fewer than 8 images says little (a warning is printed).
+``--images`` is an explicit override with hand-picked files (relative to ``--root``), for
+debugging only.
+
+For each image, breaching builds its model (seeded by ``--seed``, untrained), the server
+payload and the user's shared gradient with its own classes and runs its IG (cosine, TV 0.2,
+signed Adam, boxed, step decay, 1 restart). The very same model (exported with
+``torch.export`` after the user loaded the payload: the same graph of aten operations on our
+side), gradient and iteration count then go to our ``ig``. Printed: one row per image
+(PSNR/SSIM of both, with our metrics on both; their PSNR difference; seconds per iteration of
+both and ours over one plain training step), then the mean PSNR difference (ours - breaching)
+with its standard deviation, min/max and a 95% percentile-bootstrap interval that resamples
+images (n = number of images), and the time-per-iteration ratio. ``--out`` writes the same
+as JSON.
 Targets: our PSNR >= breaching's - 0.5 dB on average; our time per iteration <= 0.8x
 breaching's and <= 4x a training step. Stretch: breaching's PSNR in at most half its
 iterations (``--our-iterations 500 --iterations 1000``). Figures, never assertions.
@@ -26,12 +37,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 CIFAR10_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini"
@@ -39,14 +52,71 @@ MEAN = (0.4914672, 0.4822617, 0.4467702)
 STD = (0.2470322, 0.2434851, 0.2615879)
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+MIN_IMAGES = 8  # below this a mean difference is within a +-1.5 dB band of chance
+TARGET_DB = -0.5  # ours >= breaching - 0.5 dB on average
+BOOTSTRAP_SAMPLES = 10_000
 
 
-def load_image(relative: str) -> tuple[torch.Tensor, int]:
+def split_files(root: Path) -> list[str]:
+    """Every image of an ImageFolder split, as ``class/file`` relative to ``root``, sorted."""
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if classes != CLASSES:
+        raise ValueError(f"{root}: expected the CIFAR-10 class folders {CLASSES}, found {classes}")
+    files = [f"{c}/{f.name}" for c in classes for f in sorted((root / c).iterdir())
+             if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ValueError(f"{root}: no images")
+    return files
+
+
+def draw_images(root: Path, count: int, seed: int) -> list[str]:
+    """``count`` images of the whole split: the head of a permutation seeded by ``seed``."""
+    files = split_files(root)
+    if not 0 < count <= len(files):
+        raise ValueError(f"--num-images must be in 1..{len(files)} for {root}, got {count}")
+    order = np.random.default_rng(seed).permutation(len(files))
+    return [files[i] for i in order[:count]]
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean PSNR difference (ours - breaching) over images with its spread: standard
+    deviation, min/max and a 95% percentile-bootstrap interval resampling images."""
+    from scipy.stats import bootstrap
+
+    diff = np.array([r["our_psnr"] - r["breaching_psnr"] for r in rows], dtype=float)
+
+    def mean(key: str) -> float:
+        return float(np.mean([r[key] for r in rows]))
+
+    if len(diff) >= 2 and np.ptp(diff) > 0:
+        ci = bootstrap((diff,), np.mean, confidence_level=0.95, n_resamples=BOOTSTRAP_SAMPLES,
+                       method="percentile", rng=np.random.default_rng(0)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    else:
+        low = high = float(diff.mean())
+    return {
+        "n_images": len(rows), "resampled_unit": "image",
+        "breaching_psnr_mean": mean("breaching_psnr"), "our_psnr_mean": mean("our_psnr"),
+        "breaching_ssim_mean": mean("breaching_ssim"), "our_ssim_mean": mean("our_ssim"),
+        "psnr_diff_mean": float(diff.mean()),
+        "psnr_diff_std": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
+        "psnr_diff_min": float(diff.min()), "psnr_diff_max": float(diff.max()),
+        "psnr_diff_ci95": [low, high], "bootstrap": f"percentile, {BOOTSTRAP_SAMPLES} resamples",
+        "target_db": TARGET_DB, "target_met": bool(diff.mean() >= TARGET_DB),
+        "breaching_s_per_it_mean": mean("breaching_s_per_it"),
+        "our_s_per_it_mean": mean("our_s_per_it"), "step_s_mean": mean("step_s"),
+        "time_ratio": mean("our_s_per_it") / mean("breaching_s_per_it"),
+        "our_it_over_step": mean("our_s_per_it") / mean("step_s"),
+    }
+
+
+def load_image(root: Path, relative: str) -> tuple[torch.Tensor, int]:
     """A test image in [0, 1] and its CIFAR-10 label (ImageFolder's alphabetical order)."""
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
-    path = CIFAR10_MINI / "test" / relative
+    path = root / relative
     return to_tensor(Image.open(path).convert("RGB")).unsqueeze(0), CLASSES.index(path.parent.name)
 
 
@@ -132,9 +202,18 @@ def main() -> None:
     parser.add_argument("--our-iterations", type=int,
                         help="iterations of ours (default: --iterations); e.g. half of them "
                              "for the stretch target: breaching's PSNR in <= half the steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images", nargs="+",
-                        default=["cat/0000.jpg", "ship/0000.jpg", "truck/0000.jpg"])
+    parser.add_argument("--seed", type=int, default=0, help="breaching's model seed")
+    parser.add_argument("--root", type=Path, default=CIFAR10_MINI / "test",
+                        help="test split, ImageFolder layout (default: cifar10-mini/test)")
+    parser.add_argument("--image-seed", type=int, default=0,
+                        help="seed of the permutation of the whole split the images are "
+                             "drawn from")
+    parser.add_argument("--num-images", type=int, default=MIN_IMAGES,
+                        help=f"images drawn (default {MIN_IMAGES}; fewer prints a warning)")
+    parser.add_argument("--images", nargs="+", metavar="CLASS/FILE",
+                        help="OVERRIDE, debugging only: hand-picked files relative to --root "
+                             "instead of the seeded draw")
+    parser.add_argument("--out", type=Path, help="write per-image rows and summary as JSON")
     parser.add_argument("--peer-job", help=argparse.SUPPRESS)  # internal: the peer side
     args = parser.parse_args()
     if args.peer_job:
@@ -143,39 +222,76 @@ def main() -> None:
     if not args.peer_python:
         parser.error("--peer-python is required (see the module docstring)")
 
+    if args.images:
+        names, drawn = args.images, "hand-picked (--images override)"
+    else:
+        try:
+            names = draw_images(args.root, args.num_images, args.image_seed)
+        except ValueError as error:
+            parser.error(str(error))
+        drawn = (f"drawn by --image-seed {args.image_seed} from all "
+                 f"{len(split_files(args.root))} images of {args.root}")
+    if len(names) < MIN_IMAGES:
+        print(f"WARNING: {len(names)} images (< {MIN_IMAGES}): per image the difference spans "
+              f"several dB, so this mean can land anywhere in a +-1.5 dB band", file=sys.stderr)
+    print(f"images {drawn}: {' '.join(names)}", flush=True)
+
     our_iterations = args.our_iterations or args.iterations
+    header = (f"{'image':<20} {'label':>5} {'brch dB':>8} {'ours dB':>8} {'diff dB':>8} "
+              f"{'brch SSIM':>9} {'ours SSIM':>9} {'brch s/it':>9} {'ours s/it':>9} "
+              f"{'step s':>7}")
+    print(header, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.images:
-            image, label = load_image(name)
+        for name in names:
+            image, label = load_image(args.root, name)
             inputs, labels = normalize(image), torch.tensor([label])
             job = {"model": args.model, "seed": args.seed, "iterations": args.iterations,
                    "images": f"{tmp}/images.pt", "out": f"{tmp}/peer.pt",
                    "model_out": f"{tmp}/model.pt2"}
             torch.save({"inputs": inputs, "labels": labels}, job["images"])
-            subprocess.run([args.peer_python, __file__, "--peer-job", json.dumps(job)],
-                           check=True, capture_output=True, text=True)
+            peer = subprocess.run([args.peer_python, __file__, "--peer-job", json.dumps(job)],
+                                  capture_output=True, text=True)
+            if peer.returncode:
+                sys.stderr.write(peer.stderr)
+                raise SystemExit(f"breaching's side failed on {name} (exit {peer.returncode})")
             results = torch.load(job["out"], weights_only=True)
             row = our_side(Path(job["model_out"]), results, inputs, labels, our_iterations)
-            row["breaching_s_per_it"] = results["seconds"] / args.iterations
+            row = {"image": name, "label": label, **row,
+                   "breaching_s_per_it": results["seconds"] / args.iterations}
+            row["psnr_diff"] = row["our_psnr"] - row["breaching_psnr"]
             rows.append(row)
-            print(f"{name}: breaching {row['breaching_psnr']:.2f} dB / SSIM "
-                  f"{row['breaching_ssim']:.3f} at {row['breaching_s_per_it']:.3f} s/it; ours "
-                  f"{row['our_psnr']:.2f} dB / {row['our_ssim']:.3f} at "
-                  f"{row['our_s_per_it']:.3f} s/it; training step {row['step_s']:.3f} s")
+            print(f"{name:<20} {label:>5} {row['breaching_psnr']:>8.2f} {row['our_psnr']:>8.2f} "
+                  f"{row['psnr_diff']:>+8.2f} {row['breaching_ssim']:>9.3f} "
+                  f"{row['our_ssim']:>9.3f} {row['breaching_s_per_it']:>9.3f} "
+                  f"{row['our_s_per_it']:>9.3f} {row['step_s']:>7.3f}", flush=True)
 
-    def mean(key: str) -> float:
-        return sum(r[key] for r in rows) / len(rows)
-
+    summary = summarize(rows)
+    low, high = summary["psnr_diff_ci95"]
     print(f"\n{args.model}, breaching {args.iterations} iterations, ours {our_iterations}, "
-          f"{len(rows)} images, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"mean PSNR: breaching {mean('breaching_psnr'):.2f} dB, ours {mean('our_psnr'):.2f} "
-          f"dB (difference {mean('our_psnr') - mean('breaching_psnr'):+.2f} dB)")
-    ratio = mean("our_s_per_it") / mean("breaching_s_per_it")
-    print(f"seconds per iteration: breaching {mean('breaching_s_per_it'):.3f}, ours "
-          f"{mean('our_s_per_it'):.3f} (ratio {ratio:.2f})")
-    print(f"ours per iteration / one training step: {mean('our_s_per_it') / mean('step_s'):.2f}")
+          f"{len(rows)} images, torch threads {torch.get_num_threads()}")
+    print(f"mean PSNR: breaching {summary['breaching_psnr_mean']:.2f} dB, ours "
+          f"{summary['our_psnr_mean']:.2f} dB; mean SSIM: breaching "
+          f"{summary['breaching_ssim_mean']:.3f}, ours {summary['our_ssim_mean']:.3f}")
+    print(f"PSNR difference ours - breaching: mean {summary['psnr_diff_mean']:+.2f} dB, "
+          f"sd {summary['psnr_diff_std']:.2f}, min {summary['psnr_diff_min']:+.2f}, max "
+          f"{summary['psnr_diff_max']:+.2f}, 95% bootstrap interval [{low:+.2f}, {high:+.2f}] "
+          f"(unit resampled = image, n = {len(rows)}, {summary['bootstrap']})")
+    print(f"target mean difference >= {TARGET_DB:+.1f} dB: "
+          f"{'met' if summary['target_met'] else 'NOT met'}")
+    print(f"seconds per iteration: breaching {summary['breaching_s_per_it_mean']:.3f}, ours "
+          f"{summary['our_s_per_it_mean']:.3f} (ratio {summary['time_ratio']:.2f})")
+    print(f"ours per iteration / one training step: {summary['our_it_over_step']:.2f}")
+    if args.out:
+        record = {"model": args.model, "iterations": args.iterations,
+                  "our_iterations": our_iterations, "seed": args.seed,
+                  "image_seed": None if args.images else args.image_seed,
+                  "root": str(args.root), "images_drawn": drawn,
+                  "torch_threads": torch.get_num_threads(), "rows": rows, "summary": summary}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.out.with_name(args.out.name + ".partial")
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, args.out)
 
 
 if __name__ == "__main__":
