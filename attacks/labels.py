@@ -1,8 +1,16 @@
-"""Label inference from the classifier's gradient (iDLG; Yin et al. for batches).
+"""Label inference from the classifier's gradient, as in breaching's label strategies.
 
-With cross-entropy and non-negative features, the row of the last linear layer's weight
-gradient that belongs to a true label sums to a negative number, every other row to a
-positive one. For a batch, the ``batch_size`` most negative rows are taken (distinct labels).
+With cross-entropy and non-negative features (sigmoid or ReLU before the last linear
+layer), the row of the classifier's weight gradient that belongs to a label in the batch
+has negative entries, every other row only positive ones.
+
+* one image: iDLG (Zhao et al. 2020; breaching's ``iDLG``): the row with the smallest sum;
+* a batch: Yin et al. 2021 (breaching's ``yin``): rows ranked by their *minimum* entry, the
+  ``batch_size`` smallest taken (distinct labels; repeated cyclically when the batch is
+  larger than the class count). A row's sum mixes the negative contributions of its own
+  images with the positive ones of every other image, so ranking by sums misses labels
+  that the minimum still shows.
+
 Defenses that remove or perturb those entries make this inference fail, as they should.
 """
 
@@ -20,6 +28,8 @@ def classifier_gradient(gradients: list[torch.Tensor], num_classes: int) -> torc
 
 
 def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int) -> torch.Tensor:
-    row_sums = classifier_gradient(gradients, num_classes).sum(dim=1)
-    order = torch.argsort(row_sums, stable=True)
+    """iDLG's rule for one image, Yin's for a batch (see the module docstring)."""
+    rows = classifier_gradient(gradients, num_classes)
+    scores = rows.sum(dim=1) if batch_size == 1 else rows.min(dim=1).values
+    order = torch.argsort(scores, stable=True)
     return order[: min(batch_size, num_classes)].repeat(batch_size)[:batch_size].clone()
