@@ -1,7 +1,10 @@
 """The report's one-screen answer: for each dataset and attack, the defense setting that
 leaks least within each communication budget (upload as a share of the dense gradient),
-among settings that keep utility (final accuracy at least 90% of no defense's, when the
-run trained them)."""
+among settings known to keep utility (final accuracy at least 90% of no defense's).
+
+A setting the run did not train has unknown utility: it is shown as such and never picked,
+since a defense that destroys learning would otherwise win every budget. Only a run that
+trained nothing at all ranks on privacy alone (every row then says "utility unknown")."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from report.stats import format_mean_ci, mean_ci
 # Upload budgets as a share of the dense float32 gradient, loosest first.
 BUDGETS = (1.0, 0.5, 0.25, 0.1)
 UTILITY_FLOOR = 0.9  # share of no defense's final accuracy a setting must keep
+UNKNOWN = "utility unknown"
 
 
 def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFrame:
@@ -32,7 +36,7 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
                      "ssim": format_mean_ci(group["ssim"], ".3f"),
                      "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
                      "test_acc": acc,
-                     "test_acc_text": "not trained" if final is None
+                     "test_acc_text": UNKNOWN if final is None
                      else format_mean_ci(final, ".3f")})
     return pd.DataFrame(rows)
 
@@ -41,14 +45,16 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
     """Rows (attack, budget, best setting and its numbers) for one dataset's results,
     attacks on the initial model only."""
     first = privacy[privacy["model_round"] == privacy["model_round"].min()]
+    trained = utility is not None and not utility.empty
     floor = math.nan
-    if utility is not None and not utility.empty:
+    if trained:
         undefended = final_rows(utility).query("defense == 'none'")["test_acc"]
         floor = UTILITY_FLOOR * undefended.mean() if len(undefended) else math.nan
     rows = []
     for attack, part in first.groupby("attack", sort=True):
         settings = _settings(part, utility).dropna(subset=["psnr_mean"])
-        keeps_utility = settings["test_acc"].isna() | ~(settings["test_acc"] < floor)
+        known = settings["test_acc"].notna()
+        keeps_utility = (known & ~(settings["test_acc"] < floor)) if trained else ~known
         for budget in BUDGETS:
             fits = settings[(settings["share"] <= budget + 1e-9) & keeps_utility]
             row = {"attack": str(attack), "budget": f"<= {budget:.0%} of dense"}

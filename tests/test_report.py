@@ -180,6 +180,17 @@ def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_p
     rows = {(r["attack"], r["budget"]): r
             for r in best_by_budget(data, pd.concat([utility, second]))}
     assert rows[("dlg", "<= 25% of dense")]["test_acc"].startswith("0.780 ± ")
+    # a setting the run did not train has unknown utility: never the pick, even when it
+    # leaks least
+    untrained_topk = utility[utility["defense"] != "topk"].assign(
+        test_acc=lambda u: u["test_acc"].where(u["defense"] != "dgp", 0.79))
+    leaky_less = data.assign(psnr=data["psnr"] - 5 * (data["defense"] == "topk"))
+    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(leaky_less, untrained_topk)}
+    assert rows[("dlg", "<= 25% of dense")]["defense"] == "dgp"
+    assert all(r["defense"] != "topk" for r in rows.values())
+    # a run that trained nothing ranks on privacy alone and says utility is unknown
+    assert {r["test_acc"] for r in best_by_budget(data, None) if r["ratio"]} == {
+        "utility unknown"}
 
 
 def test_bootstrap_interval_resamples_seeds():
