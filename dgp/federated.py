@@ -5,7 +5,12 @@ Each round every user takes the next batch of its own shard, computes its update
 gradient at the server's weights; FedAvg: the weight change after ``local_steps`` SGD steps),
 passes it through error feedback and the defense, and uploads it. The server averages the
 uploads and steps: FedSGD with SGD + momentum + weight decay and the lr schedule, FedAvg by
-applying the averaged change. Everything random comes from the seed.
+applying the averaged change.
+
+Everything random comes from the seed, through independent streams (``rng_streams``): one
+for the users' batch order, one for the augmentation, one for the defense (its data
+transform, mixing partners and noise or masks). Runs at one seed therefore see the same
+batches in the same order whatever the defense draws.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class TrainingSettings:
     evaluations_per_epoch: int = 1
     augment: bool = False
     checkpoint_rounds: list[int] = field(default_factory=list)
+    # The DGP code builds a new SGD (fresh momentum) at each lr drop; False keeps momentum.
+    reset_optimizer_at_lr_change: bool = False
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> TrainingSettings:
@@ -81,6 +88,21 @@ def partition(labels: torch.Tensor, users: int, scheme: str, alpha: float,
             return [torch.as_tensor(sorted(s)) for s in shards]
     raise ValueError(f"dirichlet(alpha={alpha}) left a user without data for {users} users; "
                      "raise alpha or use fewer users")
+
+
+def rng_streams(seed: int) -> dict[str, torch.Generator]:
+    """The independent random streams of one training run at ``seed``.
+
+    ``batches`` (each user's shuffling) is seeded with ``seed`` itself; ``augment`` and
+    ``defense`` with seeds derived from it by numpy's SeedSequence (children 1 and 2), so no
+    stream's draws shift another's.
+    """
+    def derived(child: int) -> torch.Generator:
+        sequence = np.random.SeedSequence(seed % (1 << 64), spawn_key=(child,))
+        return torch.Generator().manual_seed(int(sequence.generate_state(1, np.uint64)[0]))
+
+    return {"batches": torch.Generator().manual_seed(seed), "augment": derived(1),
+            "defense": derived(2)}
 
 
 def user_batches(shard: torch.Tensor, batch_size: int,
@@ -177,8 +199,9 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     feedback = [ErrorFeedback(defense, feedback_on) for _ in range(settings.users)]
     shards = partition(train_labels, settings.users, settings.partition,
                        settings.dirichlet_alpha, seed)
-    generator = torch.Generator().manual_seed(seed)
-    streams = [user_batches(s, settings.batch_size, generator) for s in shards]
+    rng = rng_streams(seed)
+    generator = rng["defense"]  # the defense's transform, partners and apply
+    streams = [user_batches(s, settings.batch_size, rng["batches"]) for s in shards]
 
     def partners(user: int) -> DrawSamples:
         def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,7 +214,7 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         index = next(streams[user])
         images = train_images[index]
         if settings.augment:
-            images = crop_and_flip(images, generator)
+            images = crop_and_flip(images, rng["augment"])
         images, targets = defense.transform_batch(images, train_labels[index], num_classes,
                                                   generator, partners(user))
         return normalize(images).to(device), targets.to(device)
@@ -206,10 +229,14 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
                          f"({total_rounds} rounds)")
     test_inputs = normalize(test_images)
     fedsgd = settings.algorithm == "fedsgd"
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=settings.lr,
-        momentum=settings.momentum if fedsgd else 0.0,
-        weight_decay=settings.weight_decay if fedsgd else 0.0)
+
+    def server_optimizer() -> torch.optim.SGD:
+        return torch.optim.SGD(
+            model.parameters(), lr=settings.lr,
+            momentum=settings.momentum if fedsgd else 0.0,
+            weight_decay=settings.weight_decay if fedsgd else 0.0)
+
+    optimizer = server_optimizer()
     model.train()
     records, losses = [], []
     upload_total = download_total = 0.0
@@ -219,6 +246,9 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
             on_checkpoint(round_index, model)
         epoch = round_index // rounds_per_epoch + 1
         lr = _lr_at(settings, epoch)
+        if (settings.reset_optimizer_at_lr_change and epoch in settings.lr_schedule
+                and round_index == (epoch - 1) * rounds_per_epoch and round_index):
+            optimizer = server_optimizer()  # as the DGP code at each lr drop: no momentum
         for group in optimizer.param_groups:
             group["lr"] = lr if fedsgd else 1.0
         updates, inputs = [], []

@@ -150,3 +150,97 @@ def test_crop_and_flip_is_seeded_and_keeps_shape():
     again = crop_and_flip(images, torch.Generator().manual_seed(5))
     assert first.shape == images.shape and torch.equal(first, again)
     assert not torch.equal(first, images)
+
+
+def _drawn_in_training(monkeypatch, digits, defense: str, ratio: float, params: dict,
+                       config: TrainingSettings, seed: int = 0):
+    """Train and record every user's batch indices and every gradient's (inputs, labels)."""
+    import dgp.federated as federated
+
+    x, y, tx, ty = digits
+    indices: list[list[torch.Tensor]] = []
+    inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_batches, real_loss = federated.user_batches, federated.loss_and_gradients
+
+    def recording_batches(shard, batch_size, generator):
+        drawn: list[torch.Tensor] = []
+        indices.append(drawn)
+        for index in real_batches(shard, batch_size, generator):
+            drawn.append(index.clone())
+            yield index
+
+    def recording_loss(model, images, labels):
+        inputs.append((images.clone(), labels.clone()))
+        return real_loss(model, images, labels)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(federated, "user_batches", recording_batches)
+        patch.setattr(federated, "loss_and_gradients", recording_loss)
+        model = build_model("lenet", 1, 10, 8, seed=seed)
+        train(model, x, y, tx, ty, defense, ratio, params, config, seed=seed)
+    return indices, inputs
+
+
+def test_runs_paired_by_seed_see_the_same_batches_whatever_the_defense(digits, monkeypatch):
+    # 10 users x 64: two batches per pass over a shard, so every user reshuffles after
+    # rounds in which the defenses drew noise, masks or mixing partners.
+    config = settings(users=10, batch_size=64, epochs=2, augment=True)
+    runs = {name: _drawn_in_training(monkeypatch, digits, name, ratio, params, config)
+            for name, ratio, params in [("none", 0, {}), ("dp_gaussian", 0.01, {}),
+                                        ("random", 0.8, {}), ("mixup", 4, {})]}
+    reference_indices, reference_inputs = runs["none"]
+    assert len(reference_inputs) == 6 * 10 and len(reference_indices) == 10
+    for name, (indices, inputs) in runs.items():
+        assert [len(user) for user in indices] == [len(user) for user in reference_indices]
+        assert all(torch.equal(a, b) for user, ref in zip(indices, reference_indices,
+                                                          strict=True)
+                   for a, b in zip(user, ref, strict=True)), name
+        if name != "mixup":  # the same augmented images, not only the same indices
+            assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                       for a, b in zip(inputs, reference_inputs, strict=True)), name
+
+
+def _sgd_with_a_schedule(digits, reset: bool, rounds: int, drop_round: int, lr: float,
+                         dropped_lr: float, batch_size: int, seed: int) -> torch.nn.Module:
+    """One user, no defense, by hand: plain SGD whose lr drops at ``drop_round``, either
+    changed in place (momentum kept) or by a new optimizer (the DGP code)."""
+    x, y, _, _ = digits
+    model = build_model("lenet", 1, 10, 8, seed=seed)
+
+    def sgd(rate: float) -> torch.optim.SGD:
+        return torch.optim.SGD(model.parameters(), lr=rate, momentum=0.9, weight_decay=1e-4)
+
+    optimizer = sgd(lr)
+    batches = user_batches(partition(y, 1, "iid", 0.5, seed=seed)[0], batch_size,
+                           torch.Generator().manual_seed(seed))
+    for round_index in range(rounds):
+        if round_index == drop_round:
+            if reset:
+                optimizer = sgd(dropped_lr)
+            else:
+                for group in optimizer.param_groups:
+                    group["lr"] = dropped_lr
+        index = next(batches)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[index]), y[index]).backward()
+        optimizer.step()
+    return model
+
+
+def test_reset_optimizer_at_lr_change_recreates_sgd_as_the_dgp_code(digits):
+    x, y, tx, ty = digits
+    rounds_per_epoch = -(-len(y) // 128)  # one user x 128 images
+    by_hand = {reset: _sgd_with_a_schedule(digits, reset, 2 * rounds_per_epoch,
+                                           rounds_per_epoch, 0.05, 0.02, 128, seed=3)
+               for reset in (False, True)}
+    kept, reset = (list(by_hand[r].state_dict().values()) for r in (False, True))
+    assert not all(torch.equal(a, b) for a, b in zip(kept, reset, strict=True))
+    for flag in (False, True):
+        config = settings(batch_size=128, epochs=2, lr_schedule={2: 0.02},
+                          reset_optimizer_at_lr_change=flag)
+        model = build_model("lenet", 1, 10, 8, seed=3)
+        records = train(model, x, y, tx, ty, "none", 0, {}, config, seed=3)
+        assert records[-1]["round"] == 2 * rounds_per_epoch and records[-1]["lr"] == 0.02
+        for a, b in zip(model.state_dict().values(), by_hand[flag].state_dict().values(),
+                        strict=True):
+            assert torch.equal(a, b), flag
