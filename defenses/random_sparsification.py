@@ -24,6 +24,13 @@ class RandomSparsification(Defense):
     def ratio_error(cls, ratio, params):
         return prune_ratio_error(cls.name, ratio)
 
+    @property
+    def unbiased(self) -> bool:
+        """Rescaled, the shared gradient is unbiased and error feedback would amplify its
+        residual (> the input); ``error_feedback: auto`` then leaves it off. Unscaled, error
+        feedback delays each entry by ratio / (1 - ratio) rounds on average."""
+        return bool(self.params["rescale"])
+
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
         tensors, masks = [], []

@@ -4,6 +4,15 @@ Per user and tensor: ``g <- g + e;  sent = C(g);  e <- g - sent``. Summed over r
 sent updates plus the final residual equal the raw gradients, so nothing is lost, only
 delayed. For DGP, entries that keep landing in the dropped top band are delayed for as long
 as they stay there; ``residual_norm`` lets the report show whether that stays bounded.
+
+Delayed is not harmless under the server's momentum. Around ``random`` (rand-k) every entry
+waits a geometric number of rounds, ratio / (1 - ratio) on average (4 at ratio 0.8), whatever
+its size, so the stiff directions are steered by stale gradients; inside SGD with momentum
+0.9 that feedback loop oscillates and grows (tests/test_random_sparsification.py). ``topk``
+and ``dgp`` send the large entries at once and delay only the small ones. Error feedback
+also needs a compressor that shrinks what it is given: rand-k rescaled by 1 / keep-fraction
+leaves a residual larger than its input, which then grows every round, so ``auto`` leaves
+error feedback off for a defense that declares itself ``unbiased``.
 """
 
 from __future__ import annotations
@@ -49,7 +58,8 @@ class ErrorFeedback:
 
 
 def wants_error_feedback(defense: Defense, setting: Any) -> bool:
-    """Resolve the config's ``error_feedback``: 'auto' means on for compressing defenses."""
+    """Resolve the config's ``error_feedback``: 'auto' means on for compressing defenses,
+    except unbiased (rescaled) ones, whose residual error feedback would only amplify."""
     if setting == "auto":
-        return defense.compresses
+        return defense.compresses and not getattr(defense, "unbiased", False)
     return bool(setting)
