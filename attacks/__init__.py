@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from attacks.adaptive import AdaptiveImprovedDeepLeakage, AdaptiveInvertingGradients
+from attacks.adaptive import (
+    AdaptiveDeepLeakage,
+    AdaptiveGradInversion,
+    AdaptiveImprovedDeepLeakage,
+    AdaptiveInvertingGradients,
+)
 from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
@@ -13,11 +18,13 @@ from attacks.robbing_the_fed import RobbingTheFed
 
 ATTACKS: dict[str, type[Attack]] = {
     "dlg": DeepLeakage,
+    "dlg_adaptive": AdaptiveDeepLeakage,
     "idlg": ImprovedDeepLeakage,
     "idlg_adaptive": AdaptiveImprovedDeepLeakage,
     "ig": InvertingGradients,
     "ig_adaptive": AdaptiveInvertingGradients,
     "gradinversion": GradInversion,
+    "gradinversion_adaptive": AdaptiveGradInversion,
     "rtf": RobbingTheFed,
 }
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from defenses.base import Defense, SharedGradient
+from dgp.params import Param, checked_params
 
 
 @dataclass
@@ -45,21 +46,27 @@ class Reconstruction:
 
 
 class Attack(ABC):
-    """A gradient inversion attack. Parameters are declared with defaults in ``defaults``."""
+    """A gradient inversion attack.
+
+    Parameters are declared in ``parameters`` (type, range, default: checked when the attack
+    is built, so a config with a bad value fails validation before any job runs);
+    ``defaults`` is derived from them.
+    """
 
     name: ClassVar[str]
+    parameters: ClassVar[dict[str, Param]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
     # Attacks whose prior reads BatchNorm statistics cannot run on models without them.
     needs_batchnorm: ClassVar[bool] = False
     # Active (malicious-server) attacks change the model users receive: see prepare_model.
     active: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.defaults = {name: p.default for name, p in cls.parameters.items()}
+
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"attack {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                             f"known: {sorted(self.defaults) or 'none'}")
-        self.params = {**self.defaults, **params}
+        self.params = checked_params(f"attack {self.name!r}", self.parameters, params)
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """The model the server sends to users. Passive attacks send it unchanged; active

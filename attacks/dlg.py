@@ -17,11 +17,16 @@ from tqdm import tqdm
 from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
 from attacks.objectives import candidate_gradients, euclidean_distance
+from dgp.params import Param
 
 
 class DeepLeakage(Attack):
     name = "dlg"
-    defaults = {"iterations": 300, "lr": 1.0, "max_evaluations": 20}
+    parameters = {
+        "iterations": Param(300, int, low=1, doc="L-BFGS steps"),
+        "lr": Param(1.0, float, low=0, low_open=True),
+        "max_evaluations": Param(20, int, low=1, doc="objective evaluations per step"),
+    }
     optimize_labels = True
 
     def reconstruct(self, target: AttackTarget,

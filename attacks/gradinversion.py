@@ -1,11 +1,18 @@
-"""GradInversion / See Through Gradients (Yin et al., 2021).
+"""GradInversion / See Through Gradients (Yin et al., 2021), as configured in the DGP code.
 
-Euclidean gradient matching plus image priors: the BatchNorm-statistics prior (the batch
-mean and variance of every BatchNorm layer's input should match the layer's running
-statistics, which the server sends with the model), total variation and an L2 norm. Labels
-come from the classifier's gradient (the batch version of iDLG). Adam with a linear warm-up
-and cosine decay, optional Langevin noise (a decaying random perturbation after each step),
-images kept in the valid box; the best iterate by objective is returned.
+The defaults are the DGP authors' ``seethroughgradients.yaml`` (breaching's attack config):
+Euclidean gradient matching ``0.5 x scale x sum (g - g')^2`` with ``scale`` 1e-4; the
+BatchNorm-statistics prior (DeepInversion: per BatchNorm layer, the L2 distances of the
+candidate batch's mean and variance from the running statistics the server sent with the
+model; the first layer's weighted x10), weight 0.01; total variation, 1e-4; an L2 prior
+``0.5 x mean(x^2)``, 1e-6. Adam, lr 0.1, on the *sign* of the image gradient; linear
+warm-up over 50 steps, then cosine decay to 0; Langevin noise ``0.02 x lr x N(0, 1)`` added
+to the image gradient before its sign is taken; images kept in the valid box; 20,000
+iterations; labels by Yin's row-minimum rule; the best iterate by objective is returned.
+
+Where ours differs: TV is the mean absolute difference of neighbouring pixels (breaching's
+convolution also counts the zero-padded border); the step is scheduled by our warm-up +
+cosine factor rather than breaching's GradualWarmupScheduler (the same shape).
 """
 
 from __future__ import annotations
@@ -19,14 +26,16 @@ from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
 from attacks.objectives import candidate_gradients, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.params import Param
 
 
 class BatchNormStatistics:
     """Records, per BatchNorm layer, how far the candidate batch's statistics are from the
     layer's running statistics (forward hooks; remove with ``close``)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, first_multiplier: float = 1.0) -> None:
         self.losses: list[torch.Tensor] = []
+        self.first_multiplier = first_multiplier
         self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
                         if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
@@ -38,9 +47,11 @@ class BatchNormStatistics:
                            + torch.norm(var - module.running_var, 2))
 
     def pop(self) -> torch.Tensor:
-        total = sum(self.losses)
-        self.losses = []
-        return total
+        """The prior of the last forward pass (first layer weighted) and reset."""
+        losses, self.losses = self.losses, []
+        if not losses:
+            return torch.zeros(())
+        return self.first_multiplier * losses[0] + sum(losses[1:])
 
     def close(self) -> None:
         for handle in self.handles:
@@ -57,42 +68,57 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 class GradInversion(Attack):
     name = "gradinversion"
     needs_batchnorm = True
-    defaults = {"iterations": 4000, "lr": 0.1, "warmup": 50, "bn_weight": 0.01,
-                "tv_weight": 1e-4, "l2_weight": 1e-6, "langevin": 0.0}
+    parameters = {
+        "iterations": Param(20_000, int, low=1),
+        "lr": Param(0.1, float, low=0, low_open=True),
+        "warmup": Param(50, int, low=0),
+        "scale": Param(1e-4, float, low=0, low_open=True, doc="Euclidean matching scale"),
+        "bn_weight": Param(0.01, float, low=0),
+        "first_bn_multiplier": Param(10.0, float, low=0),
+        "tv_weight": Param(1e-4, float, low=0),
+        "l2_weight": Param(1e-6, float, low=0),
+        "langevin": Param(0.02, float, low=0),
+        "signed": Param(True, bool),
+    }
+
+    def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
+                      target: AttackTarget) -> torch.Tensor:
+        """Passive matching: breaching's scaled Euclidean distance over the whole gradient."""
+        return 0.5 * self.params["scale"] * euclidean_distance(candidate, observed)
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
-        model = target.model
+        model, p = target.model, self.params
         device = next(model.parameters()).device
-        statistics = BatchNormStatistics(model)
+        statistics = BatchNormStatistics(model, p["first_bn_multiplier"])
         if not statistics.handles:
             raise ValueError("gradinversion needs a model with BatchNorm layers")
         observed = [t.to(device) for t in target.shared.tensors]
-        labels = infer_labels(observed, target.batch_size, target.num_classes).to(device)
+        labels = infer_labels(observed, target.batch_size, target.num_classes, "yin").to(device)
         lower, upper = (b.to(device) for b in target.box)
         shape = (target.batch_size, *target.image_shape)
         images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
-        n, p = self.params["iterations"], self.params
+        n = p["iterations"]
         optimizer = torch.optim.Adam([images], lr=p["lr"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             statistics.pop()
-            matching = euclidean_distance(candidate_gradients(model, candidate, labels),
-                                          observed)
+            matching = self.matching_loss(candidate_gradients(model, candidate, labels),
+                                          observed, target)
             return (matching + p["bn_weight"] * statistics.pop()
                     + p["tv_weight"] * total_variation(candidate)
-                    + p["l2_weight"] * candidate.pow(2).sum())
+                    + p["l2_weight"] * 0.5 * candidate.pow(2).mean())
 
-        def langevin(candidate: torch.Tensor) -> None:
+        def langevin(gradient: torch.Tensor) -> None:
             scale = p["langevin"] * scheduler.get_last_lr()[0]
-            candidate.add_(scale * torch.randn(shape, generator=generator).to(device))
+            gradient.add_(scale * torch.randn(shape, generator=generator).to(device))
 
         try:
             best_images, best_loss, status, step = optimize_images(
                 images, objective, optimizer, scheduler, n, (lower, upper), desc=self.name,
-                perturb=langevin if p["langevin"] else None)
+                signed=p["signed"], gradient_noise=langevin if p["langevin"] else None)
         finally:
             statistics.close()
         return Reconstruction(best_images, labels, status, best_loss, step)

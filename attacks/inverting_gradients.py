@@ -17,11 +17,17 @@ from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
 from attacks.objectives import candidate_gradients, cosine_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.params import Param
 
 
 class InvertingGradients(Attack):
     name = "ig"
-    defaults = {"iterations": 24_000, "restarts": 1, "lr": 0.1, "tv_weight": 0.2}
+    parameters = {
+        "iterations": Param(24_000, int, low=1),
+        "restarts": Param(1, int, low=1),
+        "lr": Param(0.1, float, low=0, low_open=True),
+        "tv_weight": Param(0.2, float, low=0),
+    }
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:

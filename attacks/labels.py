@@ -27,9 +27,13 @@ def classifier_gradient(gradients: list[torch.Tensor], num_classes: int) -> torc
     raise ValueError(f"no classifier weight gradient with {num_classes} rows in the model")
 
 
-def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int) -> torch.Tensor:
-    """iDLG's rule for one image, Yin's for a batch (see the module docstring)."""
+def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
+                 rule: str = "auto") -> torch.Tensor:
+    """Labels by ``rule``: ``idlg`` (row sums), ``yin`` (row minima) or ``auto`` (iDLG's
+    for one image, Yin's for a batch; see the module docstring)."""
     rows = classifier_gradient(gradients, num_classes)
-    scores = rows.sum(dim=1) if batch_size == 1 else rows.min(dim=1).values
+    if rule == "auto":
+        rule = "idlg" if batch_size == 1 else "yin"
+    scores = rows.sum(dim=1) if rule == "idlg" else rows.min(dim=1).values
     order = torch.argsort(scores, stable=True)
     return order[: min(batch_size, num_classes)].repeat(batch_size)[:batch_size].clone()

@@ -16,14 +16,14 @@ from tqdm import tqdm
 def optimize_images(images: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
                     optimizer: torch.optim.Optimizer, scheduler, iterations: int,
                     box: tuple[torch.Tensor, torch.Tensor], desc: str, signed: bool = False,
-                    perturb: Callable[[torch.Tensor], None] | None = None,
+                    gradient_noise: Callable[[torch.Tensor], None] | None = None,
                     ) -> tuple[torch.Tensor, float, str, int]:
     """Minimise ``objective(images)`` over ``images`` (a leaf tensor the optimiser owns).
 
-    ``signed`` steps on the sign of the gradient (Inverting Gradients); ``perturb`` may
-    change the images in place after each step (e.g. Langevin noise). Images are clamped to
-    ``box`` after every step. Returns the best images, their objective, "ok" or "diverged"
-    (a non-finite objective ends the run), and the steps taken.
+    ``signed`` steps on the sign of the gradient (Inverting Gradients); ``gradient_noise``
+    may change the image gradient in place before that (Langevin noise, as in breaching).
+    Images are clamped to ``box`` after every step. Returns the best images, their
+    objective, "ok" or "diverged" (a non-finite objective ends the run), and the steps taken.
     """
     lower, upper = box
     best_loss, best_images, status, step = math.inf, images.detach().clone(), "ok", 0
@@ -37,12 +37,12 @@ def optimize_images(images: torch.Tensor, objective: Callable[[torch.Tensor], to
             best_loss, best_images = loss, images.detach().clone()
         optimizer.zero_grad()
         images.grad, = torch.autograd.grad(value, images)
+        if gradient_noise is not None:
+            gradient_noise(images.grad)
         if signed:
             images.grad.sign_()
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            if perturb is not None:
-                perturb(images)
             images.copy_(torch.maximum(torch.minimum(images, upper), lower))
     return best_images, best_loss, status, step

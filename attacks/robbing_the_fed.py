@@ -22,6 +22,7 @@ from torch import nn
 
 from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
+from dgp.params import Param
 
 
 class ImprintBlock(nn.Module):
@@ -48,7 +49,7 @@ class ImprintBlock(nn.Module):
 
 class RobbingTheFed(Attack):
     name = "rtf"
-    defaults = {"bins": 128}
+    parameters = {"bins": Param(128, int, low=2)}
     active = True
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:

@@ -6,6 +6,12 @@ A user's update passes through up to four stages, and a defense may act at any o
 ``apply`` (change the gradient, e.g. pruning, noise, quantization, Soteria), and
 ``accounting`` (formal guarantees of the release, e.g. DP's epsilon). Every stage defaults to
 doing nothing, so a defense implements only what defines it.
+
+Each defense also declares its **public protocol** for defense-aware attackers, who know it
+(clip norm, which coordinates were sent, the band rule) but never the user's data or random
+draws: ``attacker_view`` (what the server would observe for a candidate gradient),
+``observation_nll`` (for random defenses, how likely the observation is given that view)
+and ``constraint_penalty`` (what the protocol reveals about the entries it did not send).
 """
 
 from __future__ import annotations
@@ -103,6 +109,29 @@ class Defense(ABC):
     def accounting(self, releases: int) -> dict[str, float]:
         """Formal guarantees after a user made ``releases`` releases (none by default)."""
         return {}
+
+    def attacker_view(self, candidate: list[torch.Tensor],
+                      shared: SharedGradient) -> list[torch.Tensor]:
+        """What the server would observe if the user's gradient were ``candidate``, without
+        the defense's random draws; differentiable. By default the coordinates the shared
+        gradient marks as unsent (its masks, whose positions travel with the values) are
+        zeroed, so only what was sent is matched."""
+        return [c if m is None else c * m.to(c.device)
+                for c, m in zip(candidate, shared.masks, strict=True)]
+
+    def observation_nll(self, view: list[torch.Tensor],
+                        shared: SharedGradient) -> torch.Tensor | None:
+        """Negative log-likelihood per entry of the shared gradient given a candidate's
+        ``attacker_view``, for defenses that add random noise; None: the attack matches the
+        view with its own distance."""
+        return None
+
+    def constraint_penalty(self, candidate: list[torch.Tensor],
+                           shared: SharedGradient) -> torch.Tensor | float:
+        """How far ``candidate``'s unsent entries are from what the protocol reveals about
+        them (0: they could be what was held back), relative to the shared gradient's
+        energy. None is revealed by default."""
+        return 0.0
 
 
 def dense(tensors: list[torch.Tensor], **fields: Any) -> SharedGradient:

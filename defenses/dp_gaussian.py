@@ -8,6 +8,10 @@ Accounting: each release is a Gaussian mechanism on the user's clipped batch gra
 opacus' RDP accountant at sample rate 1 (no amplification by sampling is claimed, since the
 user clips its batch gradient, not each example's). The result is the (epsilon, delta) of the
 user's data as a whole.
+
+The protocol is public: a defense-aware attacker clips its candidate gradient to the same
+norm (clipping is an invertible rescaling of the direction, so it alone protects nothing)
+and scores the observation by the noise's likelihood.
 """
 
 from __future__ import annotations
@@ -75,3 +79,23 @@ class GaussianNoise(Defense):
     def accounting(self, releases: int) -> dict[str, float]:
         delta = self.params["delta"]
         return {"dp_epsilon": gaussian_epsilon(self.ratio, releases, delta), "dp_delta": delta}
+
+    def attacker_view(self, candidate: list[torch.Tensor],
+                      shared: SharedGradient) -> list[torch.Tensor]:
+        return clip_to_norm(candidate, self.params["clip_norm"])
+
+    def observation_nll(self, view: list[torch.Tensor],
+                        shared: SharedGradient) -> torch.Tensor | None:
+        """Gaussian: squared error over 2 sigma^2, per entry (None without noise)."""
+        if self.ratio == 0:
+            return None
+        sigma = self.ratio * self.params["clip_norm"]
+        return mean_over_entries(lambda r: r.pow(2).sum() / (2 * sigma**2), view, shared)
+
+
+def mean_over_entries(per_tensor, view: list[torch.Tensor],
+                       shared: SharedGradient) -> torch.Tensor:
+    """``per_tensor(view - observed)`` summed over tensors, over the number of entries."""
+    entries = sum(v.numel() for v in view)
+    return sum(per_tensor(v - o.to(v.device))
+               for v, o in zip(view, shared.tensors, strict=True)) / entries

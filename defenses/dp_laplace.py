@@ -4,6 +4,7 @@ Clipping is to the global L2 norm ``clip_norm``, as for ``dp_gaussian``, so the 
 defenses differ only in the noise law at the same ratio: the Laplace scale is
 ``b = ratio * clip_norm`` (entry std = sqrt(2) * b). No epsilon is reported: a pure-DP
 Laplace guarantee needs L1 clipping, which the DGP comparison's defense does not do.
+A defense-aware attacker clips as the user does and scores by the Laplace likelihood.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from __future__ import annotations
 import torch
 
 from defenses.base import Defense, SharedGradient, UserBatch, dense
-from defenses.dp_gaussian import clip_to_norm, noise_ratio_error
+from defenses.dp_gaussian import (
+    GaussianNoise,
+    clip_to_norm,
+    mean_over_entries,
+    noise_ratio_error,
+)
 
 
 def laplace_noise(shape: torch.Size, scale: float, generator: torch.Generator | None,
@@ -36,3 +42,13 @@ class LaplaceNoise(Defense):
         scale = self.ratio * self.params["clip_norm"]
         return dense([g + laplace_noise(g.shape, scale, generator, g)
                       for g in clip_to_norm(gradients, self.params["clip_norm"])])
+
+    attacker_view = GaussianNoise.attacker_view
+
+    def observation_nll(self, view: list[torch.Tensor],
+                        shared: SharedGradient) -> torch.Tensor | None:
+        """Laplace: absolute error over b, per entry (None without noise)."""
+        if self.ratio == 0:
+            return None
+        scale = self.ratio * self.params["clip_norm"]
+        return mean_over_entries(lambda r: r.abs().sum() / scale, view, shared)

@@ -5,9 +5,16 @@ Per parameter tensor with n entries ranked by |g| (largest first): drop the top 
 At ratio 0.8 and p1 = 0.05 this is the paper's default band (keep 75th < |g| <= 95th
 percentile).
 
-Tiny tensors: when ``p1 * n`` rounds to 0 but the tensor is pruned at all (fewer entries sent
-than it has), the single largest entry is still dropped, so small layers such as the
-classifier bias (which leaks the label) are never sent with their largest value intact.
+Top count (``top_count``): by default (``at_least_one``) ``p1 * n`` is rounded to the nearest
+integer, and when that is 0 but the tensor is pruned at all (fewer entries sent than it has)
+the single largest entry is still dropped, so small layers such as the classifier bias
+(which leaks the label) are never sent with their largest value intact. The DGP authors'
+training compressor (``DGPcompressor.py``: ``k1 = size // 20``) floors instead, so tensors
+of fewer than 1 / p1 entries keep their largest entry: ``top_count: floor`` reproduces that.
+
+What the protocol reveals to a defense-aware attacker: the sent positions, and that of each
+tensor's unsent entries the ``top`` largest lie above the largest sent magnitude and the rest
+below the smallest (``constraint_penalty``).
 """
 
 from __future__ import annotations
@@ -17,15 +24,20 @@ import math
 import torch
 
 from defenses.base import Defense, SharedGradient, UserBatch
-from defenses.pruning import prune_ratio_error, rank_band_mask, sent_count
+from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+
+TOP_COUNTS = ("at_least_one", "floor")
 
 
-def top_drop_count(numel: int, ratio: float, p1: float) -> int:
+def top_drop_count(numel: int, ratio: float, p1: float, rule: str = "at_least_one") -> int:
     """Number of largest-magnitude entries DGP removes from a tensor (see module docstring)."""
     keep = sent_count(numel, ratio)
-    drop = math.floor(p1 * numel + 0.5)
-    if drop == 0 and keep < numel and p1 > 0:
-        drop = 1
+    if rule == "floor":
+        drop = math.floor(p1 * numel)
+    else:
+        drop = math.floor(p1 * numel + 0.5)
+        if drop == 0 and keep < numel and p1 > 0:
+            drop = 1
     return min(drop, numel - keep)
 
 
@@ -34,22 +46,32 @@ class DualGradientPruning(Defense):
     compresses = True
     family = "pruning"
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
-    defaults = {"p1": 0.05}
+    defaults = {"p1": 0.05, "top_count": "at_least_one"}
 
     @classmethod
     def ratio_error(cls, ratio, params):
         p1 = params["p1"]
-        if not 0.0 <= p1 < 1.0:
-            return f"dgp parameter p1 must be in [0, 1), got {p1}"
+        if isinstance(p1, bool) or not isinstance(p1, int | float) or not 0.0 <= p1 < 1.0:
+            return f"{cls.name} parameter p1 must be a number in [0, 1), got {p1!r}"
+        if params["top_count"] not in TOP_COUNTS:
+            return (f"{cls.name} parameter top_count must be one of {', '.join(TOP_COUNTS)}, "
+                    f"got {params['top_count']!r}")
         return prune_ratio_error(cls.name, ratio, low=p1)
+
+    def top_count(self, numel: int) -> int:
+        """How many of a tensor's largest entries are dropped."""
+        return top_drop_count(numel, self.ratio, self.params["p1"], self.params["top_count"])
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
         tensors, masks = [], []
         for g in gradients:
-            keep = sent_count(g.numel(), self.ratio)
-            mask = rank_band_mask(g, top_drop_count(g.numel(), self.ratio, self.params["p1"]),
-                                  keep)
+            mask = rank_band_mask(g, self.top_count(g.numel()), sent_count(g.numel(), self.ratio))
             tensors.append(g * mask)
             masks.append(mask)
         return SharedGradient(tensors, masks)
+
+    def constraint_penalty(self, candidate: list[torch.Tensor],
+                           shared: SharedGradient) -> torch.Tensor:
+        return band_violation(candidate, shared.tensors, shared.masks,
+                              [self.top_count(c.numel()) for c in candidate])

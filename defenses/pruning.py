@@ -290,6 +290,27 @@ def _selected_band(bits: np.ndarray, first: int, keep: int) -> np.ndarray:
     return mask
 
 
+def band_violation(candidate: list[torch.Tensor], shared_tensors: list[torch.Tensor],
+                   masks: list[torch.Tensor | None], top_counts: list[int]) -> torch.Tensor:
+    """Squared distance of each tensor's unsent candidate entries from a magnitude band
+    rule: its ``top_counts[i]`` largest unsent entries must lie at or above the largest
+    sent magnitude (DGP's dropped top), the others at or below the smallest (the dropped
+    tail; for top-k every unsent entry). Relative to the shared gradient's energy."""
+    total = candidate[0].new_zeros(())
+    energy = sum(t.pow(2).sum() for t in shared_tensors) + 1e-12
+    for c, sent_values, mask, top in zip(candidate, shared_tensors, masks, top_counts,
+                                         strict=True):
+        if mask is None or bool(mask.all()) or not bool(mask.any()):
+            continue
+        mask = mask.to(c.device)
+        sent = sent_values.to(c.device)[mask].abs()
+        ranked = torch.sort(c[~mask].abs(), descending=True).values
+        top = min(top, len(ranked))
+        total = total + torch.relu(sent.max() - ranked[:top]).pow(2).sum()
+        total = total + torch.relu(ranked[top:] - sent.min()).pow(2).sum()
+    return total / energy.to(total.device)
+
+
 def prune_ratio_error(name: str, ratio: float, low: float = 0.0) -> str | None:
     if not low <= ratio < 1.0:
         return f"defense {name!r} needs {low:g} <= ratio < 1 (fraction not sent), got {ratio}"

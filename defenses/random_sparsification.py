@@ -3,6 +3,8 @@
 The control for magnitude-based pruning: the same number of entries per tensor as ``topk``
 and ``dgp`` at the same ratio, chosen without looking at the values. With ``rescale`` the
 sent values are divided by the keep fraction, which makes the shared gradient unbiased.
+The server knows the positions and the rescaling (``attacker_view``); the unsent entries'
+values are not constrained by anything it sees.
 """
 
 from __future__ import annotations
@@ -46,3 +48,11 @@ class RandomSparsification(Defense):
             tensors.append(sent)
             masks.append(mask)
         return SharedGradient(tensors, masks)
+
+    def attacker_view(self, candidate: list[torch.Tensor],
+                      shared: SharedGradient) -> list[torch.Tensor]:
+        view = super().attacker_view(candidate, shared)
+        if not self.params["rescale"]:
+            return view
+        return [v if m is None or not bool(m.any()) else v * (m.numel() / int(m.sum()))
+                for v, m in zip(view, shared.masks, strict=True)]

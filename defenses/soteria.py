@@ -77,3 +77,15 @@ class Soteria(Defense):
         tensors = [g.clone() for g in gradients]
         tensors[position][:, pruned] = 0.0
         return dense(tensors)
+
+    def attacker_view(self, candidate: list[torch.Tensor],
+                      shared: SharedGradient) -> list[torch.Tensor]:
+        """The pruned columns are visible (all zero) in the shared classifier gradient: a
+        defense-aware attacker skips them."""
+        view = list(candidate)
+        for i in reversed(range(len(shared.tensors))):
+            if shared.tensors[i].ndim == 2:  # the classifier weight: the last matrix
+                kept = shared.tensors[i].ne(0).any(dim=0).to(candidate[i].device)
+                view[i] = candidate[i] * kept
+                break
+        return view

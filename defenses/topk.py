@@ -1,11 +1,15 @@
-"""Top-k gradient pruning (GP): send the largest-magnitude entries of each tensor."""
+"""Top-k gradient pruning (GP): send the largest-magnitude entries of each tensor.
+
+What the protocol reveals: the sent positions, and that every unsent entry is no larger in
+magnitude than the smallest sent one (the constraint a defense-aware attacker imposes).
+"""
 
 from __future__ import annotations
 
 import torch
 
 from defenses.base import Defense, SharedGradient, UserBatch
-from defenses.pruning import prune_ratio_error, rank_band_mask, sent_count
+from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
 
 
 class TopK(Defense):
@@ -22,3 +26,7 @@ class TopK(Defense):
               batch: UserBatch | None = None) -> SharedGradient:
         masks = [rank_band_mask(g, 0, sent_count(g.numel(), self.ratio)) for g in gradients]
         return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)], masks)
+
+    def constraint_penalty(self, candidate: list[torch.Tensor],
+                           shared: SharedGradient) -> torch.Tensor:
+        return band_violation(candidate, shared.tensors, shared.masks, [0] * len(candidate))

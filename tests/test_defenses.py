@@ -138,3 +138,17 @@ def test_large_tensor_ties_are_broken_by_position():
     expected = torch.zeros(70_000, dtype=torch.bool)
     expected[ranked[skip:skip + keep]] = True
     assert torch.equal(mask, expected)
+
+
+def test_dgp_top_count_floor_keeps_the_largest_entry_of_tiny_tensors_as_the_dgp_code():
+    # DGPcompressor.py drops k1 = size // 20 top entries: none of a 10-entry bias. Ours
+    # drops at least one by default (the bias's largest entry leaks the label).
+    bias = torch.arange(1.0, 11.0)  # largest is the last entry
+    ours = create_defense("dgp", 0.8).apply([bias]).masks[0]
+    reference = create_defense("dgp", 0.8, {"top_count": "floor"}).apply([bias]).masks[0]
+    assert not ours[-1] and ours.sum() == 2
+    assert reference[-1] and reference.sum() == 2 and reference[-2]
+    # on tensors of 20 entries or more the two rules agree at p1 = 0.05
+    weight = torch.randn(400, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(create_defense("dgp", 0.8).apply([weight]).masks[0],
+                       create_defense("dgp", 0.8, {"top_count": "floor"}).apply([weight]).masks[0])
