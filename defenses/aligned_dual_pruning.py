@@ -7,8 +7,12 @@ and broadcasts that mask; every user then sends its values at exactly those posi
 The server knows the positions, so users upload values only, and the averaged update is
 sparse on the same mask, so the download is sparse too.
 
-Outside training (one user, as in a privacy job) the user is its own broadcaster, so the
-shared gradient equals DGP's.
+A privacy job attacks both roles: the broadcaster (its upload equals DGP's, band
+constraint included) and a member, whose gradient goes out at the broadcaster's mask. A
+member's upload reveals nothing about its own unsent entries (the mask was chosen from
+another gradient), so no band constraint applies to it, and its own largest entries may be
+among those sent: measured on digits with 16-image batches, about 23 % of a member's
+top-5 % entries go out.
 """
 
 from __future__ import annotations
@@ -34,3 +38,11 @@ class AlignedDualGradientPruning(DualGradientPruning):
         """Send values at the broadcast positions; the server already knows them."""
         return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)],
                               list(masks), positions_known=True)
+
+    def constraint_penalty(self, candidate: list[torch.Tensor],
+                           shared: SharedGradient) -> torch.Tensor | float:
+        """DGP's band for the broadcaster; nothing for a member (positions known in advance:
+        the mask came from someone else's gradient)."""
+        if shared.positions_known:
+            return 0.0
+        return super().constraint_penalty(candidate, shared)

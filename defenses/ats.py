@@ -123,7 +123,8 @@ class TransformationPolicy(Defense):
 
     def transform_batch(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                         generator: torch.Generator | None = None,
-                        draw: DrawSamples | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        draw: DrawSamples | None = None,
+                        center: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         chains = parse_policy(str(self.params["policy"]))
         out = []
         for image in images:

@@ -72,6 +72,9 @@ class Defense(ABC):
     # Compressing defenses drop information that error feedback can carry to later rounds;
     # they get error feedback in training by default (as in the DGP code).
     compresses: ClassVar[bool] = False
+    # Aligned defenses (ADGP) mask every user of a round at one broadcast mask: training
+    # calls ``band_masks`` on the broadcaster's gradient, then ``apply_with_masks`` per user.
+    aligned: ClassVar[bool] = False
 
     def __init__(self, ratio: float, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -95,9 +98,12 @@ class Defense(ABC):
 
     def transform_batch(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                         generator: torch.Generator | None = None,
-                        draw: DrawSamples | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        draw: DrawSamples | None = None,
+                        center: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The (pixel-space images, targets) the gradient is computed on. Targets are class
-        indices, or class probabilities [N, num_classes] for label-mixing defenses."""
+        indices, or class probabilities [N, num_classes] for label-mixing defenses.
+        ``center`` is the public pixel value the normalised encoding maps to 0 ([1, C, 1, 1],
+        the dataset mean; None: 0)."""
         return images, labels
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
@@ -109,6 +115,15 @@ class Defense(ABC):
     def accounting(self, releases: int) -> dict[str, float]:
         """Formal guarantees after a user made ``releases`` releases (none by default)."""
         return {}
+
+    def band_masks(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The mask an aligned defense's broadcaster computes from its own gradient."""
+        raise NotImplementedError(f"{self.name} is not an aligned defense")
+
+    def apply_with_masks(self, gradients: list[torch.Tensor],
+                         masks: list[torch.Tensor]) -> SharedGradient:
+        """An aligned defense's upload at the broadcast ``masks``."""
+        raise NotImplementedError(f"{self.name} is not an aligned defense")
 
     def attacker_view(self, candidate: list[torch.Tensor],
                       shared: SharedGradient) -> list[torch.Tensor]:

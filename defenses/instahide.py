@@ -1,11 +1,13 @@
 """InstaHide (Huang et al. 2020), as in GradAttack: MixUp of k images, then a random sign
 flip of every pixel.
 
-The mixing is ``mixup``'s (k - 1 partners from the user's own data, Dirichlet(3, 1, ..., 1)
-coefficients within bounds, labels mixed alike). The sign flip acts on the image encoded in
-[-1, 1] as in the InstaHide paper, which in pixel space maps a flipped pixel x to 1 - x
-(GradAttack flips around the dataset mean instead). A fresh mask is drawn per image from
-the generator. The ratio is k.
+The mixing is ``mixup``'s (k - 1 distinct partners from the user's own data,
+Dirichlet(3, 1, ..., 1) coefficients within bounds, labels mixed alike). GradAttack flips
+the sign of the *normalised* image (its datasets yield mean/std-normalised tensors), which
+in pixel space mirrors a flipped pixel about the dataset mean: x -> 2 mean - x
+(``flip_center: mean``, the default). The InstaHide paper's [-1, 1] encoding mirrors about
+0.5 instead, x -> 1 - x (``flip_center: half``). A fresh mask is drawn per image from the
+generator. The ratio is k.
 """
 
 from __future__ import annotations
@@ -15,21 +17,37 @@ import torch
 from defenses.base import DrawSamples
 from defenses.mixup import MixUp, mix
 
+FLIP_CENTERS = ("mean", "half")
 
-def flip_signs(images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Flip each pixel's sign in the [-1, 1] encoding with probability 1/2."""
+
+def flip_signs(images: torch.Tensor, generator: torch.Generator | None,
+               center: torch.Tensor | float) -> torch.Tensor:
+    """Flip each pixel's sign about ``center`` (x -> 2 center - x) with probability 1/2."""
     flips = torch.randint(2, images.shape, generator=generator).to(images.device).bool()
-    return torch.where(flips, 1 - images, images)
+    return torch.where(flips, 2 * center - images, images)
 
 
 class InstaHide(MixUp):
     name = "instahide"
     ratio_meaning = "k, the number of images mixed before the random sign flip"
+    defaults = {**MixUp.defaults, "flip_center": "mean"}
+
+    @classmethod
+    def ratio_error(cls, ratio, params):
+        if params["flip_center"] not in FLIP_CENTERS:
+            return (f"{cls.name} parameter flip_center must be one of "
+                    f"{', '.join(FLIP_CENTERS)}, got {params['flip_center']!r}")
+        return super().ratio_error(ratio, params)
 
     def transform_batch(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                         generator: torch.Generator | None = None,
-                        draw: DrawSamples | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        draw: DrawSamples | None = None,
+                        center: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         mixed, targets = mix(images, labels, num_classes, int(self.ratio),
                              self.params["upper_bound"], self.params["lower_bound"],
                              generator, draw)
-        return flip_signs(mixed, generator), targets
+        if self.params["flip_center"] == "half":
+            pivot: torch.Tensor | float = 0.5
+        else:
+            pivot = 0.0 if center is None else center.to(mixed.device)
+        return flip_signs(mixed, generator, pivot), targets

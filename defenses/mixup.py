@@ -74,6 +74,7 @@ class MixUp(Defense):
 
     def transform_batch(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                         generator: torch.Generator | None = None,
-                        draw: DrawSamples | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        draw: DrawSamples | None = None,
+                        center: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return mix(images, labels, num_classes, int(self.ratio), self.params["upper_bound"],
                    self.params["lower_bound"], generator, draw)

@@ -1,41 +1,51 @@
 """PRECODE (Scheliga et al., WACV 2022): a variational bottleneck before the classifier.
 
-The model's classifier input (dimension F) is encoded to the mean and log-variance of a
-K-dimensional Gaussian, a sample z of it is decoded back to F dimensions and classified. The
-training loss adds ``beta * KL(q(z|x) || N(0, I))``. Sampling happens whenever the user
-computes a gradient; the server's view of the model (eval mode) uses the mean. The model
-factory applies this wrapper for training and attacks alike, so both see the same
+As the reference ``VariationalBottleneck.py`` (PRECODE's, used by the DGP code): the
+classifier input (dimension F) is encoded to the mean and, through a softplus, the standard
+deviation of a K-dimensional Gaussian; a sample z of it is decoded back to F dimensions and
+classified. Sampling happens on **every** forward pass, in training and evaluation alike,
+for the user and for the attacker's copy of the model (the attacker knows the architecture,
+never the user's draw). The training loss adds ``beta * KL(q(z|x) || N(0, I))``, the KL in
+**bits** as in the reference (``.div(math.log(2))``; ``kl_unit: nats`` drops that factor).
+The model factory applies this wrapper for training and attacks alike, so both see the same
 architecture. The ratio is beta (the DGP code: K = 256, beta = 1e-3).
+
+The wrapped model is larger than the undefended one (LeNet on digits: 606,330 parameters
+against 15,226), so its dense upload is too; byte shares are taken against the undefended
+model's dense gradient (``dense_bytes``), never against the wrapped model's own.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from defenses.base import Defense
 
+KL_UNITS = ("bits", "nats")
+
 
 class VariationalBottleneck(nn.Module):
-    """F -> (mu, log-variance) in K -> sample -> F; remembers the KL term of its last call."""
+    """F -> (mu, softplus std) in K -> sample -> F; remembers the KL term of its last call."""
 
-    samples_in_training = True
-
-    def __init__(self, features: int, size: int, beta: float) -> None:
+    def __init__(self, features: int, size: int, beta: float, kl_unit: str = "bits") -> None:
         super().__init__()
         self.encoder = nn.Linear(features, 2 * size)
         self.decoder = nn.Linear(size, features)
         self.size = size
         self.beta = beta
+        self.kl_unit = kl_unit
         self.kl = torch.zeros(())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu, log_var = self.encoder(x).split(self.size, dim=1)
-        if self.training:
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
-        else:
-            z = mu
-        self.kl = 0.5 * (mu.pow(2) + log_var.exp() - log_var - 1).sum(1).mean()
+        statistics = self.encoder(x)
+        mu = statistics[:, :self.size]
+        std = nn.functional.softplus(statistics[:, self.size:])
+        z = mu + torch.randn_like(std) * std
+        kl = -0.5 * (1 + 2 * std.log() - mu.pow(2) - std.pow(2)).sum(1).mean()
+        self.kl = kl / math.log(2) if self.kl_unit == "bits" else kl
         return self.decoder(z)
 
     def penalty(self) -> torch.Tensor:
@@ -47,12 +57,15 @@ class Precode(Defense):
     name = "precode"
     family = "model"
     ratio_meaning = "beta, the weight of the bottleneck's KL term (K = params.size)"
-    defaults = {"size": 256}
+    defaults = {"size": 256, "kl_unit": "bits"}
 
     @classmethod
     def ratio_error(cls, ratio, params):
         if int(params["size"]) != params["size"] or params["size"] < 1:
             return f"precode parameter size (K) must be a positive integer, got {params['size']}"
+        if params["kl_unit"] not in KL_UNITS:
+            return (f"precode parameter kl_unit must be one of {', '.join(KL_UNITS)}, got "
+                    f"{params['kl_unit']!r}")
         if ratio < 0:
             return f"defense {cls.name!r} needs ratio (beta) >= 0, got {ratio}"
         return None
@@ -61,6 +74,6 @@ class Precode(Defense):
         if not isinstance(getattr(model, "fc", None), nn.Linear):
             raise ValueError("precode needs a model whose classifier is a Linear layer 'fc'")
         bottleneck = VariationalBottleneck(model.fc.in_features, int(self.params["size"]),
-                                           self.ratio)
+                                           self.ratio, self.params["kl_unit"])
         model.fc = nn.Sequential(bottleneck, model.fc)
         return model

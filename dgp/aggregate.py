@@ -21,13 +21,14 @@ from dgp.io import write_atomically
 
 JOB_COLUMNS = ["dataset", "model", "defense", "ratio", "attack", "model_round", "seed"]
 ROW_COLUMNS = [
-    "sample", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
+    "sample", "role", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
+    "psnr_shared", "ssim_shared", "mse_shared", "psnr_tolerant",
     "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
-    "dense_bytes", "sent_bytes", "sent_values", "index_bytes", "index_entropy_bytes",
-    "compression", "dp_epsilon", "dp_delta",
+    "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
+    "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
 ]
 COLUMNS = JOB_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
-PRIVACY_KEYS = JOB_COLUMNS + ["sample"]
+PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
 UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
 # Wall-time columns: they differ between runs, so they go to the timing CSVs.
 TIMING_COLUMNS = {"privacy": ["attack_seconds"], "utility": ["seconds"]}

@@ -9,6 +9,7 @@ Normalisation is kept apart (``normalize``/``denormalize``) because metrics are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,21 @@ def _load_imagefolder(spec: dict[str, Any], split: str, image_size: int) -> Imag
     mean = tuple(spec.get("mean") or (0.5,) * channels)
     std = tuple(spec.get("std") or (0.5,) * channels)
     return ImageData(dataset, len(dataset.classes), channels, image_size, mean, std)
+
+
+def draw_distinct(pool: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` entries of ``pool``, all different when the pool has that many (mixing
+    partners: GradAttack never mixes an image with itself or twice with another), else
+    with replacement."""
+    if count <= len(pool):
+        return pool[torch.randperm(len(pool), generator=generator)[:count]]
+    return pool[torch.randint(len(pool), (count,), generator=generator)]
+
+
+def encoding_center(normalize: Callable[[torch.Tensor], torch.Tensor],
+                    channels: int) -> torch.Tensor:
+    """The pixel values an affine per-channel ``normalize`` maps to 0 ([1, C, 1, 1]): the
+    dataset mean for mean/std normalisation, about which InstaHide's sign flip mirrors."""
+    zero = normalize(torch.zeros(1, channels, 1, 1))
+    one = normalize(torch.ones(1, channels, 1, 1))
+    return -zero / (one - zero)

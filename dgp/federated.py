@@ -29,6 +29,7 @@ from torch import nn
 from defenses import create_defense
 from defenses.base import DrawSamples, SharedGradient, UserBatch
 from dgp.communication import aggregate_cost, shared_cost
+from dgp.data import draw_distinct, encoding_center
 from dgp.error_feedback import ErrorFeedback, wants_error_feedback
 from dgp.gradients import loss_and_gradients, training_loss
 
@@ -203,10 +204,14 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
     generator = rng["defense"]  # the defense's transform, partners and apply
     streams = [user_batches(s, settings.batch_size, rng["batches"]) for s in shards]
 
-    def partners(user: int) -> DrawSamples:
+    center = encoding_center(normalize, train_images.shape[1])
+
+    def partners(user: int, batch: torch.Tensor) -> DrawSamples:
+        """Distinct partners from the user's shard, never an image of the batch itself."""
+        pool = shards[user][~torch.isin(shards[user], batch)]
+
         def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-            shard = shards[user]
-            chosen = shard[torch.randint(len(shard), (count,), generator=generator)]
+            chosen = draw_distinct(pool if len(pool) else shards[user], count, generator)
             return train_images[chosen], train_labels[chosen]
         return draw
 
@@ -216,7 +221,7 @@ def train(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tens
         if settings.augment:
             images = crop_and_flip(images, rng["augment"])
         images, targets = defense.transform_batch(images, train_labels[index], num_classes,
-                                                  generator, partners(user))
+                                                  generator, partners(user, index), center)
         return normalize(images).to(device), targets.to(device)
 
     samples_per_round = sum(min(settings.batch_size, len(s)) for s in shards)

@@ -55,7 +55,7 @@ def _lpips_metric():
                                                  reduction="mean")
 
 
-def lpips(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+def lpips_values(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """Per-image LPIPS (AlexNet), or NaN per image when the weights are not available."""
     if lpips_note() is not None:
         return torch.full((reconstruction.shape[0],), math.nan)
@@ -68,13 +68,45 @@ def lpips(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values)
 
 
-def image_metrics(reconstruction: torch.Tensor, original: torch.Tensor) -> dict[str, list]:
-    """All per-image metrics; inputs are [B, C, H, W] tensors in [0, 1]."""
+def image_metrics(reconstruction: torch.Tensor, original: torch.Tensor,
+                  lpips: bool = True) -> dict[str, list]:
+    """All per-image metrics (LPIPS optional); inputs are [B, C, H, W] tensors in [0, 1]."""
     reconstruction = reconstruction.detach().float().clamp(0, 1).cpu()
     original = original.detach().float().cpu()
-    return {
+    metrics = {
         "mse": mse(reconstruction, original).tolist(),
         "psnr": psnr(reconstruction, original).tolist(),
         "ssim": ssim(reconstruction, original).tolist(),
-        "lpips": lpips(reconstruction, original).tolist(),
     }
+    if lpips:
+        metrics["lpips"] = lpips_values(reconstruction, original).tolist()
+    return metrics
+
+
+# Largest shift the tolerant PSNR tries, as a share of the side: ATS's translations reach
+# 150/331 of it (magnitude 9), about 14 pixels of 32.
+MAX_SHIFT_SHARE = 150 / 331
+
+
+def tolerant_psnr(reconstruction: torch.Tensor, original: torch.Tensor,
+                  max_shift_share: float = MAX_SHIFT_SHARE) -> torch.Tensor:
+    """Per image, the best PSNR over horizontal flips and integer shifts of the
+    reconstruction (up to ``max_shift_share`` of each side), on the overlap of the shifted
+    image with the original (at least half of each side always overlaps).
+
+    A reconstruction of what the user actually shared, moved or mirrored by a data
+    augmentation (ATS), scores high here and low on plain PSNR: "moved", not "hidden".
+    """
+    reconstruction = reconstruction.detach().float().clamp(0, 1).cpu()
+    original = original.detach().float().cpu()
+    _, _, h, w = original.shape
+    reach_y = min(int(max_shift_share * h + 0.5), h // 2)
+    reach_x = min(int(max_shift_share * w + 0.5), w // 2)
+    best = torch.full((original.shape[0],), math.inf)
+    for candidate in (reconstruction, reconstruction.flip(-1)):
+        for dy in range(-reach_y, reach_y + 1):
+            for dx in range(-reach_x, reach_x + 1):
+                moved = candidate[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+                fixed = original[..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+                best = torch.minimum(best, (moved - fixed).pow(2).flatten(1).mean(1))
+    return 10 * torch.log10(1 / best.clamp_min(1e-10))

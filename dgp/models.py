@@ -7,8 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -87,17 +86,8 @@ def build_model(name: str, channels: int, num_classes: int, image_size: int,
         return defense.wrap_model(model) if defense is not None else model
 
 
-@contextmanager
-def user_sampling(model: nn.Module) -> Iterator[None]:
-    """Let stochastic layers (``samples_in_training``) sample while the user computes its
-    gradient, even when the rest of the model is in eval mode (BatchNorm's running
-    statistics); the server's view of them stays deterministic."""
-    stochastic = [m for m in model.modules() if getattr(m, "samples_in_training", False)]
-    modes = [m.training for m in stochastic]
-    for m in stochastic:
-        m.train()
-    try:
-        yield
-    finally:
-        for m, mode in zip(stochastic, modes, strict=True):
-            m.train(mode)
+def dense_reference_bytes(name: str, channels: int, num_classes: int, image_size: int) -> int:
+    """Bytes of the *undefended* model's gradient as dense float32: the reference every
+    upload share is taken against, also for defenses that enlarge the model (PRECODE)."""
+    model = build_model(name, channels, num_classes, image_size, seed=0)
+    return 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)

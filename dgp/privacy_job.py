@@ -18,21 +18,22 @@ import argparse
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from attacks import AttackTarget, create_attack
-from defenses import create_defense
-from defenses.base import DrawSamples, UserBatch
+from attacks import Attack, AttackTarget, create_attack
+from defenses import Defense, create_defense
+from defenses.base import DrawSamples, SharedGradient, UserBatch
 from dgp.communication import shared_cost
-from dgp.data import ImageData, dataset_id, load_dataset
+from dgp.data import ImageData, dataset_id, draw_distinct, load_dataset
 from dgp.device import resolve_device
 from dgp.gradients import parameter_gradients
 from dgp.io import write_atomically, write_json
-from dgp.metrics import image_metrics, lpips_note
-from dgp.models import build_model, user_sampling
+from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
+from dgp.models import build_model, dense_reference_bytes
 
 # Training images a malicious server may use as public knowledge of the data distribution.
 PUBLIC_SAMPLES = 256
@@ -75,17 +76,19 @@ def match_labels(predicted: list[int], true: list[int]) -> list[int]:
 
 def partner_draw(data: ImageData, exclude: list[int],
                  generator: torch.Generator) -> DrawSamples:
-    """Draws of the user's other images (not attacked in this job): mixing partners."""
+    """Draws of the user's other images (not attacked in this job): mixing partners, all
+    distinct within a draw."""
     pool = torch.tensor(sorted(set(range(len(data.dataset))) - set(exclude)))
 
     def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if count <= len(pool):
-            chosen = pool[torch.randperm(len(pool), generator=generator)[:count]]
-        else:
-            chosen = pool[torch.randint(len(pool), (count,), generator=generator)]
-        return data.samples(chosen.tolist())
+        return data.samples(draw_distinct(pool, count, generator).tolist())
 
     return draw
+
+
+def _center(data: ImageData) -> torch.Tensor:
+    """The dataset mean in pixel space: the origin of the normalised encoding."""
+    return data.denormalize(torch.zeros(1, data.channels, 1, 1))
 
 
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,18 +96,27 @@ def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
     return data.normalize(zeros), data.normalize(zeros + 1)
 
 
-def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
-        attack: str, attack_params: dict[str, Any], seed: int, num_images: int,
-        batch_size: int, device: str = "auto", model_round: int = 0,
-        checkpoint: str | Path | None = None) -> tuple[dict[str, Any], torch.Tensor]:
-    """Run the job; return its record (rows + notes) and the image grid (originals first).
+@dataclass
+class _Job:
+    """What every batch of a job shares: data, model, defense, attack, the seeded stream."""
 
-    The attacked model is the seed's initial model, or the training ``checkpoint`` written
-    at ``model_round``.
-    """
-    torch_device = resolve_device(device)
+    data: ImageData
+    model: torch.nn.Module
+    defense: Defense
+    attack: Attack
+    noise: torch.Generator
+    draw: DrawSamples
+    reference_bytes: int
+    indices: list[int]  # the attacked test images
+
+
+def _setup(dataset: dict[str, Any], defense: str, ratio: float,
+           defense_params: dict[str, Any], attack: str, attack_params: dict[str, Any],
+           seed: int, num_images: int, torch_device: torch.device,
+           checkpoint: str | Path | None) -> _Job:
     torch.manual_seed(seed)  # layers that sample (PRECODE) draw from the global generator
     data = load_dataset(dataset, split="test")
+    indices = attacked_indices(len(data.dataset), num_images, seed)
     defense_impl = create_defense(defense, ratio, defense_params)
     model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
                         seed, defense_impl)
@@ -116,48 +128,108 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         public, _ = load_dataset(dataset, split="train").samples(list(range(PUBLIC_SAMPLES)))
         model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
     noise = torch.Generator().manual_seed(seed)
-    indices = attacked_indices(len(data.dataset), num_images, seed)
-    draw = partner_draw(data, indices, noise)
+    reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
+                                      data.image_size)
+    return _Job(data, model, defense_impl, attack_impl, noise,
+                partner_draw(data, indices, noise), reference, indices)
 
-    rows, originals, reconstructions = [], [], []
+
+def roles(defense: Defense) -> list[str]:
+    """Whose shared gradient a job attacks. With an aligned mask (ADGP) both: the round's
+    broadcaster (masked by its own DGP band, as DGP) and a member (masked by the
+    broadcaster's band, computed on another user's batch of the same round)."""
+    return ["broadcaster", "member"] if defense.aligned else ["user"]
+
+
+def _shared_gradient(job: _Job, inputs: torch.Tensor, targets: torch.Tensor,
+                     role: str) -> SharedGradient:
+    device = inputs.device
+    gradients = [g.cpu() for g in parameter_gradients(job.model, inputs, targets.to(device))]
+    if role != "member":
+        return job.defense.apply(gradients, job.noise, UserBatch(job.model, inputs))
+    images, labels = job.draw(len(inputs))  # the broadcaster's batch: another user's data
+    other, other_targets = job.defense.transform_batch(images, labels, job.data.num_classes,
+                                                       job.noise, job.draw, _center(job.data))
+    broadcast = parameter_gradients(job.model, job.data.normalize(other).to(device),
+                                    other_targets.to(device))
+    return job.defense.apply_with_masks(gradients,
+                                        job.defense.band_masks([g.cpu() for g in broadcast]))
+
+
+def _score(recovered: torch.Tensor, images: torch.Tensor,
+           shared_images: torch.Tensor) -> dict[str, list]:
+    """Metrics against the original (the data a defense protects), against the image the
+    user actually trained on (``_shared``: differs for data-transform defenses), and the
+    shift-and-flip-tolerant PSNR against the original (tells "moved" from "hidden")."""
+    metrics = image_metrics(recovered, images)
+    shared = image_metrics(recovered, shared_images, lpips=False)
+    metrics.update({f"{name}_shared": values for name, values in shared.items()})
+    metrics["psnr_tolerant"] = tolerant_psnr(recovered, images).tolist()
+    return metrics
+
+
+def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
+                  ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
+    """Attack one batch in one role: its rows, originals and (clamped) reconstructions."""
+    data = job.data
+    images, labels = data.samples(batch_indices)
+    transformed, targets = job.defense.transform_batch(images, labels, data.num_classes,
+                                                       job.noise, job.draw, _center(data))
+    device = next(job.model.parameters()).device
+    shared = _shared_gradient(job, data.normalize(transformed).to(device), targets, role)
+    cost = shared_cost(shared)
+    target = AttackTarget(job.model, shared, len(batch_indices), tuple(images.shape[1:]),
+                          data.num_classes, _box(data), job.defense)
+    began = time.perf_counter()
+    result = job.attack.reconstruct(target, generator=job.noise)
+    seconds = time.perf_counter() - began
+
+    recovered = data.denormalize(result.images.detach().cpu())
+    recovered = recovered[match_to_originals(recovered, images)]
+    rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
+    metrics = _score(recovered, images, transformed.clamp(0, 1))
+    shared_row = {
+        "role": role, "status": result.status, "attack_loss": result.loss,
+        "attack_iterations": result.iterations,
+        "attack_seconds": seconds / len(batch_indices),
+        "dense_bytes": job.reference_bytes, "model_dense_bytes": cost.dense_bytes,
+        "sent_bytes": cost.sent_bytes, "index_bytes": cost.index_bytes,
+        "index_entropy_bytes": round(cost.index_entropy_bytes, 1),
+        "sent_values": cost.sent_values,
+        "compression": job.reference_bytes / cost.sent_bytes if cost.sent_bytes else math.inf,
+        **job.defense.accounting(releases=1),
+    }
+    rows = [{"sample": index, "batch": batch, "label": int(labels[i]),
+             "predicted_label": rec_labels[i],
+             "label_acc": float(rec_labels[i] == int(labels[i])),
+             **{name: values[i] for name, values in metrics.items()}, **shared_row}
+            for i, index in enumerate(batch_indices)]
+    return rows, images, recovered.clamp(0, 1).nan_to_num(0.0)
+
+
+def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
+        attack: str, attack_params: dict[str, Any], seed: int, num_images: int,
+        batch_size: int, device: str = "auto", model_round: int = 0,
+        checkpoint: str | Path | None = None) -> tuple[dict[str, Any], torch.Tensor]:
+    """Run the job; return its record (rows + notes) and the image grid (originals first,
+    then the reconstructions of each role).
+
+    The attacked model is the seed's initial model, or the training ``checkpoint`` written
+    at ``model_round``.
+    """
+    torch_device = resolve_device(device)
+    job = _setup(dataset, defense, ratio, defense_params, attack, attack_params, seed,
+                 num_images, torch_device, checkpoint)
+    indices = job.indices
+    rows, originals = [], []
+    reconstructions: dict[str, list[torch.Tensor]] = {role: [] for role in roles(job.defense)}
     for batch, start in enumerate(range(0, len(indices), batch_size)):
-        batch_indices = indices[start:start + batch_size]
-        images, labels = data.samples(batch_indices)
-        inputs, targets = defense_impl.transform_batch(images, labels, data.num_classes,
-                                                       noise, draw)
-        inputs = data.normalize(inputs).to(torch_device)
-        with user_sampling(model):
-            gradients = parameter_gradients(model, inputs, targets.to(torch_device))
-            shared = defense_impl.apply([g.cpu() for g in gradients], noise,
-                                        UserBatch(model, inputs))
-        cost = shared_cost(shared)
-        target = AttackTarget(model, shared, len(batch_indices), tuple(images.shape[1:]),
-                              data.num_classes, _box(data), defense_impl)
-        began = time.perf_counter()
-        result = attack_impl.reconstruct(target, generator=noise)
-        seconds = time.perf_counter() - began
-
-        recovered = data.denormalize(result.images.detach().cpu())
-        recovered = recovered[match_to_originals(recovered, images)]
-        rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
-        metrics = image_metrics(recovered, images)
-        for i, index in enumerate(batch_indices):
-            rows.append({
-                "sample": index, "batch": batch, "label": int(labels[i]),
-                "predicted_label": rec_labels[i],
-                "label_acc": float(rec_labels[i] == int(labels[i])),
-                **{name: values[i] for name, values in metrics.items()},
-                "status": result.status, "attack_loss": result.loss,
-                "attack_iterations": result.iterations,
-                "attack_seconds": seconds / len(batch_indices),
-                "dense_bytes": cost.dense_bytes, "sent_bytes": cost.sent_bytes,
-                "index_bytes": cost.index_bytes,
-                "index_entropy_bytes": round(cost.index_entropy_bytes, 1),
-                "sent_values": cost.sent_values, "compression": cost.compression,
-                **defense_impl.accounting(releases=1),
-            })
+        for role in reconstructions:
+            batch_rows, images, recovered = _attack_batch(
+                job, batch, indices[start:start + batch_size], role)
+            rows += batch_rows
+            reconstructions[role].append(recovered)
         originals.append(images)
-        reconstructions.append(recovered.clamp(0, 1).nan_to_num(0.0))
 
     notes = [note for note in [lpips_note()] if note]
     diverged = sum(r["status"] == "diverged" for r in rows)
@@ -171,7 +243,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         "rows": rows,
         "notes": notes,
     }
-    grid = torch.cat([torch.cat(originals), torch.cat(reconstructions)])
+    grid = torch.cat([torch.cat(originals)] + [torch.cat(r) for r in reconstructions.values()])
     return record, grid
 
 

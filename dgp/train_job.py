@@ -23,10 +23,11 @@ from dgp.data import dataset_id, load_dataset
 from dgp.device import resolve_device
 from dgp.federated import TrainingSettings, train
 from dgp.io import write_atomically
-from dgp.models import build_model
+from dgp.models import build_model, dense_reference_bytes
 
 COLUMNS = ["dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc",
-           "train_loss", "dense_bytes", "upload_bytes", "upload_entropy_bound_bytes",
+           "train_loss", "dense_bytes", "model_dense_bytes", "upload_bytes",
+           "upload_entropy_bound_bytes",
            "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes",
            "residual_norm", "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds"]
 
@@ -65,7 +66,13 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                         normalize=data.normalize, num_classes=data.num_classes)
     job = {"dataset": dataset_id(dataset), "model": dataset["model"],
            "defense": defense, "ratio": ratio, "seed": seed}
-    return pd.DataFrame([{**job, **r} for r in records], columns=COLUMNS)
+    # Shares are against the undefended model's dense gradient; the trained model's own
+    # (larger under PRECODE) is kept beside it.
+    reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
+                                      data.image_size)
+    rows = [{**job, **r, "model_dense_bytes": r["dense_bytes"], "dense_bytes": reference}
+            for r in records]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from report.plots import final_rows
+from report.plots import base_defense, final_rows
 from report.stats import format_mean_ci, mean_ci
 
 # Upload budgets as a share of the dense float32 gradient, loosest first.
@@ -29,7 +29,7 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
         accuracy = dict(list(final_rows(utility).groupby(["defense", "ratio"])["test_acc"]))
     for (defense, ratio), group in privacy.groupby(["defense", "ratio"], sort=True):
         mean, _, n = mean_ci(group["psnr"])
-        final = accuracy.get((defense, ratio))
+        final = accuracy.get((base_defense(defense), ratio))  # members train as the setting
         acc = math.nan if final is None else float(final.mean())
         rows.append({"defense": defense, "ratio": ratio, "psnr_mean": mean, "n": n,
                      "psnr": format_mean_ci(group["psnr"], ".2f"),

@@ -32,9 +32,19 @@ FAMILY_LABELS: dict[str, str] = {
 LOG_FAMILIES = frozenset({"noise", "model"})
 
 
+# An aligned defense's member rows (masked by another user's band) are shown as their own
+# setting, e.g. "adgp (member)", beside the broadcaster's "adgp".
+MEMBER_SUFFIX = " (member)"
+
+
+def base_defense(defense: str) -> str:
+    """The registered name behind a displayed setting ('adgp (member)' -> 'adgp')."""
+    return defense.removesuffix(MEMBER_SUFFIX)
+
+
 def defense_family(defense: str) -> str:
     """Family of a registered defense (its ``family``); unknown names are 'other'."""
-    cls = DEFENSES.get(defense)
+    cls = DEFENSES.get(base_defense(defense))
     family = cls.family if cls is not None else "other"
     return family if family in FAMILY_LABELS or family == "none" else "other"
 

@@ -29,6 +29,7 @@ from report.budget import best_by_budget
 from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
 from report.compute import compute_summary
 from report.plots import (
+    MEMBER_SUFFIX,
     accuracy_vs_ratio,
     accuracy_vs_upload,
     attack_vs_round,
@@ -46,7 +47,8 @@ REQUIRED_COLUMNS = [
 ]
 GROUP = ["attack", "defense", "ratio", "model_round"]
 # Metric -> format of its mean and CI half-width.
-METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f"}
+METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f", "psnr_shared": ".2f",
+           "psnr_tolerant": ".2f"}
 PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
 
 
@@ -54,6 +56,8 @@ def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.Data
     """Read the per-image CSV (joined with its wall times when given) and fail early, by
     column name, if it is not the expected table."""
     table = pd.read_csv(path)
+    if "role" not in table.columns:  # tables from before roles: every row is one user's
+        table["role"] = "user"
     # Tables without attacks on trained models: every row attacked the initial model.
     rounds = table["model_round"] if "model_round" in table.columns else 0
     table["model_round"] = pd.Series(rounds, index=table.index).fillna(0).astype(int)
@@ -63,6 +67,11 @@ def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.Data
             times, on=PRIVACY_KEYS, how="left")
     if "attack_seconds" not in table.columns:
         table["attack_seconds"] = math.nan
+    for column in ("psnr_shared", "psnr_tolerant"):  # tables from before these columns
+        if column not in table.columns:
+            table[column] = table["psnr"]
+    table["defense"] = table["defense"].where(table["role"] != "member",
+                                              table["defense"] + MEMBER_SUFFIX)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")

@@ -13,13 +13,13 @@ from defenses import DEFENSES, UserBatch, create_defense
 from defenses.ats import OPERATIONS, apply_operation, parse_policy
 from defenses.dp_gaussian import gaussian_epsilon
 from defenses.precode import VariationalBottleneck
-from defenses.pruning import sent_count
+from defenses.pruning import rank_band_mask, sent_count
 from defenses.soteria import feature_scores
 from dgp.communication import shared_cost
 from dgp.data import load_dataset
 from dgp.federated import TrainingSettings, train
 from dgp.gradients import loss_and_gradients, parameter_gradients
-from dgp.models import build_model, user_sampling
+from dgp.models import build_model
 from dgp.privacy_job import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
@@ -126,33 +126,50 @@ def test_soteria_leaves_batchnorm_statistics_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_precode_bottleneck_kl_and_sampling():
+def test_precode_bottleneck_follows_the_reference():
+    # VariationalBottleneck.py: std = softplus(.), a sample on every forward pass (eval
+    # too: the attacker's copy samples as well), KL to N(0, I) in bits.
     bottleneck = VariationalBottleneck(features=8, size=4, beta=0.1)
     with torch.no_grad():
         bottleneck.encoder.weight.zero_()
-        bottleneck.encoder.bias.copy_(torch.tensor([1.0, 0, 0, 0, math.log(2.0), 0, 0, 0]))
+        raw = math.log(math.e**2 - 1)  # softplus(raw) = 2
+        bottleneck.encoder.bias.copy_(torch.tensor([1.0, 0, 0, 0, raw, 0, 0, 0]))
     x = torch.randn(5, 8)
     bottleneck.eval()
-    first, second = bottleneck(x), bottleneck(x)
-    assert torch.equal(first, second)  # eval: the mean, no sampling
-    # KL(N(mu, var) || N(0, 1)) = 0.5 (mu^2 + var - log var - 1); only dimension 0 has
-    # mu = 1, var = 2, the others are N(0, 1) and add nothing
-    expected = 0.5 * (1.0 + 2.0 - math.log(2.0) - 1)
-    assert float(bottleneck.kl.detach()) == pytest.approx(expected, rel=1e-5)
-    assert float(bottleneck.penalty().detach()) == pytest.approx(0.1 * expected, rel=1e-5)
-    bottleneck.train()
-    assert not torch.equal(bottleneck(x), bottleneck(x))  # training: samples
+    assert not torch.equal(bottleneck(x), bottleneck(x))  # eval samples too
+    # per dimension KL = -0.5 (1 + 2 log s - mu^2 - s^2); dimension 0: mu = 1, s = 2; the
+    # others: mu = 0, s = softplus(0) = log 2
+    def kl(mu, std):
+        return -0.5 * (1 + 2 * math.log(std) - mu**2 - std**2)
+
+    nats = kl(1.0, 2.0) + 3 * kl(0.0, math.log(2.0))
+    assert float(bottleneck.kl.detach()) == pytest.approx(nats / math.log(2), rel=1e-5)
+    assert float(bottleneck.penalty().detach()) == pytest.approx(0.1 * nats / math.log(2),
+                                                                 rel=1e-5)
+    in_nats = VariationalBottleneck(features=8, size=4, beta=0.1, kl_unit="nats")
+    in_nats.load_state_dict(bottleneck.state_dict())
+    in_nats(x)
+    assert float(in_nats.kl.detach()) == pytest.approx(nats, rel=1e-5)
 
     defense = create_defense("precode", 0.5, {"size": 16})
     model = build_model("lenet", 1, 10, 8, seed=0, defense=defense).eval()
     assert isinstance(model.fc[0], VariationalBottleneck) and model.fc[0].size == 16
     images, labels = torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    torch.manual_seed(4)
     loss, _ = loss_and_gradients(model, images, labels)
+    torch.manual_seed(4)
     ce = float(nn.functional.cross_entropy(model(images), labels).detach())
     assert loss == pytest.approx(ce + 0.5 * float(model.fc[0].kl.detach()), rel=1e-5)
-    with user_sampling(model):
-        assert model.fc[0].training and not model.training
-    assert not model.fc[0].training
+
+
+def test_precode_upload_share_is_against_the_undefended_model():
+    # The wrapped LeNet (digits, 32x32) has 606,330 parameters against 15,226: its upload
+    # is ~40x the undefended dense gradient, not "100 % of dense".
+    record, _ = run({"name": "digits", "model": "lenet", "image_size": 32}, "precode",
+                    0.001, {}, "dlg", {"iterations": 1}, seed=0, num_images=1, batch_size=1)
+    row = record["rows"][0]
+    assert row["dense_bytes"] == 4 * 15_226 and row["model_dense_bytes"] == 4 * 606_330
+    assert row["sent_bytes"] / row["dense_bytes"] > 39
 
 
 def test_ats_policy_is_deterministic_under_a_seed():
@@ -203,9 +220,10 @@ def test_mixing_coefficients_and_labels(name):
     partner_images = torch.rand(5 * (k - 1), 1, 4, 4)
     partner_labels = torch.tensor([1, 2, 3] * 5)  # distinct classes reveal each coefficient
     defense = create_defense(name, k)
+    center = torch.full((1, 1, 1, 1), 0.3)  # the dataset mean, the normalised encoding's 0
     mixed, targets = defense.transform_batch(images, labels, classes,
                                              torch.Generator().manual_seed(0),
-                                             _partners(partner_images, partner_labels))
+                                             _partners(partner_images, partner_labels), center)
     assert targets.shape == (5, classes)
     assert torch.allclose(targets.sum(1), torch.ones(5))
     weights = targets[:, :k]  # class 0 = the image itself, 1..3 = its partners
@@ -214,18 +232,57 @@ def test_mixing_coefficients_and_labels(name):
     expected = (weights.view(5, k, 1, 1, 1) * stacked).sum(1)
     if name == "mixup":
         assert torch.allclose(mixed, expected, atol=1e-6)
-    else:  # every pixel flipped in the [-1, 1] encoding (x -> 1 - x) or kept
+    else:  # GradAttack: every normalised pixel's sign flipped (x -> 2 mean - x) or kept
         kept = torch.isclose(mixed, expected, atol=1e-6)
-        flipped = torch.isclose(mixed, 1 - expected, atol=1e-6)
-        assert (kept | flipped).all()
+        flipped = torch.isclose(mixed, 2 * 0.3 - expected, atol=1e-6)
+        assert (kept | flipped).all() and not torch.isclose(mixed, 1 - expected).all()
         assert 0.3 < flipped.float().mean() < 0.7
+        paper, _ = create_defense(name, k, {"flip_center": "half"}).transform_batch(
+            images, labels, classes, torch.Generator().manual_seed(0),
+            _partners(partner_images, partner_labels), center)
+        assert (torch.isclose(paper, expected, atol=1e-6)
+                | torch.isclose(paper, 1 - expected, atol=1e-6)).all()
+
+
+def test_training_mixes_each_image_with_distinct_partners_not_itself():
+    # GradAttack enforces k distinct images per encoding; drawing with replacement from
+    # the user's shard could mix an image with itself.
+    seen = []
+
+    class Spy(type(create_defense("mixup", 4))):
+        def transform_batch(self, images, labels, num_classes, generator=None, draw=None,
+                            center=None):
+            partners, _ = draw(len(images) * 3)
+            seen.append((images, partners))
+            return images, labels
+
+    x, y = torch.rand(40, 1, 8, 8), torch.arange(40) % 10
+    model = build_model("lenet", 1, 10, 8, seed=0)
+    from dgp import federated
+
+    spy = Spy(4)
+    original = federated.create_defense
+    federated.create_defense = lambda *args, **kwargs: spy
+    try:
+        train(model, x, y, x[:10], y[:10], "mixup", 4, {}, TrainingSettings.from_config(
+            {"users": 2, "batch_size": 4, "epochs": 0.5, "lr": 0.01, "lr_schedule": {}}),
+            seed=0)
+    finally:
+        federated.create_defense = original
+    assert seen
+    for images, partners in seen:
+        rows = {tuple(p.flatten().tolist()) for p in partners}
+        assert len(rows) == len(partners)  # no partner twice
+        assert not rows & {tuple(i.flatten().tolist()) for i in images}  # never itself
 
 
 @pytest.mark.parametrize("name", sorted(DEFENSES))
 def test_every_defense_runs_in_a_privacy_job(name):
     record, grid = run(DIGITS, name, TEST_RATIOS[name], {}, "idlg", {"iterations": 2},
                        seed=0, num_images=2, batch_size=2)
-    assert len(record["rows"]) == 2
+    roles = ["broadcaster", "member"] if name == "adgp" else ["user"]
+    assert [r["role"] for r in record["rows"]] == [role for role in roles for _ in range(2)]
+    assert len(grid) == 2 * (1 + len(roles))  # originals, then each role's reconstructions
     assert all(r["status"] in ("ok", "diverged") for r in record["rows"])
     if name == "dp_gaussian":
         assert record["rows"][0]["dp_epsilon"] > 0
@@ -245,3 +302,48 @@ def test_every_defense_trains_a_round(name):
     assert records[-1]["round"] >= 1
     assert math.isfinite(records[-1]["train_loss"])
     assert records[-1]["upload_bytes"] > 0
+
+
+def test_adgp_attacks_a_member_masked_by_another_users_band():
+    # The broadcaster's upload is DGP's; a member's goes out at the broadcaster's mask,
+    # so some of its own largest entries are sent (DGP's "drop the largest" fails for it).
+    from dgp.privacy_job import _attack_batch, _setup
+
+    job = _setup(DIGITS, "adgp", 0.8, {}, "idlg", {"iterations": 1}, seed=0, num_images=16,
+                 torch_device=torch.device("cpu"), checkpoint=None)
+    images, labels = job.data.samples(job.indices)
+    gradients = parameter_gradients(job.model, job.data.normalize(images), labels)
+    top = [rank_band_mask(g, 0, max(1, round(0.05 * g.numel()))) for g in gradients]
+    own_band = create_defense("dgp", 0.8).apply(gradients).masks
+    assert sum(int((m & t).sum()) for m, t in zip(own_band, top, strict=True)) == 0
+    from dgp.privacy_job import _shared_gradient
+
+    member = _shared_gradient(job, job.data.normalize(images), labels, "member")
+    leaked = sum(int((m & t).sum()) for m, t in zip(member.masks, top, strict=True))
+    assert leaked / sum(int(t.sum()) for t in top) > 0.05  # measured about 23 %
+    assert member.positions_known
+    assert job.defense.constraint_penalty(gradients, member) == 0.0  # no band for members
+    rows, _, _ = _attack_batch(job, 0, job.indices[:1], "member")
+    assert rows[0]["role"] == "member"
+
+
+def test_transformed_images_are_scored_as_shared_and_shift_tolerant():
+    from dgp.metrics import image_metrics, tolerant_psnr
+
+    torch.manual_seed(0)
+    original = torch.rand(2, 3, 32, 32)
+    moved = torch.zeros_like(original)  # translated right by 14 px, black fill, mirrored
+    moved[..., 14:] = original[..., :18]
+    moved = moved.flip(-1)
+    plain = image_metrics(moved, original, lpips=False)["psnr"]
+    tolerant = tolerant_psnr(moved, original).tolist()
+    assert max(plain) < 10 and min(tolerant) > 60  # perfect where they overlap
+    assert min(tolerant_psnr(torch.rand(2, 3, 32, 32), original).tolist()) < 10
+
+    record, _ = run(DIGITS, "ats", 1.0, {"policy": "3"}, "idlg", {"iterations": 1},
+                    seed=0, num_images=1, batch_size=1)  # ATS's translateX, magnitude 9
+    row = record["rows"][0]
+    assert row["psnr_shared"] != row["psnr"] and row["psnr_tolerant"] >= row["psnr"] - 1e-4
+    none, _ = run(DIGITS, "none", 0, {}, "idlg", {"iterations": 1}, seed=0, num_images=1,
+                  batch_size=1)
+    assert none["rows"][0]["psnr_shared"] == pytest.approx(none["rows"][0]["psnr"])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dgp.metrics import image_metrics, lpips, lpips_note
+from dgp.metrics import image_metrics, lpips_note, lpips_values
 
 
 def test_psnr_and_mse_of_a_uniform_offset():
@@ -37,5 +37,5 @@ def test_identical_images_score_perfectly_per_image():
 def test_lpips_is_nan_with_a_note_when_weights_are_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert "LPIPS not computed" in lpips_note()
-    values = lpips(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    values = lpips_values(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
     assert torch.isnan(values).all() and values.shape == (2,)

@@ -263,3 +263,24 @@ def test_render_check_reads_the_browser_dom():
     assert "load script did not run" in check_dom(page, "<html><body></body></html>")[0]
     leaked = fine.replace("<img></body>", "<img>{{ row.psnr }}</body>")
     assert any("{{" in problem for problem in check_dom(page, leaked))
+
+
+def test_adgp_member_rows_are_their_own_setting_with_the_settings_utility(tmp_path):
+    from report.budget import best_by_budget
+    from report.plots import defense_family
+    from report.render import load_privacy
+
+    table = pd.read_csv(make_csv(tmp_path))
+    member = table[table["defense"] == "dgp"].assign(defense="adgp", role="member")
+    broadcaster = member.assign(role="broadcaster", psnr=member["psnr"] + 3)
+    path = tmp_path / "roles.csv"
+    pd.concat([table.assign(role="user"), member, broadcaster]).to_csv(path, index=False)
+    data = load_privacy(path)
+    assert {"adgp", "adgp (member)"} <= set(data["defense"])
+    assert defense_family("adgp (member)") == "pruning"
+    utility = pd.DataFrame([
+        {"defense": d, "ratio": r, "seed": 0, "round": 1, "test_acc": 0.8}
+        for d, r in [("none", 0.0), ("adgp", 0.9), ("adgp", 0.5)]])
+    rows = best_by_budget(data[data["defense"].isin(["none", "adgp", "adgp (member)"])],
+                          utility)
+    assert any(r["defense"] == "adgp (member)" and r["test_acc"] == "0.800" for r in rows)
