@@ -134,7 +134,7 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
                 partner_draw(data, indices, noise), reference, indices)
 
 
-def roles(defense: Defense) -> list[str]:
+def roles(defense: Defense | type[Defense]) -> list[str]:
     """Whose shared gradient a job attacks. With an aligned mask (ADGP) both: the round's
     broadcaster (masked by its own DGP band, as DGP) and a member (masked by the
     broadcaster's band, computed on another user's batch of the same round)."""

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from dgp.data import load_dataset
+
 REPO = Path(__file__).resolve().parent.parent
 CIFAR10_MINI = REPO.parent / "shared" / "data" / "cifar10-mini"
 
@@ -22,3 +24,13 @@ def cifar10_mini() -> Path:
     if not CIFAR10_MINI.is_dir():
         pytest.skip(f"cifar10-mini not found at {CIFAR10_MINI}")
     return CIFAR10_MINI
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The 8x8 digits as normalised tensors: (train x, train y, test x, test y)."""
+    spec = {"name": "digits", "model": "lenet", "image_size": 8}
+    train_data, test_data = load_dataset(spec, "train"), load_dataset(spec, "test")
+    x, y = train_data.samples(list(range(len(train_data.dataset))))
+    tx, ty = test_data.samples(list(range(len(test_data.dataset))))
+    return train_data.normalize(x), y, test_data.normalize(tx), ty

@@ -7,21 +7,9 @@ import torch
 
 from defenses import create_defense
 from dgp.communication import aggregate_cost, shared_cost
-from dgp.data import load_dataset
 from dgp.error_feedback import ErrorFeedback
 from dgp.federated import TrainingSettings, partition, train, user_batches
 from dgp.models import build_model
-
-DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    train_data = load_dataset(DIGITS, "train")
-    test_data = load_dataset(DIGITS, "test")
-    x, y = train_data.samples(list(range(len(train_data.dataset))))
-    tx, ty = test_data.samples(list(range(len(test_data.dataset))))
-    return train_data.normalize(x), y, test_data.normalize(tx), ty
 
 
 def settings(**changes) -> TrainingSettings:
@@ -128,7 +116,7 @@ def test_checkpoints_are_written_at_the_requested_rounds(digits, tmp_path):
 def test_privacy_job_attacks_a_training_checkpoint(tmp_path):
     from dgp import privacy_job, train_job
 
-    spec = {**DIGITS, "image_size": 16}
+    spec = {"name": "digits", "model": "lenet", "image_size": 16}
     training = {"users": 2, "batch_size": 8, "epochs": 0.02, "lr": 0.05, "lr_schedule": {},
                 "checkpoint_rounds": [2]}
     table = train_job.run(spec, "none", 0, {}, training, seed=0, checkpoint_dir=tmp_path)

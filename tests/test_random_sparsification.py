@@ -10,27 +10,14 @@ error feedback, it converges; top-k sends the large entries at once and converge
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from defenses import create_defense
 from defenses.pruning import sent_count
 from defenses.random_sparsification import RandomSparsification
-from dgp.data import load_dataset
 from dgp.error_feedback import ErrorFeedback, wants_error_feedback
 from dgp.federated import TrainingSettings, train
 from dgp.models import build_model
-
-DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    train_data = load_dataset(DIGITS, "train")
-    test_data = load_dataset(DIGITS, "test")
-    x, y = train_data.samples(list(range(len(train_data.dataset))))
-    tx, ty = test_data.samples(list(range(len(test_data.dataset))))
-    return train_data.normalize(x), y, test_data.normalize(tx), ty
 
 
 def test_training_draws_fresh_uniform_masks_per_user_and_round(digits, monkeypatch):

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from defenses import DEFENSES
 from dgp.config import privacy_jobs, training_jobs, validate_config
+from dgp.privacy_job import roles
 
 
 def main(argv: list[str]) -> None:
@@ -24,7 +26,8 @@ def main(argv: list[str]) -> None:
         config.update(yaml.safe_load(Path(path).read_text()))
     config = validate_config(config)
     privacy = pd.read_csv(workdir / "results" / "privacy.csv")
-    expected = len(privacy_jobs(config)) * config["privacy"]["num_images"]
+    expected = sum(config["privacy"]["num_images"] * len(roles(DEFENSES[job["defense"]]))
+                   for job in privacy_jobs(config))
     assert len(privacy) == expected, f"expected {expected} privacy rows, got {len(privacy)}"
     assert set(privacy["status"]) <= {"ok", "diverged"}, set(privacy["status"])
     utility = pd.read_csv(workdir / "results" / "utility.csv")
