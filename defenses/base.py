@@ -92,6 +92,13 @@ class Defense(ABC):
         """Return why ``ratio`` is invalid for this defense, or None when it is valid."""
         return None
 
+    @property
+    def unbiased(self) -> bool:
+        """Whether the shared gradient is an unbiased estimate of the raw one (a rescaled
+        compressor): error feedback then only amplifies the residual, so 'auto' leaves it
+        off even for a compressing defense."""
+        return False
+
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """The architecture users train and the server sees (unchanged by default)."""
         return model

@@ -61,5 +61,5 @@ def wants_error_feedback(defense: Defense, setting: Any) -> bool:
     """Resolve the config's ``error_feedback``: 'auto' means on for compressing defenses,
     except unbiased (rescaled) ones, whose residual error feedback would only amplify."""
     if setting == "auto":
-        return defense.compresses and not getattr(defense, "unbiased", False)
+        return defense.compresses and not defense.unbiased
     return bool(setting)
