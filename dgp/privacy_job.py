@@ -35,8 +35,17 @@ from dgp.io import write_atomically, write_json
 from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
 from dgp.models import build_model, dense_reference_bytes
 
-# Training images a malicious server may use as public knowledge of the data distribution.
+# Training images the server may use as public knowledge of the data distribution (a
+# malicious server's imprint thresholds; the mean image of the guessing floor).
 PUBLIC_SAMPLES = 256
+
+
+def public_samples(train: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+    """``PUBLIC_SAMPLES`` training images spread evenly over the split (an ImageFolder is
+    sorted by class: its first images would all be airplanes)."""
+    size = len(train.dataset)
+    step = max(1, size // PUBLIC_SAMPLES)
+    return train.samples(list(range(0, size, step))[:PUBLIC_SAMPLES])
 
 
 def attacked_indices(num_available: int, num_images: int, seed: int) -> list[int]:
@@ -108,6 +117,8 @@ class _Job:
     draw: DrawSamples
     reference_bytes: int
     indices: list[int]  # the attacked test images
+    mean_image: torch.Tensor  # the public data's mean image, [1, C, H, W] in [0, 1]
+    seed: int
 
 
 def _setup(dataset: dict[str, Any], defense: str, ratio: float,
@@ -124,14 +135,15 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     model = model.to(torch_device).eval()
     attack_impl = create_attack(attack, attack_params)
+    public, _ = public_samples(load_dataset(dataset, split="train"))
     if attack_impl.active:
-        public, _ = load_dataset(dataset, split="train").samples(list(range(PUBLIC_SAMPLES)))
         model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
     noise = torch.Generator().manual_seed(seed)
     reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
                                       data.image_size)
     return _Job(data, model, defense_impl, attack_impl, noise,
-                partner_draw(data, indices, noise), reference, indices)
+                partner_draw(data, indices, noise), reference, indices,
+                public.mean(0, keepdim=True), seed)
 
 
 def roles(defense: Defense | type[Defense]) -> list[str]:
@@ -168,6 +180,18 @@ def _score(recovered: torch.Tensor, images: torch.Tensor,
     return metrics
 
 
+def guessing_floor(job: _Job, images: torch.Tensor) -> dict[str, list]:
+    """What needs no gradient at all, per attacked image: the public mean image
+    (``floor_psnr``, ``floor_ssim``) and a random start like the attacks' own, N(0, 1) in
+    the normalised space, boxed (``start_psnr``; its own seeded stream, so it draws nothing
+    from the job's). An attack that does not beat these has not shown any leakage."""
+    guess = image_metrics(job.mean_image.expand_as(images), images, lpips=False)
+    start = torch.randn(images.shape, generator=torch.Generator().manual_seed(job.seed))
+    start = job.data.denormalize(start).clamp(0, 1)
+    return {"floor_psnr": guess["psnr"], "floor_ssim": guess["ssim"],
+            "start_psnr": image_metrics(start, images, lpips=False)["psnr"]}
+
+
 def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
                   ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
     """Attack one batch in one role: its rows, originals and (clamped) reconstructions."""
@@ -187,7 +211,8 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     recovered = data.denormalize(result.images.detach().cpu())
     recovered = recovered[match_to_originals(recovered, images)]
     rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
-    metrics = _score(recovered, images, transformed.clamp(0, 1))
+    metrics = {**_score(recovered, images, transformed.clamp(0, 1)),
+               **guessing_floor(job, images)}
     shared_row = {
         "role": role, "status": result.status, "attack_loss": result.loss,
         "attack_iterations": result.iterations,

@@ -4,7 +4,11 @@ among settings known to keep utility (final accuracy at least 90% of no defense'
 
 A setting the run did not train has unknown utility: it is shown as such and never picked,
 since a defense that destroys learning would otherwise win every budget. Only a run that
-trained nothing at all ranks on privacy alone (every row then says "utility unknown")."""
+trained nothing at all ranks on privacy alone (every row then says "utility unknown").
+
+A setting whose attack does not clear the guessing floor (the public mean image, paired by
+image) is "no better than guessing": the attack failed there, which does not show that the
+defense protects, so it is never ranked least leaking; each row lists those that fit."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import math
 import pandas as pd
 
 from report.plots import base_defense, final_rows
-from report.stats import format_mean_ci, mean_ci
+from report.stats import NO_BETTER, floor_verdict, format_mean_ci, mean_ci
 
 # Upload budgets as a share of the dense float32 gradient, loosest first.
 BUDGETS = (1.0, 0.5, 0.25, 0.1)
@@ -35,7 +39,7 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
                      "psnr": format_mean_ci(group["psnr"], ".2f"),
                      "ssim": format_mean_ci(group["ssim"], ".3f"),
                      "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
-                     "test_acc": acc,
+                     "test_acc": acc, "floor": floor_verdict(group),
                      "test_acc_text": UNKNOWN if final is None
                      else format_mean_ci(final, ".3f")})
     return pd.DataFrame(rows)
@@ -55,11 +59,20 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
         settings = _settings(part, utility).dropna(subset=["psnr_mean"])
         known = settings["test_acc"].notna()
         keeps_utility = (known & ~(settings["test_acc"] < floor)) if trained else ~known
+        guess = format_mean_ci(part["floor_psnr"], ".2f") if "floor_psnr" in part else "n/a"
+        at_floor = settings["floor"] == NO_BETTER
         for budget in BUDGETS:
             fits = settings[(settings["share"] <= budget + 1e-9) & keeps_utility]
-            row = {"attack": str(attack), "budget": f"<= {budget:.0%} of dense"}
+            guessing = fits[at_floor.loc[fits.index]]
+            fits = fits[~at_floor.loc[fits.index]]
+            row = {"attack": str(attack), "budget": f"<= {budget:.0%} of dense",
+                   "floor": guess,
+                   "at_floor": ", ".join(f"{d} {r:g}" for d, r in
+                                         zip(guessing["defense"], guessing["ratio"],
+                                             strict=True)) or "-"}
             if fits.empty:
-                rows.append({**row, "defense": "none fits", "ratio": "", "psnr": "",
+                none = "none above the floor" if len(guessing) else "none fits"
+                rows.append({**row, "defense": none, "ratio": "", "psnr": "",
                              "ssim": "", "upload": "", "test_acc": "", "n": ""})
                 continue
             best = fits.sort_values(["psnr_mean", "share"]).iloc[0]

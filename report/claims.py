@@ -5,7 +5,9 @@ shares); the 95% interval is a percentile bootstrap that resamples seeds, the in
 units of a run (images when there is a single seed), with a fixed generator so the report is
 reproducible. A claim is "reproduced" when the interval lies on the claimed side of its
 threshold, "not reproduced" otherwise (the evidence shows whether the interval straddles
-it), and "not run" when the results hold no matching rows or too few for an interval.
+it), and "not run" when the results hold no matching rows or too few for an interval. A
+privacy comparison whose two sides are both no better than guessing (neither attack beats
+the public mean image) is "not informative": it compares attack failures.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from report.stats import NO_BETTER, floor_verdict
+
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 BOOTSTRAP_SAMPLES = 2000
 KINDS = ("privacy_lower", "accuracy_gap", "upload_share")
@@ -31,7 +35,7 @@ class Verdict:
     id: str
     claim: str
     dataset: str
-    status: str  # reproduced | not reproduced | not run
+    status: str  # reproduced | not reproduced | not run | not informative
     estimate: float
     low: float
     high: float
@@ -98,6 +102,11 @@ def _privacy_lower(claim: dict[str, Any], privacy: pd.DataFrame) -> tuple | None
                 f"{pairs['seed'].nunique()} seed(s); ratios {ratios}; "
                 f"claimed: < {claim['margin']:g}")
     return estimate, low, high, high < claim["margin"], evidence
+
+
+def _both_at_floor(claim: dict[str, Any], privacy: pd.DataFrame) -> bool:
+    """Whether neither side of a privacy comparison beats the guessing floor."""
+    return all(floor_verdict(_select(privacy, claim[side])) == NO_BETTER for side in "ab")
 
 
 def _final_accuracy(utility: pd.DataFrame, defense: str, ratio: float | None) -> pd.Series:
@@ -172,7 +181,10 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
                                         "comparison"))
                 continue
             estimate, low, high, holds, evidence = result
-            verdicts.append(Verdict(claim["id"], claim["claim"], dataset,
-                                    "reproduced" if holds else "not reproduced",
+            status = "reproduced" if holds else "not reproduced"
+            if claim["kind"] == "privacy_lower" and _both_at_floor(claim, p):
+                status = "not informative"
+                evidence += "; both sides are no better than guessing (the public mean image)"
+            verdicts.append(Verdict(claim["id"], claim["claim"], dataset, status,
                                     estimate, low, high, evidence))
     return verdicts

@@ -68,12 +68,26 @@ def figure_to_base64(fig: Figure, dpi: int = 100) -> str:
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "test_acc": "final test accuracy"}
 
 
+# The guessing floor of a metric: the public mean image scored like a reconstruction.
+FLOOR_COLUMNS = {"psnr": "floor_psnr", "ssim": "floor_ssim"}
+
+
+def _level_line(ax, level: float, label: str, style: str, colour) -> None:
+    """A horizontal reference line, kept visibly inside the autoscaled axis."""
+    ax.axhline(level, color=colour, linestyle=style, linewidth=1.2, label=label)
+    low, high = ax.get_ylim()
+    pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
+    ax.set_ylim(min(low, level - pad), max(high, level + pad))
+
+
 def psnr_vs_ratio(data: pd.DataFrame, metric: str = "psnr") -> str:
     """A privacy metric against ratio for one dataset: a panel per attack and defense
     family (what ratio means differs per family), three panels to a row.
 
     ``none`` has no ratio axis, so it is drawn as a dashed line at its mean in every panel
-    of its attack: the undefended baseline every defense should push down.
+    of its attack: the undefended baseline every defense should push down. The dotted red
+    line is the guessing floor (the public mean image): a point on or below it shows no
+    leakage, and says nothing about whether the defense or the attack is the reason.
     """
     data = data.dropna(subset=[metric]).copy()
     data["family"] = data["defense"].map(defense_family)
@@ -102,12 +116,10 @@ def psnr_vs_ratio(data: pd.DataFrame, metric: str = "psnr") -> str:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         baseline = of_attack.loc[of_attack["defense"] == "none", metric]
         if not baseline.empty:
-            level = baseline.mean()
-            ax.axhline(level, color="0.3", linestyle="--", linewidth=1.2, label="none (mean)")
-            # axhline may sit on (or past) the autoscaled edge; keep it visibly inside.
-            low, high = ax.get_ylim()
-            pad = 0.05 * (max(high, level) - min(low, level) or 1.0)
-            ax.set_ylim(min(low, level - pad), max(high, level + pad))
+            _level_line(ax, baseline.mean(), "none (mean)", "--", "0.3")
+        floor = FLOOR_COLUMNS.get(metric)
+        if floor in of_attack and of_attack[floor].notna().any():
+            _level_line(ax, of_attack[floor].mean(), "floor: mean image", ":", "tab:red")
         # Noise multipliers and KL weights span decades: a log axis keeps them apart.
         if family in LOG_FAMILIES and not panel.empty and (panel["ratio"] > 0).all():
             ax.set_xscale("log")

@@ -37,7 +37,7 @@ from report.plots import (
     psnr_vs_ratio,
     utility_figure,
 )
-from report.stats import format_mean_ci, mean_ci
+from report.stats import floor_verdict, format_mean_ci, mean_ci
 
 TEMPLATES = Path(__file__).parent / "templates"
 REQUIRED_COLUMNS = [
@@ -48,7 +48,7 @@ REQUIRED_COLUMNS = [
 GROUP = ["attack", "defense", "ratio", "model_round"]
 # Metric -> format of its mean and CI half-width.
 METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f", "psnr_shared": ".2f",
-           "psnr_tolerant": ".2f"}
+           "psnr_tolerant": ".2f", "floor_psnr": ".2f"}
 PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
 
 
@@ -70,6 +70,9 @@ def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.Data
     for column in ("psnr_shared", "psnr_tolerant"):  # tables from before these columns
         if column not in table.columns:
             table[column] = table["psnr"]
+    for column in ("floor_psnr", "floor_ssim", "start_psnr"):  # unknown in older tables
+        if column not in table.columns:
+            table[column] = math.nan
     table["defense"] = table["defense"].where(table["role"] != "member",
                                               table["defense"] + MEMBER_SUFFIX)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -94,6 +97,7 @@ def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
                "round": str(model_round)}
         for metric, spec in METRICS.items():
             row[metric] = format_mean_ci(group[metric], spec)
+        row["floor_verdict"] = floor_verdict(group) or "n/a"
         row["label_acc"] = _mean(group["label_acc"], ".2f")
         row["n"] = str(len(group))
         row["diverged"] = str(int((group["status"] == "diverged").sum()))

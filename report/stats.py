@@ -1,4 +1,4 @@
-"""Means with 95% t-intervals, as every report table shows them."""
+"""Means with 95% t-intervals, as every report table shows them, and the guessing floor."""
 
 from __future__ import annotations
 
@@ -30,3 +30,19 @@ def format_mean_ci(values: pd.Series, spec: str) -> str:
     if n == 1 or math.isnan(half):
         return format(mean, spec)
     return f"{mean:{spec}} ± {half:{spec}}"
+
+
+NO_BETTER = "no better than guessing"
+
+
+def floor_verdict(rows: pd.DataFrame) -> str | None:
+    """Whether a setting's attack beats the guessing floor, on paired images: the 95%
+    t-interval of ``psnr - floor_psnr`` (each reconstruction against the public mean image
+    on the same original). "clears the floor" when it lies above 0, ``NO_BETTER`` when not,
+    "too few images" below two (no interval); None for tables without the floor columns."""
+    if "floor_psnr" not in rows or rows["floor_psnr"].isna().all():
+        return None
+    mean, half, n = mean_ci(rows["psnr"] - rows["floor_psnr"])
+    if n < 2 or math.isnan(half):
+        return "too few images"
+    return "clears the floor" if mean - half > 0 else NO_BETTER

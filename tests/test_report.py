@@ -284,3 +284,36 @@ def test_adgp_member_rows_are_their_own_setting_with_the_settings_utility(tmp_pa
     rows = best_by_budget(data[data["defense"].isin(["none", "adgp", "adgp (member)"])],
                           utility)
     assert any(r["defense"] == "adgp (member)" and r["test_acc"] == "0.800" for r in rows)
+
+
+def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_informative(
+        tmp_path):
+    from report.budget import best_by_budget
+    from report.claims import evaluate_claims
+    from report.render import load_privacy
+    from report.stats import NO_BETTER, floor_verdict
+
+    data = load_privacy(make_csv(tmp_path))
+    data = data[data["defense"] != "dp_gaussian"]
+    # dgp and topk at 0.9 score what the public mean image scores (the attack failed);
+    # everything else clears it by 10 dB
+    failed = data["ratio"] == 0.9
+    jitter = 0.1 * (data["sample"] - 0.5) * (data["seed"] * 2 - 1)
+    data = data.assign(floor_psnr=data["psnr"].where(failed, data["psnr"] - 10) + jitter)
+    assert floor_verdict(data[failed & (data["defense"] == "dgp")]) == NO_BETTER
+    assert floor_verdict(data[data["defense"] == "none"]) == "clears the floor"
+    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, None)}
+    # without the floor, dgp 0.9 (lowest PSNR) would win every budget it fits
+    tight = rows[("dlg", "<= 25% of dense")]
+    assert tight["defense"] == "none above the floor"
+    assert tight["at_floor"] == "dgp 0.9, topk 0.9"
+    assert rows[("dlg", "<= 100% of dense")]["defense"] == "dgp"
+    assert rows[("dlg", "<= 100% of dense")]["ratio"] == "0.5"
+    claim = {"id": "floor", "claim": "dgp leaks less than topk", "kind": "privacy_lower",
+             "a": {"defense": "dgp", "attack": "dlg", "ratio": 0.9},
+             "b": {"defense": "topk", "attack": "dlg", "ratio": 0.9}, "metric": "psnr",
+             "margin": 0.5}
+    verdict = evaluate_claims([claim], data, None)[0]
+    assert verdict.status == "not informative" and "guessing" in verdict.evidence
+    informative = {**claim, "a": {**claim["a"], "ratio": 0.5}, "b": {**claim["b"], "ratio": 0.5}}
+    assert evaluate_claims([informative], data, None)[0].status != "not informative"
