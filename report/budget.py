@@ -18,6 +18,7 @@ import pandas as pd
 
 from report.plots import base_defense, final_rows
 from report.stats import NO_BETTER, floor_verdict, format_mean_ci, mean_ci
+from report.strongest import attack_label
 
 # Upload budgets as a share of the dense float32 gradient, loosest first.
 BUDGETS = (1.0, 0.5, 0.25, 0.1)
@@ -36,6 +37,7 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
         final = accuracy.get((base_defense(defense), ratio))  # members train as the setting
         acc = math.nan if final is None else float(final.mean())
         rows.append({"defense": defense, "ratio": ratio, "psnr_mean": mean, "n": n,
+                     "by": attack_label(group),
                      "psnr": format_mean_ci(group["psnr"], ".2f"),
                      "ssim": format_mean_ci(group["ssim"], ".3f"),
                      "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
@@ -76,7 +78,8 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
                              "ssim": "", "upload": "", "test_acc": "", "n": ""})
                 continue
             best = fits.sort_values(["psnr_mean", "share"]).iloc[0]
-            rows.append({**row, "defense": str(best["defense"]), "ratio": f"{best['ratio']:g}",
+            rows.append({**row, "attack": best["by"],
+                         "defense": str(best["defense"]), "ratio": f"{best['ratio']:g}",
                          "psnr": best["psnr"], "ssim": best["ssim"],
                          "upload": f"{best['share']:.0%}",
                          "test_acc": best["test_acc_text"],

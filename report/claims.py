@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from report.stats import NO_BETTER, floor_verdict
+from report.strongest import with_strongest
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 BOOTSTRAP_SAMPLES = 2000
@@ -160,7 +161,9 @@ def _upload_share(claim: dict[str, Any], privacy: pd.DataFrame,
 
 def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
                     utility: pd.DataFrame | None) -> list[Verdict]:
-    """Every claim on every dataset of the results."""
+    """Every claim on every dataset of the results (``strongest``: each setting's
+    strongest attack of the run, see report/strongest.py)."""
+    privacy = with_strongest(privacy)
     datasets = sorted(set(privacy["dataset"].dropna().astype(str))
                       | (set(utility["dataset"].astype(str)) if utility is not None else set()))
     verdicts = []

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from defenses import DEFENSES
+from report.strongest import STRONGEST
 
 # What ``ratio`` means differs per family (the defenses' ``family``), so each family gets its
 # own row of panels.
@@ -35,6 +36,12 @@ LOG_FAMILIES = frozenset({"noise", "model"})
 # An aligned defense's member rows (masked by another user's band) are shown as their own
 # setting, e.g. "adgp (member)", beside the broadcaster's "adgp".
 MEMBER_SUFFIX = " (member)"
+
+
+def headline_first(attacks) -> list[str]:
+    """Attack names in panel order: the per-setting strongest attack first (the verdict),
+    then each attack alphabetically."""
+    return sorted(map(str, attacks), key=lambda a: (a != STRONGEST, a))
 
 
 def base_defense(defense: str) -> str:
@@ -91,7 +98,7 @@ def psnr_vs_ratio(data: pd.DataFrame, metric: str = "psnr") -> str:
     """
     data = data.dropna(subset=[metric]).copy()
     data["family"] = data["defense"].map(defense_family)
-    attacks = sorted(data["attack"].unique()) or ["(no data)"]
+    attacks = headline_first(data["attack"].unique()) or ["(no data)"]
     families = [f for f in FAMILY_LABELS if (data["family"] == f).any()] or ["pruning"]
     defenses = sorted(d for d in data["defense"].unique() if d != "none")
     palette = dict(zip(defenses, sns.color_palette("colorblind", n_colors=max(1, len(defenses))),
@@ -187,7 +194,7 @@ def privacy_utility_plane(privacy: pd.DataFrame, utility: pd.DataFrame) -> str:
     upload bytes per round, the Pareto front (more accuracy, less leakage) drawn as a line."""
     accuracy = final_rows(utility).groupby(["defense", "ratio"]).agg(
         test_acc=("test_acc", "mean"), upload_bytes=("upload_bytes", "mean"))
-    attacks = sorted(privacy["attack"].unique()) or ["(no data)"]
+    attacks = headline_first(privacy["attack"].unique()) or ["(no data)"]
     fig = Figure(figsize=(5.2 * len(attacks), 4.2), layout="constrained")
     axes = fig.subplots(1, len(attacks), squeeze=False)[0]
     for ax, attack in zip(axes, attacks, strict=True):
@@ -237,7 +244,7 @@ def attack_vs_round(privacy: pd.DataFrame) -> str:
     """Mean PSNR against the training round of the attacked model, per attack and defense."""
     data = privacy.dropna(subset=["psnr"]).copy()
     data["setting"] = setting_labels(data)
-    attacks = sorted(data["attack"].unique()) or ["(no data)"]
+    attacks = headline_first(data["attack"].unique()) or ["(no data)"]
     fig = Figure(figsize=(4.6 * len(attacks), 3.6), layout="constrained")
     axes = fig.subplots(1, len(attacks), squeeze=False)[0]
     for ax, attack in zip(axes, attacks, strict=True):

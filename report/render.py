@@ -38,6 +38,7 @@ from report.plots import (
     utility_figure,
 )
 from report.stats import floor_verdict, format_mean_ci, mean_ci
+from report.strongest import STRONGEST, attack_label, strongest_only, with_strongest
 
 TEMPLATES = Path(__file__).parent / "templates"
 REQUIRED_COLUMNS = [
@@ -93,8 +94,8 @@ def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
     for (attack, defense, ratio, model_round), group in data.groupby(GROUP, sort=True,
                                                                       dropna=False):
-        row = {"attack": str(attack), "defense": str(defense), "ratio": f"{ratio:g}",
-               "round": str(model_round)}
+        row = {"attack": attack_label(group), "defense": str(defense),
+               "ratio": f"{ratio:g}", "round": str(model_round)}
         for metric, spec in METRICS.items():
             row[metric] = format_mean_ci(group[metric], spec)
         row["floor_verdict"] = floor_verdict(group) or "n/a"
@@ -244,6 +245,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    data = with_strongest(data)
     datasets = []
     for name, part in data.groupby("dataset", sort=True):
         first_round = part[part["model_round"] == part["model_round"].min()]
@@ -260,13 +262,13 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
                                "upload": accuracy_vs_upload(trained)}
         datasets.append({
             "name": str(name),
-            "budget": best_by_budget(part, trained),
+            "budget": best_by_budget(strongest_only(part), trained),
             "summary": summarize(part),
             "figure": psnr_vs_ratio(first_round),
             "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
             "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
                               else None),
-            "gallery": gallery(first_round,
+            "gallery": gallery(first_round[first_round["attack"] != STRONGEST],
                                config.get("report", {}).get("gallery_ratios")),
             "utility": utility_section,
         })
