@@ -1,13 +1,17 @@
 """The paper's claims (``report/claims.yaml``) checked on the results, with bootstrap CIs.
 
-Each claim is evaluated per dataset. Its statistic is a mean of paired differences (or of
-shares); the 95% interval is a percentile bootstrap that resamples seeds, the independent
-units of a run (images when there is a single seed), with a fixed generator so the report is
-reproducible. A claim is "reproduced" when the interval lies on the claimed side of its
-threshold, "not reproduced" otherwise (the evidence shows whether the interval straddles
-it), and "not run" when the results hold no matching rows or too few for an interval. A
-privacy comparison whose two sides are both no better than guessing (neither attack beats
-the public mean image) is "not informative": it compares attack failures.
+Each claim is evaluated per dataset, and a claim at "equal ratio" once per ratio (pooling
+0.5, 0.8 and 0.95 into one mean would hide where it holds). Its statistic is a mean of
+paired differences (or of shares); the 95% interval is a percentile bootstrap with a fixed
+generator, so the report is reproducible. The unit resampled is the paired image (same
+seed, image and model round on both sides); whole seeds are resampled instead only when
+there are at least ``MIN_CLUSTERS`` of them: with two seeds a seed-level "interval" is just
+the two seed means. A claim is "reproduced" when the interval lies on the claimed side of
+its threshold, "not reproduced" otherwise (the evidence shows whether the interval
+straddles it), "not run" when the results hold no matching rows, and "too few samples"
+below ``MIN_SAMPLES`` paired values (accuracy claims: training seeds). A privacy
+comparison whose two sides are both no better than guessing (neither attack beats the
+public mean image) is "not informative": it compares attack failures.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from report.strongest import with_strongest
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 BOOTSTRAP_SAMPLES = 2000
+MIN_CLUSTERS = 5  # seeds needed before seeds, not images, are the unit resampled
+MIN_SAMPLES = 4  # paired values needed for any interval
 KINDS = ("privacy_lower", "accuracy_gap", "upload_share")
 
 
@@ -36,7 +42,7 @@ class Verdict:
     id: str
     claim: str
     dataset: str
-    status: str  # reproduced | not reproduced | not run | not informative
+    status: str  # reproduced | not reproduced | not run | not informative | too few samples
     estimate: float
     low: float
     high: float
@@ -62,12 +68,13 @@ def load_claims(path: str | Path = CLAIMS_PATH) -> list[dict[str, Any]]:
 
 def bootstrap_mean(values: np.ndarray, clusters: np.ndarray,
                    samples: int = BOOTSTRAP_SAMPLES) -> tuple[float, float, float]:
-    """Mean of ``values`` and its 95% percentile-bootstrap interval, resampling whole
-    clusters (seeds) when there are several, single values otherwise."""
+    """Mean of ``values`` and its 95% percentile-bootstrap interval: whole clusters (seeds)
+    are resampled when there are at least ``MIN_CLUSTERS``, single values otherwise."""
     values = np.asarray(values, dtype=float)
+    clusters = np.asarray(clusters)
     rng = np.random.default_rng(0)
     labels = np.unique(clusters)
-    if len(labels) < 2:
+    if len(labels) < MIN_CLUSTERS:
         clusters, labels = np.arange(len(values)), np.arange(len(values))
     groups = [values[clusters == label] for label in labels]
     sums = np.array([g.sum() for g in groups])
@@ -76,6 +83,40 @@ def bootstrap_mean(values: np.ndarray, clusters: np.ndarray,
     means = sums[picks].sum(1) / counts[picks].sum(1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(values.mean()), float(low), float(high)
+
+
+def resampled_unit(count: int, clusters: np.ndarray, unit: str) -> str:
+    """What the interval resampled, for the evidence text."""
+    seeds = len(np.unique(clusters))
+    if seeds >= MIN_CLUSTERS:
+        return f"resampling {seeds} seeds"
+    return (f"resampling {count} {unit} ({seeds} seed(s): fewer than {MIN_CLUSTERS} are too "
+            "few to resample seeds)")
+
+
+def too_few(count: int, unit: str) -> str | None:
+    if count < MIN_SAMPLES:
+        return f"too few samples: {count} {unit} (an interval needs at least {MIN_SAMPLES})"
+    return None
+
+
+def per_ratio(claims: list[dict[str, Any]], privacy: pd.DataFrame) -> list[dict[str, Any]]:
+    """Equal-ratio privacy claims split into one claim per ratio both sides ran."""
+    split = []
+    for claim in claims:
+        if claim["kind"] != "privacy_lower" or not claim.get("equal_ratio"):
+            split.append(claim)
+            continue
+        ratios = [set(np.round(_select(privacy, claim[side])["ratio"], 12)) for side in "ab"]
+        for ratio in sorted(ratios[0] & ratios[1]) or [None]:
+            if ratio is None:
+                split.append(claim)
+                continue
+            split.append({**claim, "id": f"{claim['id']}@{ratio:g}",
+                          "claim": f"{claim['claim']} (ratio {ratio:g})",
+                          "a": {**claim["a"], "ratio": ratio},
+                          "b": {**claim["b"], "ratio": ratio}, "equal_ratio": False})
+    return split
 
 
 def _select(data: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
@@ -93,15 +134,15 @@ def _privacy_lower(claim: dict[str, Any], privacy: pd.DataFrame) -> tuple | None
     pairs = a.merge(b, on=keys, suffixes=("_a", "_b")).dropna()
     if pairs.empty:
         return None
-    if len(pairs) < 2:
-        return "only one paired image: an interval needs at least two"
+    if too_few(len(pairs), "paired images"):
+        return too_few(len(pairs), "paired images")
     diffs = (pairs[f"{metric}_a"] - pairs[f"{metric}_b"]).to_numpy()
     estimate, low, high = bootstrap_mean(diffs, pairs["seed"].to_numpy())
     ratios = ", ".join(f"{r:g}" for r in sorted(pairs["ratio"].unique()))
     evidence = (f"mean {metric} difference (a - b) {estimate:+.2f} "
-                f"[{low:+.2f}, {high:+.2f}] over {len(pairs)} paired images, "
-                f"{pairs['seed'].nunique()} seed(s); ratios {ratios}; "
-                f"claimed: < {claim['margin']:g}")
+                f"[{low:+.2f}, {high:+.2f}], n = {len(pairs)} paired images, "
+                f"{resampled_unit(len(pairs), pairs['seed'].to_numpy(), 'images')}; "
+                f"ratio(s) {ratios}; claimed: < {claim['margin']:g}")
     return estimate, low, high, high < claim["margin"], evidence
 
 
@@ -125,13 +166,13 @@ def _accuracy_gap(claim: dict[str, Any], utility: pd.DataFrame | None) -> tuple 
     paired = pd.concat([reference, defended], axis=1, keys=["ref", "def"]).dropna()
     if paired.empty:
         return None
-    if len(paired) < 2:
-        return "only one seed trained: an interval over seeds needs at least two"
+    if too_few(len(paired), "training seeds"):  # a seed's run is the unit here
+        return too_few(len(paired), "training seeds")
     gaps = (paired["ref"] - paired["def"]).to_numpy()
-    estimate, low, high = bootstrap_mean(gaps, paired.index.to_numpy())
+    estimate, low, high = bootstrap_mean(gaps, np.arange(len(gaps)))
     evidence = (f"final accuracy {claim['reference']} - {claim['defense']} "
-                f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}] over {len(paired)} seed(s); "
-                f"claimed: <= {claim['max_gap']:g}")
+                f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}], n = {len(paired)} training "
+                f"seeds (resampled); claimed: <= {claim['max_gap']:g}")
     return estimate, low, high, high <= claim["max_gap"], evidence
 
 
@@ -164,6 +205,7 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
     """Every claim on every dataset of the results (``strongest``: each setting's
     strongest attack of the run, see report/strongest.py)."""
     privacy = with_strongest(privacy)
+    claims = per_ratio(claims, privacy)
     datasets = sorted(set(privacy["dataset"].dropna().astype(str))
                       | (set(utility["dataset"].astype(str)) if utility is not None else set()))
     verdicts = []
@@ -178,7 +220,8 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
             else:
                 result = _upload_share(claim, p, u)
             if result is None or isinstance(result, str):
-                verdicts.append(Verdict(claim["id"], claim["claim"], dataset, "not run",
+                status = "too few samples" if result else "not run"
+                verdicts.append(Verdict(claim["id"], claim["claim"], dataset, status,
                                         math.nan, math.nan, math.nan,
                                         result or "the results hold no rows for this "
                                         "comparison"))

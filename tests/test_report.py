@@ -193,12 +193,19 @@ def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_p
         "utility unknown"}
 
 
-def test_bootstrap_interval_resamples_seeds():
-    from report.claims import bootstrap_mean
+def test_bootstrap_resamples_seeds_only_when_there_are_enough_of_them():
+    from report.claims import MIN_CLUSTERS, bootstrap_mean
 
-    values = [1.0, 1.0, 3.0, 3.0]
-    mean, low, high = bootstrap_mean(values, [0, 0, 1, 1])
-    assert mean == 2.0 and low == 1.0 and high == 3.0  # two clusters: means 1, 2 or 3
+    # two seeds: a seed-level "interval" would be [1, 3], the two seed means; the images
+    # are resampled instead, and the interval is narrower than that
+    values = [1.0, 1.2, 0.8, 3.0, 3.2, 2.8] * 2
+    mean, low, high = bootstrap_mean(values, [0] * 6 + [1] * 6)
+    assert mean == pytest.approx(2.0) and 1.0 < low < high < 3.0
+    # enough seeds: whole seeds are the unit (every resampled mean is a mix of seed means)
+    seeds = list(range(MIN_CLUSTERS))
+    values = [float(s) for s in seeds for _ in range(3)]
+    _, low, high = bootstrap_mean(values, [s for s in seeds for _ in range(3)])
+    assert low >= 0.0 and high <= MIN_CLUSTERS - 1
     constant = bootstrap_mean([0.5, 0.5, 0.5], [0, 1, 2])
     assert constant == (0.5, 0.5, 0.5)
 
@@ -211,9 +218,12 @@ def test_claims_are_evaluated_on_the_results(tmp_path):
     claims = load_claims()
     verdicts = {(v.id, v.dataset): v for v in evaluate_claims(claims, data, None)}
     # _psnr makes dgp and topk equal at every ratio (their strongest attack is dlg, 2 dB
-    # above ig): "dgp leaks less" is not reproduced.
-    tie = verdicts[("dgp-beats-topk", "tinyset")]
-    assert tie.status == "not reproduced" and tie.estimate == 0.0
+    # above ig): "dgp leaks less" is not reproduced, checked at each ratio on its own
+    for ratio in ("0.5", "0.9"):
+        tie = verdicts[(f"dgp-beats-topk@{ratio}", "tinyset")]
+        assert tie.status == "not reproduced" and tie.estimate == 0.0
+        assert "n = 4 paired images" in tie.evidence and "resampling 4 images" in tie.evidence
+    assert ("dgp-beats-topk", "tinyset") not in verdicts  # never pooled over ratios
     # dgp at 0.8 was not run in this table.
     assert verdicts[("dgp-protects", "tinyset")].status == "not run"
     # no training rows: the utility claim is not run; bytes come from the privacy jobs.
@@ -224,6 +234,14 @@ def test_claims_are_evaluated_on_the_results(tmp_path):
                "b": {"defense": "none", "attack": "ig"}, "metric": "psnr", "margin": 0.0}]
     verdict = evaluate_claims(custom, data, None)[0]
     assert verdict.status == "reproduced" and verdict.estimate == pytest.approx(-10.0)
+    one_seed = data[(data["seed"] == 0) & (data["sample"] == 0)]
+    assert evaluate_claims(custom, one_seed, None)[0].status == "too few samples"
+    # two training seeds are two values: no interval is claimed from them
+    utility = pd.DataFrame([{"dataset": "tinyset", "defense": d, "ratio": r, "seed": seed,
+                             "round": 1, "test_acc": 0.8}
+                            for d, r in [("none", 0.0), ("dgp", 0.8)] for seed in (0, 1)])
+    gap = next(v for v in evaluate_claims(claims, data, utility) if v.id == "dgp-utility")
+    assert gap.status == "too few samples" and "2 training seeds" in gap.evidence
     with pytest.raises(ValueError, match="unknown kind"):
         bad = tmp_path / "claims.yaml"
         bad.write_text("- {id: x, claim: y, kind: vibes}\n")
