@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +35,14 @@ class AttackTarget:
     defense: Defense | None = None
 
 
+BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
+
+
+def checkpoint_steps(iterations: int) -> dict[int, float]:
+    """The step after which each budget fraction is spent (the last fraction wins a tie)."""
+    return {max(1, math.ceil(f * iterations)): f for f in BUDGET_FRACTIONS}
+
+
 @dataclass
 class Reconstruction:
     """An attack's output: images in normalised space, labels, and how the run ended."""
@@ -43,6 +52,10 @@ class Reconstruction:
     status: str  # "ok" or "diverged" (a non-finite objective was met)
     loss: float  # the objective value of the returned images
     iterations: int  # optimiser steps taken (over all restarts)
+    # The best images so far after each fraction of the budget (``BUDGET_FRACTIONS``), so
+    # one run shows whether more iterations would still gain: a defense that only slows an
+    # attack down shows a curve still rising. Empty for analytic attacks.
+    checkpoints: dict[float, torch.Tensor] = field(default_factory=dict)
 
 
 class Attack(ABC):

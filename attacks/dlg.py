@@ -14,7 +14,7 @@ import math
 import torch
 from tqdm import tqdm
 
-from attacks.base import Attack, AttackTarget, Reconstruction
+from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps
 from attacks.labels import infer_labels
 from attacks.objectives import candidate_gradients, euclidean_distance
 from dgp.params import Param
@@ -76,15 +76,19 @@ class DeepLeakage(Attack):
             return loss
 
         status, steps = "ok", 0
+        marks, checkpoints = checkpoint_steps(self.params["iterations"]), {}
         for steps in tqdm(range(1, self.params["iterations"] + 1), desc=self.name,
                           leave=False, disable=None):
             loss = float(optimizer.step(closure).detach())
             if not (math.isfinite(loss) and all(torch.isfinite(v).all() for v in variables)):
                 status = "diverged"
                 break
+            if steps in marks:
+                checkpoints[marks[steps]] = best["images"]
         if status == "ok":  # L-BFGS does not evaluate the end point of its last step
             evaluate()
-        return Reconstruction(best["images"], best["labels"], status, best["loss"], steps)
+        return Reconstruction(best["images"], best["labels"], status, best["loss"], steps,
+                              checkpoints)
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:

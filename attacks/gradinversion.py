@@ -116,9 +116,9 @@ class GradInversion(Attack):
             gradient.add_(scale * torch.randn(shape, generator=generator).to(device))
 
         try:
-            best_images, best_loss, status, step = optimize_images(
+            best_images, best_loss, status, step, checkpoints = optimize_images(
                 images, objective, optimizer, scheduler, n, (lower, upper), desc=self.name,
                 signed=p["signed"], gradient_noise=langevin if p["langevin"] else None)
         finally:
             statistics.close()
-        return Reconstruction(best_images, labels, status, best_loss, step)
+        return Reconstruction(best_images, labels, status, best_loss, step, checkpoints)

@@ -38,10 +38,12 @@ class InvertingGradients(Attack):
                               labels, "diverged", math.inf, 0)
         steps_total = 0
         for restart in range(self.params["restarts"]):
-            images, loss, status, steps = self._run(target, observed, labels, generator, restart)
+            images, loss, status, steps, checkpoints = self._run(target, observed, labels,
+                                                                 generator, restart)
             steps_total += steps
             if loss < best.loss or best.status == "diverged" and status == "ok":
-                best = Reconstruction(images, labels, status, loss, 0)
+                # checkpoints: the budget fractions of the restart that is returned
+                best = Reconstruction(images, labels, status, loss, 0, checkpoints)
         best.iterations = steps_total
         return best
 

@@ -23,7 +23,7 @@ JOB_COLUMNS = ["dataset", "model", "defense", "ratio", "attack", "model_round", 
 ROW_COLUMNS = [
     "sample", "role", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
     "psnr_shared", "ssim_shared", "mse_shared", "psnr_tolerant",
-    "floor_psnr", "floor_ssim", "start_psnr",
+    "floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25", "psnr_at_50",
     "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",

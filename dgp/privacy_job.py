@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from attacks import Attack, AttackTarget, create_attack
+from attacks import Attack, AttackTarget, Reconstruction, create_attack
+from attacks.base import BUDGET_FRACTIONS
 from defenses import Defense, create_defense
 from defenses.base import DrawSamples, SharedGradient, UserBatch
 from dgp.communication import shared_cost
@@ -180,6 +181,27 @@ def _score(recovered: torch.Tensor, images: torch.Tensor,
     return metrics
 
 
+def budget_column(fraction: float) -> str:
+    """'psnr_at_12' for the best reconstruction after 1/8 of the attack's budget."""
+    return f"psnr_at_{int(100 * fraction)}"
+
+
+def budget_curve(data: ImageData, result: Reconstruction,
+                 images: torch.Tensor) -> dict[str, list]:
+    """PSNR of the best reconstruction so far at each budget fraction (NaN where the
+    attack has no iterations), each matched to the originals like the final one."""
+    curve = {}
+    for fraction in BUDGET_FRACTIONS:
+        best = result.checkpoints.get(fraction)
+        if best is None:
+            curve[budget_column(fraction)] = [math.nan] * len(images)
+            continue
+        best = data.denormalize(best.detach().cpu())
+        best = best[match_to_originals(best, images)]
+        curve[budget_column(fraction)] = image_metrics(best, images, lpips=False)["psnr"]
+    return curve
+
+
 def guessing_floor(job: _Job, images: torch.Tensor) -> dict[str, list]:
     """What needs no gradient at all, per attacked image: the public mean image
     (``floor_psnr``, ``floor_ssim``) and a random start like the attacks' own, N(0, 1) in
@@ -212,7 +234,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     recovered = recovered[match_to_originals(recovered, images)]
     rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
     metrics = {**_score(recovered, images, transformed.clamp(0, 1)),
-               **guessing_floor(job, images)}
+               **guessing_floor(job, images), **budget_curve(data, result, images)}
     shared_row = {
         "role": role, "status": result.status, "attack_loss": result.loss,
         "attack_iterations": result.iterations,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from report.stats import NO_BETTER, floor_verdict
+from report.stats import NO_BETTER, RISING_DB, floor_verdict, second_half_gain
 from report.strongest import with_strongest
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
@@ -151,6 +151,15 @@ def _both_at_floor(claim: dict[str, Any], privacy: pd.DataFrame) -> bool:
     return all(floor_verdict(_select(privacy, claim[side])) == NO_BETTER for side in "ab")
 
 
+def _still_rising(claim: dict[str, Any], privacy: pd.DataFrame) -> str:
+    """A warning when side ``a``'s attack still gains at the end of its budget."""
+    gain = second_half_gain(_select(privacy, claim["a"]))
+    if math.isnan(gain) or gain <= RISING_DB:
+        return ""
+    return (f"; a's attack still gains {gain:+.1f} dB over its budget's second half: the "
+            "defense may only delay it")
+
+
 def _final_accuracy(utility: pd.DataFrame, defense: str, ratio: float | None) -> pd.Series:
     runs = utility[utility["defense"] == defense]
     if ratio is not None:
@@ -231,6 +240,8 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
             if claim["kind"] == "privacy_lower" and _both_at_floor(claim, p):
                 status = "not informative"
                 evidence += "; both sides are no better than guessing (the public mean image)"
+            if claim["kind"] == "privacy_lower":
+                evidence += _still_rising(claim, p)
             verdicts.append(Verdict(claim["id"], claim["claim"], dataset, status,
                                     estimate, low, high, evidence))
     return verdicts

@@ -257,3 +257,36 @@ def attack_vs_round(privacy: pd.DataFrame) -> str:
         if ax.get_legend() is not None:
             ax.legend(fontsize="x-small")
     return figure_to_base64(fig)
+
+
+# PSNR of the best reconstruction so far, by share of the attack's budget (1 = psnr).
+BUDGET_COLUMNS = {0.125: "psnr_at_12", 0.25: "psnr_at_25", 0.5: "psnr_at_50", 1.0: "psnr"}
+
+
+def psnr_vs_budget(strongest: pd.DataFrame) -> str | None:
+    """The strongest attack's PSNR after 1/8, 1/4, 1/2 and all of its budget, per defense
+    setting, a panel per defense family: a curve still rising at the full budget means the
+    defense delays the attack rather than stopping it. None when no attack iterates."""
+    columns = [c for c in BUDGET_COLUMNS.values() if c in strongest]
+    if not strongest[[c for c in columns if c != "psnr"]].notna().any().any():
+        return None
+    long = strongest.assign(setting=setting_labels(strongest),
+                            family=strongest["defense"].map(defense_family)).melt(
+        id_vars=["setting", "family"], value_vars=columns, var_name="column",
+        value_name="psnr_so_far").dropna(subset=["psnr_so_far"])
+    fractions = {c: f for f, c in BUDGET_COLUMNS.items()}
+    long["budget"] = long["column"].map(fractions)
+    families = [f for f in ["none", *FAMILY_LABELS] if (long["family"] == f).any()]
+    fig = Figure(figsize=(4.4 * len(families), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(families), squeeze=False)[0]
+    for ax, family in zip(axes, families, strict=True):
+        sns.lineplot(data=long[long["family"] == family], x="budget", y="psnr_so_far",
+                     hue="setting", marker="o", errorbar=("ci", 95), seed=0, ax=ax)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"strongest attack · {family}")
+        ax.set_xlabel("share of the attack's budget")
+        ax.set_ylabel("PSNR so far (dB)")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend() is not None:
+            ax.legend(fontsize="x-small")
+    return figure_to_base64(fig)

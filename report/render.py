@@ -34,10 +34,11 @@ from report.plots import (
     accuracy_vs_upload,
     attack_vs_round,
     privacy_utility_plane,
+    psnr_vs_budget,
     psnr_vs_ratio,
     utility_figure,
 )
-from report.stats import floor_verdict, format_mean_ci, mean_ci
+from report.stats import RISING_DB, floor_verdict, format_mean_ci, mean_ci, second_half_gain
 from report.strongest import STRONGEST, attack_label, strongest_only, with_strongest
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -71,7 +72,8 @@ def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.Data
     for column in ("psnr_shared", "psnr_tolerant"):  # tables from before these columns
         if column not in table.columns:
             table[column] = table["psnr"]
-    for column in ("floor_psnr", "floor_ssim", "start_psnr"):  # unknown in older tables
+    for column in ("floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25",
+                   "psnr_at_50"):  # unknown in older tables
         if column not in table.columns:
             table[column] = math.nan
     table["defense"] = table["defense"].where(table["role"] != "member",
@@ -99,6 +101,9 @@ def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
         for metric, spec in METRICS.items():
             row[metric] = format_mean_ci(group[metric], spec)
         row["floor_verdict"] = floor_verdict(group) or "n/a"
+        gain = second_half_gain(group)
+        row["gain"] = "n/a" if math.isnan(gain) else (
+            f"{gain:+.2f}" + (" still rising" if gain > RISING_DB else ""))
         row["label_acc"] = _mean(group["label_acc"], ".2f")
         row["n"] = str(len(group))
         row["diverged"] = str(int((group["status"] == "diverged").sum()))
@@ -266,6 +271,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
             "summary": summarize(part),
             "figure": psnr_vs_ratio(first_round),
             "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
+            "budget_figure": psnr_vs_budget(strongest_only(first_round)),
             "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
                               else None),
             "gallery": gallery(first_round[first_round["attack"] != STRONGEST],

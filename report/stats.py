@@ -46,3 +46,14 @@ def floor_verdict(rows: pd.DataFrame) -> str | None:
     if n < 2 or math.isnan(half):
         return "too few images"
     return "clears the floor" if mean - half > 0 else NO_BETTER
+
+
+RISING_DB = 1.0  # mean gain over the budget's second half that counts as "still rising"
+
+
+def second_half_gain(rows: pd.DataFrame) -> float:
+    """Mean PSNR gained over the second half of the attack's budget (NaN if unknown)."""
+    if "psnr_at_50" not in rows:
+        return math.nan
+    gain = (rows["psnr"] - rows["psnr_at_50"]).dropna()
+    return float(gain.mean()) if len(gain) else math.nan

@@ -369,3 +369,26 @@ def test_each_setting_is_judged_by_its_strongest_attack(tmp_path):
     partial = adaptive[adaptive["sample"] == 0]
     table = with_strongest(pd.concat([data, partial], ignore_index=True))
     assert set(strongest_only(table)["sample"]) == {0}
+
+
+def test_a_defense_that_only_delays_the_attack_is_flagged(tmp_path):
+    from report.claims import evaluate_claims
+    from report.plots import psnr_vs_budget
+    from report.render import load_privacy, summarize
+    from report.strongest import strongest_only, with_strongest
+
+    data = load_privacy(make_csv(tmp_path))
+    # dgp's attack gains 4 dB over the second half of its budget, topk's nothing
+    rising = 4.0 * (data["defense"] == "dgp")
+    data = data.assign(psnr_at_50=data["psnr"] - rising, psnr_at_25=data["psnr"] - 2 * rising,
+                       psnr_at_12=data["psnr"] - 3 * rising)
+    rows = {(r["attack"], r["defense"], r["ratio"]): r for r in summarize(data)}
+    assert rows[("dlg", "dgp", "0.5")]["gain"] == "+4.00 still rising"
+    assert rows[("dlg", "topk", "0.5")]["gain"] == "+0.00"
+    claim = {"id": "c", "claim": "dgp leaks less than none", "kind": "privacy_lower",
+             "a": {"defense": "dgp", "attack": "dlg", "ratio": 0.5},
+             "b": {"defense": "none", "attack": "dlg"}, "metric": "psnr", "margin": 0.0}
+    assert "may only delay" in evaluate_claims([claim], data, None)[0].evidence
+    assert psnr_vs_budget(strongest_only(with_strongest(data)))  # drawn
+    assert psnr_vs_budget(strongest_only(with_strongest(load_privacy(make_csv(tmp_path))))) \
+        is None  # no budget columns: no figure
