@@ -269,6 +269,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
             "name": str(name),
             "budget": best_by_budget(strongest_only(part), trained),
             "summary": summarize(part),
+            "verdicts": summarize(strongest_only(first_round)),
             "figure": psnr_vs_ratio(first_round),
             "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
             "budget_figure": psnr_vs_budget(strongest_only(first_round)),

@@ -259,6 +259,7 @@ def test_report_has_summary_claims_and_compute(tmp_path: Path) -> None:
           "--out", str(out)])
     text = html.unescape(out.read_text())
     assert "At a glance" in text and "upload budget" in text
+    assert "Each defense setting against its strongest attack" in text
     assert "The paper's claims, checked" in text and "dgp-beats-topk" in text
     assert "Compute per rule" in text and "640 MB" in text and "12.5 s" in text
 
