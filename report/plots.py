@@ -248,15 +248,23 @@ def attack_vs_round(privacy: pd.DataFrame) -> str:
     fig = Figure(figsize=(4.6 * len(attacks), 3.6), layout="constrained")
     axes = fig.subplots(1, len(attacks), squeeze=False)[0]
     for ax, attack in zip(axes, attacks, strict=True):
-        sns.lineplot(data=data[data["attack"] == attack], x="model_round", y="psnr",
-                     hue="setting", marker="o", errorbar=("ci", 95), seed=0, ax=ax)
-        ax.set_title(f"{attack}: attack strength over training")
-        ax.set_xlabel("training round of the attacked model")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(True, alpha=0.3)
-        if ax.get_legend() is not None:
-            ax.legend(fontsize="x-small")
+        _setting_lines(ax, data[data["attack"] == attack], "model_round", "psnr",
+                       f"{attack}: attack strength over training",
+                       "training round of the attacked model", "PSNR (dB)")
     return figure_to_base64(fig)
+
+
+def _setting_lines(ax, data: pd.DataFrame, x: str, y: str, title: str, xlabel: str,
+                   ylabel: str) -> None:
+    """One line per defense setting (mean and 95% CI), titled and labelled."""
+    sns.lineplot(data=data, x=x, y=y, hue="setting", marker="o", errorbar=("ci", 95),
+                 seed=0, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend() is not None:
+        ax.legend(fontsize="x-small")
 
 
 # PSNR of the best reconstruction so far, by share of the attack's budget (1 = psnr).
@@ -280,13 +288,8 @@ def psnr_vs_budget(strongest: pd.DataFrame) -> str | None:
     fig = Figure(figsize=(4.4 * len(families), 3.4), layout="constrained")
     axes = fig.subplots(1, len(families), squeeze=False)[0]
     for ax, family in zip(axes, families, strict=True):
-        sns.lineplot(data=long[long["family"] == family], x="budget", y="psnr_so_far",
-                     hue="setting", marker="o", errorbar=("ci", 95), seed=0, ax=ax)
+        _setting_lines(ax, long[long["family"] == family], "budget", "psnr_so_far",
+                       f"strongest attack · {family}", "share of the attack's budget",
+                       "PSNR so far (dB)")
         ax.set_xscale("log", base=2)
-        ax.set_title(f"strongest attack · {family}")
-        ax.set_xlabel("share of the attack's budget")
-        ax.set_ylabel("PSNR so far (dB)")
-        ax.grid(True, alpha=0.3)
-        if ax.get_legend() is not None:
-            ax.legend(fontsize="x-small")
     return figure_to_base64(fig)
