@@ -8,7 +8,8 @@ trained nothing at all ranks on privacy alone (every row then says "utility unkn
 
 A setting whose attack does not clear the guessing floor (the public mean image, paired by
 image) is "no better than guessing": the attack failed there, which does not show that the
-defense protects, so it is never ranked least leaking; each row lists those that fit."""
+defense protects, so it is never ranked least leaking, and neither is one with too few
+images to tell; each row lists those that fit."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import math
 import pandas as pd
 
 from report.plots import base_defense, final_rows
-from report.stats import NO_BETTER, floor_verdict, format_mean_ci, mean_ci
+from report.stats import NO_BETTER, TOO_FEW, floor_verdict, format_mean_ci, mean_ci
 from report.strongest import attack_label
 
 # Upload budgets as a share of the dense float32 gradient, loosest first.
@@ -62,7 +63,9 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
         known = settings["test_acc"].notna()
         keeps_utility = (known & ~(settings["test_acc"] < floor)) if trained else ~known
         guess = format_mean_ci(part["floor_psnr"], ".2f") if "floor_psnr" in part else "n/a"
-        at_floor = settings["floor"] == NO_BETTER
+        # unranked: no better than guessing, or too few images to tell (unknown floor: old
+        # tables without the floor columns are ranked as before)
+        at_floor = settings["floor"].isin([NO_BETTER, TOO_FEW])
         for budget in BUDGETS:
             fits = settings[(settings["share"] <= budget + 1e-9) & keeps_utility]
             guessing = fits[at_floor.loc[fits.index]]
@@ -73,7 +76,7 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
                                          zip(guessing["defense"], guessing["ratio"],
                                              strict=True)) or "-"}
             if fits.empty:
-                none = "none above the floor" if len(guessing) else "none fits"
+                none = "none shown above the floor" if len(guessing) else "none fits"
                 rows.append({**row, "defense": none, "ratio": "", "psnr": "",
                              "ssim": "", "upload": "", "test_acc": "", "n": ""})
                 continue

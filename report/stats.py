@@ -33,6 +33,7 @@ def format_mean_ci(values: pd.Series, spec: str) -> str:
 
 
 NO_BETTER = "no better than guessing"
+TOO_FEW = "too few images"
 
 
 def floor_verdict(rows: pd.DataFrame) -> str | None:
@@ -44,7 +45,7 @@ def floor_verdict(rows: pd.DataFrame) -> str | None:
         return None
     mean, half, n = mean_ci(rows["psnr"] - rows["floor_psnr"])
     if n < 2 or math.isnan(half):
-        return "too few images"
+        return TOO_FEW
     return "clears the floor" if mean - half > 0 else NO_BETTER
 
 
