@@ -22,6 +22,11 @@ from attacks.objectives import candidate_gradients, euclidean_distance
 from dgp.params import Param
 
 
+def _rank(result: Reconstruction) -> tuple[bool, float]:
+    """Order of restarts: a finished run before a diverged one, then the lower objective."""
+    return result.status != "ok", result.loss
+
+
 class DeepLeakage(Attack):
     name = "dlg"
     parameters = {
@@ -40,8 +45,8 @@ class DeepLeakage(Attack):
         for _ in range(self.params["restarts"]):
             result = self._run(target, generator)
             steps += result.iterations
-            if best is None or (result.status, result.loss) < (best.status, best.loss):
-                best = result  # "diverged" > "ok": a finished run beats a diverged one
+            if best is None or _rank(result) < _rank(best):
+                best = result
         best.iterations = steps
         return best
 

@@ -333,3 +333,15 @@ def test_dlg_restarts_keep_the_lowest_objective():
     three = create_attack("idlg", {"iterations": 2, "restarts": 3}).reconstruct(
         target, torch.Generator().manual_seed(5))
     assert three.loss <= one.loss and three.iterations == 3 * one.iterations
+
+
+def test_a_diverged_restart_never_beats_a_finished_one():
+    from attacks.base import Reconstruction
+    from attacks.dlg import DeepLeakage
+
+    runs = iter([Reconstruction(torch.zeros(1), torch.zeros(1), "ok", 5.0, 2),
+                 Reconstruction(torch.ones(1), torch.zeros(1), "diverged", 1.0, 1)])
+    attack = create_attack("idlg", {"restarts": 2})
+    attack._run = lambda target, generator: next(runs)
+    result = DeepLeakage.reconstruct(attack, None)
+    assert result.status == "ok" and result.loss == 5.0 and result.iterations == 3
