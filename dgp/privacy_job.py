@@ -29,7 +29,7 @@ from attacks.base import BUDGET_FRACTIONS
 from defenses import Defense, create_defense
 from defenses.base import DrawSamples, SharedGradient, UserBatch
 from dgp.communication import shared_cost
-from dgp.data import ImageData, dataset_id, draw_distinct, load_dataset
+from dgp.data import ImageData, dataset_id, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
 from dgp.gradients import parameter_gradients
 from dgp.io import write_atomically, write_json
@@ -96,11 +96,6 @@ def partner_draw(data: ImageData, exclude: list[int],
     return draw
 
 
-def _center(data: ImageData) -> torch.Tensor:
-    """The dataset mean in pixel space: the origin of the normalised encoding."""
-    return data.denormalize(torch.zeros(1, data.channels, 1, 1))
-
-
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
     zeros = torch.zeros(1, data.channels, 1, 1)
     return data.normalize(zeros), data.normalize(zeros + 1)
@@ -120,6 +115,7 @@ class _Job:
     indices: list[int]  # the attacked test images
     mean_image: torch.Tensor  # the public data's mean image, [1, C, H, W] in [0, 1]
     seed: int
+    center: torch.Tensor  # the normalised encoding's origin in pixel space (InstaHide)
 
 
 def _setup(dataset: dict[str, Any], defense: str, ratio: float,
@@ -144,7 +140,8 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
                                       data.image_size)
     return _Job(data, model, defense_impl, attack_impl, noise,
                 partner_draw(data, indices, noise), reference, indices,
-                public.mean(0, keepdim=True), seed)
+                public.mean(0, keepdim=True), seed,
+                encoding_center(data.normalize, data.channels))
 
 
 def roles(defense: Defense | type[Defense]) -> list[str]:
@@ -162,7 +159,7 @@ def _shared_gradient(job: _Job, inputs: torch.Tensor, targets: torch.Tensor,
         return job.defense.apply(gradients, job.noise, UserBatch(job.model, inputs))
     images, labels = job.draw(len(inputs))  # the broadcaster's batch: another user's data
     other, other_targets = job.defense.transform_batch(images, labels, job.data.num_classes,
-                                                       job.noise, job.draw, _center(job.data))
+                                                       job.noise, job.draw, job.center)
     broadcast = parameter_gradients(job.model, job.data.normalize(other).to(device),
                                     other_targets.to(device))
     return job.defense.apply_with_masks(gradients,
@@ -220,7 +217,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     data = job.data
     images, labels = data.samples(batch_indices)
     transformed, targets = job.defense.transform_batch(images, labels, data.num_classes,
-                                                       job.noise, job.draw, _center(data))
+                                                       job.noise, job.draw, job.center)
     device = next(job.model.parameters()).device
     shared = _shared_gradient(job, data.normalize(transformed).to(device), targets, role)
     cost = shared_cost(shared)

@@ -1,6 +1,7 @@
-"""The report's one-screen answer: for each dataset and attack, the defense setting that
-leaks least within each communication budget (upload as a share of the dense gradient),
-among settings known to keep utility (final accuracy at least 90% of no defense's).
+"""The report's one-screen answer: for each dataset, the defense setting whose attack (the
+strongest of the run, when given its rows) leaks least within each communication budget
+(upload as a share of the undefended dense gradient), among settings known to keep utility
+(final accuracy at least 90% of no defense's).
 
 A setting the run did not train has unknown utility: it is shown as such and never picked,
 since a defense that destroys learning would otherwise win every budget. Only a run that
@@ -42,7 +43,7 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
                      "psnr": format_mean_ci(group["psnr"], ".2f"),
                      "ssim": format_mean_ci(group["ssim"], ".3f"),
                      "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
-                     "test_acc": acc, "floor": floor_verdict(group),
+                     "test_acc": acc, "floor_verdict": floor_verdict(group),
                      "test_acc_text": UNKNOWN if final is None
                      else format_mean_ci(final, ".3f")})
     return pd.DataFrame(rows)
@@ -53,19 +54,19 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
     attacks on the initial model only."""
     first = privacy[privacy["model_round"] == privacy["model_round"].min()]
     trained = utility is not None and not utility.empty
-    floor = math.nan
+    min_accuracy = math.nan
     if trained:
         undefended = final_rows(utility).query("defense == 'none'")["test_acc"]
-        floor = UTILITY_FLOOR * undefended.mean() if len(undefended) else math.nan
+        min_accuracy = UTILITY_FLOOR * undefended.mean() if len(undefended) else math.nan
     rows = []
     for attack, part in first.groupby("attack", sort=True):
         settings = _settings(part, utility).dropna(subset=["psnr_mean"])
         known = settings["test_acc"].notna()
-        keeps_utility = (known & ~(settings["test_acc"] < floor)) if trained else ~known
+        keeps_utility = (known & ~(settings["test_acc"] < min_accuracy)) if trained else ~known
         guess = format_mean_ci(part["floor_psnr"], ".2f") if "floor_psnr" in part else "n/a"
         # unranked: no better than guessing, or too few images to tell (unknown floor: old
         # tables without the floor columns are ranked as before)
-        at_floor = settings["floor"].isin([NO_BETTER, TOO_FEW])
+        at_floor = settings["floor_verdict"].isin([NO_BETTER, TOO_FEW])
         for budget in BUDGETS:
             fits = settings[(settings["share"] <= budget + 1e-9) & keeps_utility]
             guessing = fits[at_floor.loc[fits.index]]

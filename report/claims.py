@@ -108,14 +108,13 @@ def per_ratio(claims: list[dict[str, Any]], privacy: pd.DataFrame) -> list[dict[
             split.append(claim)
             continue
         ratios = [set(np.round(_select(privacy, claim[side])["ratio"], 12)) for side in "ab"]
-        for ratio in sorted(ratios[0] & ratios[1]) or [None]:
-            if ratio is None:
-                split.append(claim)
-                continue
-            split.append({**claim, "id": f"{claim['id']}@{ratio:g}",
-                          "claim": f"{claim['claim']} (ratio {ratio:g})",
-                          "a": {**claim["a"], "ratio": ratio},
-                          "b": {**claim["b"], "ratio": ratio}, "equal_ratio": False})
+        both = sorted(ratios[0] & ratios[1])
+        if not both:  # nothing to pair: evaluated as it stands (and reported not run)
+            split.append(claim)
+        split += [{**claim, "id": f"{claim['id']}@{ratio:g}",
+                   "claim": f"{claim['claim']} (ratio {ratio:g})",
+                   "a": {**claim["a"], "ratio": ratio}, "b": {**claim["b"], "ratio": ratio},
+                   "equal_ratio": False} for ratio in both]
     return split
 
 
@@ -134,8 +133,8 @@ def _privacy_lower(claim: dict[str, Any], privacy: pd.DataFrame) -> tuple | None
     pairs = a.merge(b, on=keys, suffixes=("_a", "_b")).dropna()
     if pairs.empty:
         return None
-    if too_few(len(pairs), "paired images"):
-        return too_few(len(pairs), "paired images")
+    if short := too_few(len(pairs), "paired images"):
+        return short
     diffs = (pairs[f"{metric}_a"] - pairs[f"{metric}_b"]).to_numpy()
     estimate, low, high = bootstrap_mean(diffs, pairs["seed"].to_numpy())
     ratios = ", ".join(f"{r:g}" for r in sorted(pairs["ratio"].unique()))
@@ -175,8 +174,8 @@ def _accuracy_gap(claim: dict[str, Any], utility: pd.DataFrame | None) -> tuple 
     paired = pd.concat([reference, defended], axis=1, keys=["ref", "def"]).dropna()
     if paired.empty:
         return None
-    if too_few(len(paired), "training seeds"):  # a seed's run is the unit here
-        return too_few(len(paired), "training seeds")
+    if short := too_few(len(paired), "training seeds"):  # a seed's run is the unit here
+        return short
     gaps = (paired["ref"] - paired["def"]).to_numpy()
     estimate, low, high = bootstrap_mean(gaps, np.arange(len(gaps)))
     evidence = (f"final accuracy {claim['reference']} - {claim['defense']} "
