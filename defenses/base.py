@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -38,7 +38,8 @@ class SharedGradient:
     what the communication cost is counted from; ``bits_per_value`` is the width of one
     transmitted value; ``positions_known`` says the server already knows the sent positions
     (an aligned mask), so no index set travels with the values; ``side_bytes`` counts extra
-    payload such as a quantizer's per-tensor scale.
+    payload such as a quantizer's per-tensor scale, whose values ``side`` holds (public to
+    the server: a defense-aware attacker reads them).
     """
 
     tensors: list[torch.Tensor]
@@ -46,6 +47,7 @@ class SharedGradient:
     bits_per_value: int = 32
     positions_known: bool = False
     side_bytes: int = 0
+    side: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass

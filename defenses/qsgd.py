@@ -6,6 +6,16 @@ probability equal to the remainder, so E[Q(v)] = v. The ratio is the bits per en
 sign included: ``s = 2**(bits - 1) - 1`` levels, so 2 bits give the ternary {-1, 0, 1}
 scale. On the wire: ``bits`` per entry plus one float32 norm per tensor (no entropy coding).
 Unbiased, so no error feedback by default.
+
+Attacker model: the server receives each tensor's norm and every entry's signed level
+``L_i``. Given a candidate gradient g, entry i was sent at level L_i with probability
+``max(0, 1 - |s g_i / ||v|| - L_i|)`` (the quantiser rounds to one of the two levels around
+``s g_i / ||v||``, the nearer one more often; its variance is the familiar
+``(||v|| / s)^2 f (1 - f)`` for remainder f), so the exact likelihood of the observation is
+a product of these tents: a candidate more than one level away from any sent entry is
+impossible. ``observation_nll`` is its negative log (with a linear continuation past the
+support, so an optimiser still gets a gradient there); ``constraint_penalty`` asks the
+candidate to have the sent norms, which travel exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ import torch
 from defenses.base import Defense, SharedGradient, UserBatch, dense
 
 MAX_BITS = 16
+# Below this probability the tent likelihood continues linearly (finite, with a slope).
+TENT_FLOOR = 0.01
 
 
 def levels_for_bits(bits: int) -> int:
@@ -49,4 +61,38 @@ class QSGD(Defense):
               batch: UserBatch | None = None) -> SharedGradient:
         levels = levels_for_bits(int(self.ratio))
         return dense([quantize(g, levels, generator) for g in gradients],
-                     bits_per_value=int(self.ratio), side_bytes=4 * len(gradients))
+                     bits_per_value=int(self.ratio), side_bytes=4 * len(gradients),
+                     side={"norms": [float(g.norm()) for g in gradients]})
+
+    def observation_nll(self, view: list[torch.Tensor],
+                        shared: SharedGradient) -> torch.Tensor | None:
+        """The quantiser's exact negative log-likelihood per entry (module docstring)."""
+        levels = levels_for_bits(int(self.ratio))
+        total, entries = view[0].new_zeros(()), 0
+        for candidate, sent, norm in zip(view, shared.tensors, shared.side["norms"],
+                                         strict=True):
+            entries += candidate.numel()
+            if norm == 0:  # nothing was sent: the candidate should be zero too
+                total = total + candidate.pow(2).sum()
+                continue
+            distance = (candidate * levels / norm - sent.to(candidate.device) * levels / norm)
+            total = total + tent_nll(distance.abs()).sum()
+        return total / entries
+
+    def constraint_penalty(self, candidate: list[torch.Tensor],
+                           shared: SharedGradient) -> torch.Tensor | float:
+        """Squared differences of the candidate's tensor norms from the sent ones, relative
+        to the sent energy (the norms travel exactly)."""
+        norms = shared.side["norms"]
+        energy = sum(n * n for n in norms)
+        if energy == 0:
+            return 0.0
+        return sum((c.norm() - n).pow(2) for c, n in zip(candidate, norms, strict=True)) / energy
+
+
+def tent_nll(distance: torch.Tensor) -> torch.Tensor:
+    """-log(1 - d) for level distances d below 1 - TENT_FLOOR, continued along its tangent
+    beyond (where the exact likelihood is zero)."""
+    edge = 1 - TENT_FLOOR
+    inside = -torch.log1p(-distance.clamp(max=edge))
+    return inside + (distance - edge).clamp_min(0) / TENT_FLOOR
