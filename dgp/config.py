@@ -55,6 +55,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(f"config error at {_where(error.absolute_path)}: {error.message}")
+    config["privacy"].setdefault("seeds", list(config["seeds"]))
     _check_names_and_ranges(config)
     return config
 
@@ -141,6 +142,11 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
         raise ConfigError("config error at privacy.model_rounds: attacking trained models "
                           "(rounds > 0) needs training.enabled: true (disabled for "
                           f"{', '.join(untrained)})")
+    untrained_seeds = sorted(set(privacy["seeds"]) - set(config["seeds"]))
+    if any(privacy["model_rounds"]) and untrained_seeds:
+        raise ConfigError("config error at privacy.seeds: attacking trained models (rounds "
+                          f"> 0) needs checkpoints, but seed(s) {untrained_seeds} are not "
+                          f"among the training seeds {config['seeds']}")
     if privacy["num_images"] % privacy["batch_size"]:
         raise ConfigError("config error at privacy: num_images "
                           f"({privacy['num_images']}) must be a multiple of batch_size "
@@ -156,15 +162,20 @@ def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
     """Every (dataset, defense, ratio, attack, round, seed) of a validated config."""
     return [
         {**job, "attack": attack["name"], "round": str(model_round)}
-        for job in training_jobs(config, ignore_enabled=True)
+        for job in _settings(config, config["privacy"]["seeds"], ignore_enabled=True)
         for attack in config["attacks"]
         for model_round in config["privacy"]["model_rounds"]
     ]
 
 
-def training_jobs(config: dict[str, Any], ignore_enabled: bool = False) -> list[dict[str, str]]:
+def training_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
     """Every (dataset, defense, ratio, seed) trained (training can be disabled globally or
     per defense with ``enabled: false``)."""
+    return _settings(config, config["seeds"], ignore_enabled=False)
+
+
+def _settings(config: dict[str, Any], seeds: list[int],
+              ignore_enabled: bool) -> list[dict[str, str]]:
     return [
         {"dataset": dataset_id(dataset), "defense": defense["name"],
          "ratio": format_ratio(ratio), "seed": str(seed)}
@@ -172,5 +183,5 @@ def training_jobs(config: dict[str, Any], ignore_enabled: bool = False) -> list[
         for defense in config["defenses"]
         if ignore_enabled or training_settings(config, defense["name"])["enabled"]
         for ratio in defense["ratios"]
-        for seed in config["seeds"]
+        for seed in seeds
     ]

@@ -101,3 +101,17 @@ def test_a_defense_can_skip_training():
     config["privacy"]["model_rounds"] = [0, 5]
     with pytest.raises(ConfigError, match="disabled for soteria"):
         validate_config(config)
+
+
+def test_privacy_jobs_can_use_fewer_seeds_than_training():
+    config = copy.deepcopy(SMOKE)
+    config["seeds"] = [0, 1, 2]
+    config["privacy"].update(seeds=[1], model_rounds=[0])
+    valid = validate_config(config)
+    assert {job["seed"] for job in privacy_jobs(valid)} == {"1"}
+    assert {job["seed"] for job in training_jobs(valid)} == {"0", "1", "2"}
+    del config["privacy"]["seeds"]  # default: the top-level seeds
+    assert {job["seed"] for job in privacy_jobs(validate_config(config))} == {"0", "1", "2"}
+    config["privacy"].update(seeds=[7], model_rounds=[0, 5])  # no checkpoint for seed 7
+    with pytest.raises(ConfigError, match=r"privacy.seeds.*\[7\]"):
+        validate_config(config)
