@@ -50,6 +50,7 @@ def _where(path) -> str:
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Return a validated copy of ``config`` with defaults filled in, or raise ConfigError."""
     config = copy.deepcopy(config)
+    _schedule_keys_as_text(config)
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -58,6 +59,17 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     config["privacy"].setdefault("seeds", list(config["seeds"]))
     _check_names_and_ranges(config)
     return config
+
+
+def _schedule_keys_as_text(config: dict[str, Any]) -> None:
+    """YAML reads ``lr_schedule: {16: 0.005}`` with integer keys, JSON (the schema, the
+    jobs' arguments) has only text keys: make them text, as a quoted YAML key would be."""
+    sections = [config.get("training")]
+    if isinstance(config.get("defenses"), list):
+        sections += [d.get("training") for d in config["defenses"] if isinstance(d, dict)]
+    for section in sections:
+        if isinstance(section, dict) and isinstance(section.get("lr_schedule"), dict):
+            section["lr_schedule"] = {str(k): v for k, v in section["lr_schedule"].items()}
 
 
 def _unique(items: list[dict[str, Any]], key, what: str) -> None:

@@ -115,3 +115,13 @@ def test_privacy_jobs_can_use_fewer_seeds_than_training():
     config["privacy"].update(seeds=[7], model_rounds=[0, 5])  # no checkpoint for seed 7
     with pytest.raises(ConfigError, match=r"privacy.seeds.*\[7\]"):
         validate_config(config)
+
+
+def test_schedule_epochs_may_be_written_as_yaml_integers():
+    # yaml reads {16: 0.005} with an int key; it used to crash inside jsonschema
+    config = copy.deepcopy(SMOKE)
+    config["training"]["lr_schedule"] = {16: 0.005}
+    config["defenses"][1]["training"] = {"lr_schedule": {3: 0.01}}
+    valid = validate_config(config)
+    assert valid["training"]["lr_schedule"] == {"16": 0.005}
+    assert valid["defenses"][1]["training"]["lr_schedule"] == {"3": 0.01}
