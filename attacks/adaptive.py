@@ -16,16 +16,23 @@ each defense declares on ``Defense``:
 * ``constraint_penalty``: what the protocol reveals about the unsent entries (DGP: the
   ``top`` largest of each tensor lie above the largest sent magnitude, the rest below the
   smallest; top-k: all below the smallest), a hinge penalty weighted by ``band_weight``.
+* ``estimate_private``: for data-transform defenses, the attack reconstructs what was
+  shared (the transformed image) and then, given public knowledge (``AttackTarget.public``),
+  estimates the user's own image from it: MixUp unmixes with the soft labels read from the
+  bias gradient and public class means, InstaHide first undoes its sign flips as far as
+  public data tells their signs, ATS undoes its shifts. Applied to the final images and to
+  every budget checkpoint; a changed estimate is kept inside the valid box.
 """
 
 from __future__ import annotations
 
 import torch
 
-from attacks.base import AttackTarget
+from attacks.base import AttackTarget, Reconstruction
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
+from attacks.labels import soft_targets
 from dgp.params import Param
 
 
@@ -34,7 +41,33 @@ def band_weight(default: float) -> Param:
 
 
 class _DefenseAware:
-    """Replaces a passive attack's ``matching_loss`` by the defense-aware one above."""
+    """Replaces a passive attack's ``matching_loss`` by the defense-aware one above, and
+    maps its reconstructions through the defense's ``estimate_private``."""
+
+    def reconstruct(self, target: AttackTarget,
+                    generator: torch.Generator | None = None) -> Reconstruction:
+        """The passive optimisation, then the defense's estimate of the user's images (its
+        ``loss`` stays the objective of the reconstruction of what was shared)."""
+        result = super().reconstruct(target, generator)
+        if target.defense is None or target.public is None:
+            return result
+        result.images = self._estimate(result.images, result.labels, target)
+        result.checkpoints = {fraction: self._estimate(images, result.labels, target)
+                              for fraction, images in result.checkpoints.items()}
+        return result
+
+    @staticmethod
+    def _estimate(images: torch.Tensor, labels: torch.Tensor,
+                  target: AttackTarget) -> torch.Tensor:
+        """The defense's estimate of the user's images from reconstructed ``images``."""
+        device = images.device
+        gradients = [t.to(device) for t in target.shared.tensors]
+        targets = soft_targets(target.model, images, gradients, labels, target.num_classes)
+        estimate = target.defense.estimate_private(images, targets, target.public)
+        if estimate is images:  # the default: the attack's images as they were
+            return images
+        lower, upper = (b.to(device) for b in target.box)
+        return torch.maximum(torch.minimum(estimate, upper), lower)
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:

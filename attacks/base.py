@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from defenses.base import Defense, SharedGradient
+from defenses.base import Defense, PublicKnowledge, SharedGradient
 from dgp.params import Param, checked_params
 
 
@@ -21,7 +21,8 @@ class AttackTarget:
     The public model state (weights and BatchNorm buffers), the defended gradient, the batch
     size, the image shape and class count, the valid pixel box in normalised space (from
     the public normalisation constants) and the defense's protocol. Never the user's images,
-    labels or the defense's random draws.
+    labels or the defense's random draws; optionally, public knowledge of the data
+    distribution.
     """
 
     model: nn.Module
@@ -33,6 +34,9 @@ class AttackTarget:
     # The defense protocol (name, ratio, parameters), public like the model: defense-aware
     # attacks read it; passive attacks ignore it.
     defense: Defense | None = None
+    # What public data tells about the data distribution (class means): defense-aware
+    # attacks undo a data defense's transformation with it (``Defense.estimate_private``).
+    public: PublicKnowledge | None = None
 
 
 BUDGET_FRACTIONS = (0.125, 0.25, 0.5)

@@ -12,19 +12,58 @@ has negative entries, every other row only positive ones.
   that the minimum still shows.
 
 Defenses that remove or perturb those entries make this inference fail, as they should.
+
+Label-mixing defenses (MixUp, InstaHide) train on soft labels, which the classifier's bias
+gradient reveals once the image is reconstructed (``soft_targets``).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+
+def _classifier_index(gradients: list[torch.Tensor], num_classes: int) -> int:
+    for i in reversed(range(len(gradients))):
+        if gradients[i].ndim == 2 and gradients[i].shape[0] == num_classes:
+            return i
+    raise ValueError(f"no classifier weight gradient with {num_classes} rows in the model")
 
 
 def classifier_gradient(gradients: list[torch.Tensor], num_classes: int) -> torch.Tensor:
     """The last 2-D gradient tensor with one row per class."""
-    for g in reversed(gradients):
-        if g.ndim == 2 and g.shape[0] == num_classes:
-            return g
-    raise ValueError(f"no classifier weight gradient with {num_classes} rows in the model")
+    return gradients[_classifier_index(gradients, num_classes)]
+
+
+def classifier_bias_gradient(gradients: list[torch.Tensor],
+                             num_classes: int) -> torch.Tensor | None:
+    """The classifier's bias gradient (the 1-D tensor of ``num_classes`` entries right
+    after its weight), or None when the classifier has no bias."""
+    i = _classifier_index(gradients, num_classes) + 1
+    if i < len(gradients) and gradients[i].shape == (num_classes,):
+        return gradients[i]
+    return None
+
+
+def soft_targets(model: nn.Module, images: torch.Tensor, gradients: list[torch.Tensor],
+                 labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The targets [N, num_classes] the shared gradient was computed on, given
+    reconstructed ``images``.
+
+    For one image under mean-reduced cross-entropy the bias gradient is softmax(logits) - y,
+    so y = softmax(model(image)) - bias gradient (clamped at 0, renormalised): exact for the
+    true image, and close for a rough one while the model is far from confident. A batch's
+    bias gradient holds only the batch's mean target, which does not say whose mass is
+    whose: a batch, or a model without a classifier bias, keeps the one-hot ``labels``.
+    """
+    onehot = nn.functional.one_hot(labels.long(), num_classes).float().to(images.device)
+    bias = classifier_bias_gradient(gradients, num_classes)
+    if bias is None or len(images) != 1:
+        return onehot
+    with torch.no_grad():
+        targets = (model(images).softmax(-1) - bias.to(images.device)).clamp(min=0)
+    total = targets.sum(-1, keepdim=True)
+    return torch.where(total > 0, targets / total.clamp(min=1e-12), onehot)
 
 
 def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,

@@ -10,6 +10,10 @@ the policy's choices. The ratio is the share of images transformed (1: all, as i
 
 Operations act on pixel-space tensors through torchvision: shears and translations about the
 top-left corner with black fill, rotation with grey fill, as in ATS's PIL code.
+
+A defense-aware attacker knows the policy but not its draws: of the net translations the
+policy's chains can make (``policy_shifts``), it undoes the one that brings the
+reconstruction closest to the public mean image of its class (``unshift_estimate``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 
 import torch
 
-from defenses.base import Defense, DrawSamples
+from defenses.base import Defense, DrawSamples, PublicKnowledge
 
 # ATS's table: (operation, magnitude index 0-9), by position.
 OPERATIONS: list[tuple[str, int]] = [
@@ -105,6 +109,53 @@ def apply_operation(image: torch.Tensor, operation: str, index: int,
     raise ValueError(f"unknown ATS operation {operation!r}")
 
 
+def policy_shifts(policy: str, height: int, width: int,
+                  ratio: float) -> list[tuple[int, int]]:
+    """Every net (dx, dy) pixel translation a chain of ``policy`` can apply (one per chain
+    and sign choice, as ``apply_operation`` rounds them), (0, 0) too when some images stay
+    untransformed (ratio < 1) or a chain does not translate."""
+    shifts: set[tuple[int, int]] = set() if ratio >= 1 else {(0, 0)}
+    for chain in parse_policy(policy):
+        options = {(0, 0)}
+        for operation, index in (OPERATIONS[position] for position in chain):
+            if operation not in ("translateX", "translateY"):
+                continue
+            size = width if operation == "translateX" else height
+            steps = {round(magnitude(operation, index) * size * sign) for sign in (1, -1)}
+            options = {(dx + step, dy) if operation == "translateX" else (dx, dy + step)
+                       for dx, dy in options for step in steps}
+        shifts |= options
+    return sorted(shifts)
+
+
+def _unshift(image: torch.Tensor, dx: int, dy: int, fill: torch.Tensor) -> torch.Tensor:
+    """``image`` moved back by (dx, dy); where the content left the frame, ``fill``."""
+    out = fill.clone()
+    h, w = image.shape[-2:]
+    out[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
+        image[..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    return out
+
+
+def unshift_estimate(reconstruction: torch.Tensor, class_means: torch.Tensor,
+                     shifts: list[tuple[int, int]]) -> torch.Tensor:
+    """Per image [C, H, W], the translation of ``shifts`` undone that leaves the kept
+    pixels closest (mean squared difference) to ``class_means``' image; pixels lost out of
+    the frame are that class mean's."""
+    out = []
+    for image, mean in zip(reconstruction, class_means, strict=True):
+        h, w = image.shape[-2:]
+        best, best_error = image, torch.inf
+        for dx, dy in shifts:
+            kept = image[..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+            target = mean[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+            error = float((kept - target).pow(2).mean())
+            if error < best_error:
+                best, best_error = _unshift(image, dx, dy, mean.to(image)), error
+        out.append(best)
+    return torch.stack(out)
+
+
 class TransformationPolicy(Defense):
     name = "ats"
     family = "data"
@@ -135,3 +186,12 @@ class TransformationPolicy(Defense):
                     image = apply_operation(image, *OPERATIONS[position], sign)
             out.append(image.clamp(0, 1))
         return torch.stack(out), labels
+
+    def estimate_private(self, reconstruction: torch.Tensor, soft_targets: torch.Tensor,
+                         public: PublicKnowledge) -> torch.Tensor:
+        """The policy's translations undone as ``unshift_estimate`` says, judged against
+        the public mean image of each image's inferred class."""
+        h, w = reconstruction.shape[-2:]
+        shifts = policy_shifts(str(self.params["policy"]), h, w, self.ratio)
+        means = public.class_means.to(reconstruction)[soft_targets.argmax(-1)]
+        return unshift_estimate(reconstruction, means, shifts)

@@ -12,6 +12,9 @@ Each defense also declares its **public protocol** for defense-aware attackers, 
 draws: ``attacker_view`` (what the server would observe for a candidate gradient),
 ``observation_nll`` (for random defenses, how likely the observation is given that view)
 and ``constraint_penalty`` (what the protocol reveals about the entries it did not send).
+Data-transform defenses add ``estimate_private``: from a reconstruction of what was shared
+(the transformed image), the attacker's best estimate of the user's own image, from the
+transformation family and public data (``PublicKnowledge``) alone.
 """
 
 from __future__ import annotations
@@ -48,6 +51,33 @@ class SharedGradient:
     positions_known: bool = False
     side_bytes: int = 0
     side: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class PublicKnowledge:
+    """What the server knows about the data distribution, from public data, in the
+    normalised space the attacks work in: the per-class mean images ``class_means``
+    [K, C, H, W] (a class absent from the public sample: the overall mean), the overall
+    ``mean`` [1, C, H, W], ``center`` [1, C, 1, 1] (the encoding's origin, the pixel value
+    InstaHide's default flip mirrors about) and the public normalisation maps (pixel space
+    [0, 1] to normalised and back), for protocols defined in pixel space."""
+
+    class_means: torch.Tensor
+    mean: torch.Tensor
+    center: torch.Tensor
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+    denormalize: Callable[[torch.Tensor], torch.Tensor]
+
+    @classmethod
+    def from_samples(cls, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     center: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
+                     denormalize: Callable[[torch.Tensor], torch.Tensor]) -> PublicKnowledge:
+        """From normalised public ``images`` with their ``labels``."""
+        mean = images.mean(0, keepdim=True)
+        class_means = mean.repeat(num_classes, 1, 1, 1)
+        for label in labels.unique().tolist():
+            class_means[label] = images[labels == label].mean(0)
+        return cls(class_means, mean, center, normalize, denormalize)
 
 
 @dataclass
@@ -156,6 +186,16 @@ class Defense(ABC):
         them (0: they could be what was held back), relative to the shared gradient's
         energy. None is revealed by default."""
         return 0.0
+
+    def estimate_private(self, reconstruction: torch.Tensor, soft_targets: torch.Tensor,
+                         public: PublicKnowledge) -> torch.Tensor:
+        """The attacker's best estimate of the user's own (normalised) images from a
+        ``reconstruction`` of the images the shared gradient was computed on, given the
+        targets read from that gradient (``soft_targets``, [N, num_classes]), the protocol
+        and ``public`` knowledge only. By default what was shared is the user's image, so
+        the reconstruction is returned unchanged; data-transform defenses undo what of
+        their transformation the protocol lets an attacker undo."""
+        return reconstruction
 
 
 def dense(tensors: list[torch.Tensor], **fields: Any) -> SharedGradient:

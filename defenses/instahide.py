@@ -8,13 +8,17 @@ in pixel space mirrors a flipped pixel about the dataset mean: x -> 2 mean - x
 (``flip_center: mean``, the default). The InstaHide paper's [-1, 1] encoding mirrors about
 0.5 instead, x -> 1 - x (``flip_center: half``). A fresh mask is drawn per image from the
 generator. The ratio is k.
+
+A defense-aware attacker knows |x - pivot| survives the flips: it takes each pixel's side
+of the pivot from the public expected mixture, then unmixes as for MixUp
+(``unflip_estimate``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from defenses.base import DrawSamples
+from defenses.base import DrawSamples, PublicKnowledge
 from defenses.mixup import MixUp, mix
 
 FLIP_CENTERS = ("mean", "half")
@@ -25,6 +29,16 @@ def flip_signs(images: torch.Tensor, generator: torch.Generator | None,
     """Flip each pixel's sign about ``center`` (x -> 2 center - x) with probability 1/2."""
     flips = torch.randint(2, images.shape, generator=generator).to(images.device).bool()
     return torch.where(flips, 2 * center - images, images)
+
+
+def unflip_estimate(flipped: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
+                    pivot: torch.Tensor | float) -> torch.Tensor:
+    """The mixture behind (normalised) ``flipped`` images: a flip keeps each pixel's
+    distance to ``pivot`` and hides only its side, taken from the public expected mixture
+    sum_c y_c m_c (exact wherever that guess has the true mixture's side)."""
+    expected = torch.einsum("nk,kchw->nchw", targets.to(flipped), class_means.to(flipped))
+    side = torch.where(expected >= pivot, 1.0, -1.0)
+    return pivot + side * (flipped - pivot).abs()
 
 
 class InstaHide(MixUp):
@@ -51,3 +65,15 @@ class InstaHide(MixUp):
         else:
             pivot = 0.0 if center is None else center.to(mixed.device)
         return flip_signs(mixed, generator, pivot), targets
+
+    def estimate_private(self, reconstruction: torch.Tensor, soft_targets: torch.Tensor,
+                         public: PublicKnowledge) -> torch.Tensor:
+        """The flips undone as ``unflip_estimate`` says (about the flip's pivot in the
+        normalised space), then unmixed as MixUp's."""
+        if self.params["flip_center"] == "half":
+            pivot = public.normalize(torch.full_like(public.center, 0.5))
+        else:
+            pivot = public.center
+        mixture = unflip_estimate(reconstruction, soft_targets, public.class_means,
+                                  pivot.to(reconstruction))
+        return super().estimate_private(mixture, soft_targets, public)

@@ -6,16 +6,25 @@ the coefficients come from Dirichlet(3, 1, ..., 1), redrawn until every coeffici
 [``lower_bound``, ``upper_bound``] (GradAttack: 0.65 and 0). The image itself takes the first
 coefficient (the Dirichlet's large one), so it remains the one the attacker is scored on.
 The ratio is k, the number of images mixed.
+
+A defense-aware attacker who reconstructed the mixed image estimates the user's own by
+unmixing it (``unmix``), from the soft label and public class means.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
-from defenses.base import Defense, DrawSamples
+from defenses.base import Defense, DrawSamples, PublicKnowledge
 
 MAX_REDRAWS = 10_000
+# Monte-Carlo draws of the protocol's coefficients for an attacker's expectations, and their
+# public seed: the attacker simulates the protocol, never the user's draws.
+PROTOCOL_DRAWS = 4000
+PROTOCOL_SEED = 0
 
 
 def mixing_coefficients(rows: int, k: int, upper: float, lower: float,
@@ -33,6 +42,43 @@ def mixing_coefficients(rows: int, k: int, upper: float, lower: float,
         else:
             raise ValueError(f"no Dirichlet draw met bounds [{lower}, {upper}] for k = {k}")
     return torch.as_tensor(coefficients, dtype=torch.float32)
+
+
+@lru_cache(maxsize=16)
+def coefficient_moments(k: int, upper: float, lower: float) -> tuple[float, float]:
+    """E[first coefficient] and E[sum of the partners' squared coefficients] under the
+    protocol (truncation included, which moves E[lambda1] well below 3/(k+2))."""
+    draws = mixing_coefficients(PROTOCOL_DRAWS, k, upper, lower,
+                                torch.Generator().manual_seed(PROTOCOL_SEED))
+    return float(draws[:, 0].mean()), float(draws[:, 1:].pow(2).sum(1).mean())
+
+
+def unmix(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
+          expected_first: float, partner_energy: float) -> torch.Tensor:
+    """The user's images from (normalised) ``mixed`` images and their soft ``targets``.
+
+    The user's class c1 is the target's argmax, its coefficient lambda1 = min(y[c1],
+    E[lambda1]) (a partner of the same class adds to y[c1]); the partners' mass per class
+    r = y - lambda1 e_c1 predicts their part, sum_c r_c m_c. What the prediction misses is
+    split between the user's image and the partners as a linear MMSE estimate does for
+    independent images of equal spread about their class means: x1 = m_c1 + lambda1 /
+    (lambda1^2 + E[sum lambda_j^2]) (mixed - lambda1 m_c1 - sum_c r_c m_c). Chosen by
+    measurement on public digits (means from one half, protocol mixes of the other): for
+    k = 4 it scores 18.0 dB against 15.6 for exact unmixing, (mixed - sum r m) / lambda1,
+    which amplifies the partners' deviations by 1 / lambda1, 17.0 for the mixed image and
+    14.5 for the class mean; for k = 2 the mixed image itself (18.1) beats it (17.2).
+    """
+    rows = torch.arange(len(targets))
+    first = targets.argmax(-1)
+    weight = targets[rows, first].clamp(max=expected_first)
+    partners = targets.clone()
+    partners[rows, first] -= weight
+    means = class_means.to(mixed)
+    predicted = torch.einsum("nk,kchw->nchw", partners.to(mixed), means)
+    own = means[first]
+    weight = weight.to(mixed).view(-1, 1, 1, 1)
+    gain = weight / (weight**2 + partner_energy)
+    return own + gain * (mixed - weight * own - predicted)
 
 
 def mix(images: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int, upper: float,
@@ -78,3 +124,13 @@ class MixUp(Defense):
                         center: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return mix(images, labels, num_classes, int(self.ratio), self.params["upper_bound"],
                    self.params["lower_bound"], generator, draw)
+
+    def estimate_private(self, reconstruction: torch.Tensor, soft_targets: torch.Tensor,
+                         public: PublicKnowledge) -> torch.Tensor:
+        """Unmixed as ``unmix`` says (k = 1: nothing was mixed)."""
+        k = int(self.ratio)
+        if k == 1:
+            return reconstruction
+        first, energy = coefficient_moments(k, self.params["upper_bound"],
+                                            self.params["lower_bound"])
+        return unmix(reconstruction, soft_targets, public.class_means, first, energy)

@@ -27,7 +27,7 @@ import torch
 from attacks import Attack, AttackTarget, Reconstruction, create_attack
 from attacks.base import BUDGET_FRACTIONS
 from defenses import Defense, create_defense
-from defenses.base import DrawSamples, SharedGradient, UserBatch
+from defenses.base import DrawSamples, PublicKnowledge, SharedGradient, UserBatch
 from dgp.communication import shared_cost
 from dgp.data import ImageData, dataset_id, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
@@ -116,6 +116,7 @@ class _Job:
     mean_image: torch.Tensor  # the public data's mean image, [1, C, H, W] in [0, 1]
     seed: int
     center: torch.Tensor  # the normalised encoding's origin in pixel space (InstaHide)
+    public: PublicKnowledge  # the public data's class means, for defense-aware attacks
 
 
 def _setup(dataset: dict[str, Any], defense: str, ratio: float,
@@ -132,16 +133,20 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     model = model.to(torch_device).eval()
     attack_impl = create_attack(attack, attack_params)
-    public, _ = public_samples(load_dataset(dataset, split="train"))
+    public, public_labels = public_samples(load_dataset(dataset, split="train"))
     if attack_impl.active:
         model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
     noise = torch.Generator().manual_seed(seed)
     reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
                                       data.image_size)
+    center = encoding_center(data.normalize, data.channels)
+    knowledge = PublicKnowledge.from_samples(
+        data.normalize(public).to(torch_device), public_labels.to(torch_device),
+        data.num_classes, data.normalize(center).to(torch_device), data.normalize,
+        data.denormalize)
     return _Job(data, model, defense_impl, attack_impl, noise,
                 partner_draw(data, indices, noise), reference, indices,
-                public.mean(0, keepdim=True), seed,
-                encoding_center(data.normalize, data.channels))
+                public.mean(0, keepdim=True), seed, center, knowledge)
 
 
 def roles(defense: Defense | type[Defense]) -> list[str]:
@@ -222,7 +227,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     shared = _shared_gradient(job, data.normalize(transformed).to(device), targets, role)
     cost = shared_cost(shared)
     target = AttackTarget(job.model, shared, len(batch_indices), tuple(images.shape[1:]),
-                          data.num_classes, _box(data), job.defense)
+                          data.num_classes, _box(data), job.defense, job.public)
     began = time.perf_counter()
     result = job.attack.reconstruct(target, generator=job.noise)
     seconds = time.perf_counter() - began
