@@ -25,13 +25,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from report.stats import NO_BETTER, RISING_DB, floor_verdict, second_half_gain
+from report.stats import MIN_SAMPLES, NO_BETTER, RISING_DB, floor_verdict, second_half_gain
 from report.strongest import with_strongest
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 BOOTSTRAP_SAMPLES = 2000
 MIN_CLUSTERS = 5  # seeds needed before seeds, not images, are the unit resampled
-MIN_SAMPLES = 4  # paired values needed for any interval
 KINDS = ("privacy_lower", "accuracy_gap", "upload_share")
 
 

@@ -22,13 +22,19 @@ def mean_ci(values: pd.Series) -> tuple[float, float, int]:
     return float(x.mean()), float(half), n
 
 
+# Values needed before a table or claim shows an interval: a t-interval on two or three
+# values (e.g. two seeds: 12.7 standard errors wide) says nothing.
+MIN_SAMPLES = 4
+
+
 def format_mean_ci(values: pd.Series, spec: str) -> str:
-    """``mean ± ci`` (``±`` only when there are two values or more), ``n/a`` if all NaN."""
+    """``mean ± ci`` from ``MIN_SAMPLES`` values on, ``mean (n=k)`` below, ``n/a`` if all
+    NaN."""
     mean, half, n = mean_ci(values)
     if n == 0:
         return "n/a"
-    if n == 1 or math.isnan(half):
-        return format(mean, spec)
+    if n < MIN_SAMPLES or math.isnan(half):
+        return format(mean, spec) if n == 1 else f"{mean:{spec}} (n={n})"
     return f"{mean:{spec}} ± {half:{spec}}"
 
 
@@ -40,11 +46,11 @@ def floor_verdict(rows: pd.DataFrame) -> str | None:
     """Whether a setting's attack beats the guessing floor, on paired images: the 95%
     t-interval of ``psnr - floor_psnr`` (each reconstruction against the public mean image
     on the same original). "clears the floor" when it lies above 0, ``NO_BETTER`` when not,
-    "too few images" below two (no interval); None for tables without the floor columns."""
+    "too few images" below ``MIN_SAMPLES``; None for tables without the floor columns."""
     if "floor_psnr" not in rows or rows["floor_psnr"].isna().all():
         return None
     mean, half, n = mean_ci(rows["psnr"] - rows["floor_psnr"])
-    if n < 2 or math.isnan(half):
+    if n < MIN_SAMPLES or math.isnan(half):
         return TOO_FEW
     return "clears the floor" if mean - half > 0 else NO_BETTER
 

@@ -76,6 +76,9 @@ def test_mean_ci_t_interval() -> None:
     assert (mean, n) == (21.0, 2)
     assert half == pytest.approx(12.7062, abs=1e-4)
     assert format_mean_ci(pd.Series([3.0]), ".2f") == "3.00"
+    # two values are not an interval (t on one degree of freedom: +-12.7 here)
+    assert format_mean_ci(pd.Series([20.0, 22.0]), ".2f") == "21.00 (n=2)"
+    assert format_mean_ci(pd.Series([20.0, 22.0, 21.0, 21.0]), ".2f").startswith("21.00 ± ")
     assert format_mean_ci(pd.Series([math.nan]), ".2f") == "n/a"
 
 
@@ -175,10 +178,12 @@ def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_p
     rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, utility)}
     assert rows[("dlg", "<= 25% of dense")]["defense"] == "topk"
     assert rows[("dlg", "<= 25% of dense")]["test_acc"] == "0.790"
-    # two training seeds: the accuracy comes with its interval over them
-    second = utility.assign(seed=1, test_acc=utility["test_acc"] - 0.02)
-    rows = {(r["attack"], r["budget"]): r
-            for r in best_by_budget(data, pd.concat([utility, second]))}
+    # two training seeds: a mean and n, no interval; four: the interval over them
+    seeds = [utility.assign(seed=s, test_acc=utility["test_acc"] - 0.02 * (s % 2))
+             for s in range(4)]
+    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, pd.concat(seeds[:2]))}
+    assert rows[("dlg", "<= 25% of dense")]["test_acc"] == "0.780 (n=2)"
+    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, pd.concat(seeds))}
     assert rows[("dlg", "<= 25% of dense")]["test_acc"].startswith("0.780 ± ")
     # a setting the run did not train has unknown utility: never the pick, even when it
     # leaks least
