@@ -1,8 +1,12 @@
 """Reconstruction metrics on de-normalised images in [0, 1], one value per image.
 
-PSNR and SSIM come from torchmetrics. LPIPS (AlexNet) needs ImageNet weights that cannot be
-downloaded here: it is computed only when torchvision's AlexNet checkpoint is already in the
-torch hub cache, otherwise it is NaN and ``lpips_note()`` says why.
+PSNR and SSIM are torchmetrics' definitions (SSIM: Wang et al.'s, an 11x11 Gaussian window
+of sigma 1.5 over reflect-padded images, k1 = 0.01, k2 = 0.03), written out here because
+importing torchmetrics costs every job about 2.7 s (it imports torchvision's models); a
+test pins both to torchmetrics. LPIPS (AlexNet) needs ImageNet weights that cannot be
+downloaded here: it is computed (by torchmetrics) only when torchvision's AlexNet
+checkpoint is already in the torch hub cache, otherwise it is NaN and ``lpips_note()``
+says why.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from functools import cache
 from pathlib import Path
 
 import torch
-from torchmetrics.functional.image import (
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
+import torch.nn.functional as F
+
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def mse(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -23,20 +27,41 @@ def mse(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    return peak_signal_noise_ratio(reconstruction, original, data_range=1.0,
-                                   reduction="none", dim=(1, 2, 3))
+    """10 log10(1 / MSE) per image (data range 1; infinite for an exact copy)."""
+    return -torch.log(mse(reconstruction, original)) * (10 / math.log(10))
+
+
+def _gaussian_window(channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    size = int(3.5 * SSIM_SIGMA + 0.5) * 2 + 1
+    offsets = torch.arange((1 - size) / 2, (1 + size) / 2, 1, dtype=dtype, device=device)
+    line = torch.exp(-(offsets / SSIM_SIGMA).pow(2) / 2)
+    line = (line / line.sum()).unsqueeze(0)
+    return (line.t() @ line).expand(channels, 1, size, size)
 
 
 def ssim(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    return structural_similarity_index_measure(reconstruction, original, data_range=1.0,
-                                               reduction="none")
+    """Mean structural similarity per image (data range 1)."""
+    channels = original.shape[1]
+    window = _gaussian_window(channels, original.dtype, original.device)
+    pad = (window.shape[-1] - 1) // 2
+    x, y = (F.pad(t, (pad, pad, pad, pad), mode="reflect") for t in (reconstruction, original))
+    stacked = torch.cat((x, y, x * x, y * y, x * y))
+    mu_x, mu_y, xx, yy, xy = F.conv2d(stacked, window, groups=channels).split(x.shape[0])
+    var_x = (xx - mu_x.pow(2)).clamp_min(0)
+    var_y = (yy - mu_y.pow(2)).clamp_min(0)
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    index = ((2 * mu_x * mu_y + c1) * (2 * (xy - mu_x * mu_y) + c2)
+             / ((mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2)))
+    return index.flatten(1).mean(1)
+
+
+# torchvision's AlexNet_Weights.DEFAULT file (a test checks it; importing torchvision.models
+# to ask costs 1.5 s).
+ALEXNET_CHECKPOINT = "alexnet-owt-7be5be79.pth"
 
 
 def _alexnet_checkpoint() -> Path:
-    from torchvision.models import AlexNet_Weights
-
-    name = Path(AlexNet_Weights.DEFAULT.url).name
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_CHECKPOINT
 
 
 def lpips_note() -> str | None:

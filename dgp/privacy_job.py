@@ -57,6 +57,8 @@ def attacked_indices(num_available: int, num_images: int, seed: int) -> list[int
 
 def match_to_originals(reconstruction: torch.Tensor, original: torch.Tensor) -> list[int]:
     """For each original, the reconstruction it is scored against (Hungarian on MSE)."""
+    if len(original) == 1:
+        return [0]
     from scipy.optimize import linear_sum_assignment  # only batches need it; slow to import
 
     costs = torch.cdist(original.flatten(1).nan_to_num(1e6),
@@ -296,11 +298,30 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     return record, grid
 
 
-def save_grid(path: str | Path, grid: torch.Tensor, per_row: int) -> None:
-    from torchvision.utils import save_image
+def tile(images: torch.Tensor, per_row: int, padding: int = 1) -> torch.Tensor:
+    """[N, C, H, W] images in [0, 1] as one RGB [3, rows (H + p) + p, cols (W + p) + p]
+    mosaic with black gaps, laid out as torchvision's ``make_grid`` lays it out (which
+    costs a job 2 s of imports)."""
+    count, channels, height, width = images.shape
+    if channels == 1:
+        images = images.expand(count, 3, height, width)
+    cols = min(per_row, count)
+    rows = math.ceil(count / cols)
+    grid = images.new_zeros(3, rows * (height + padding) + padding,
+                            cols * (width + padding) + padding)
+    for i, image in enumerate(images):
+        top = (i // cols) * (height + padding) + padding
+        left = (i % cols) * (width + padding) + padding
+        grid[:, top:top + height, left:left + width] = image
+    return grid
 
-    write_atomically(path, lambda tmp: save_image(grid, tmp, nrow=per_row, padding=1,
-                                                  format="png"))
+
+def save_grid(path: str | Path, grid: torch.Tensor, per_row: int) -> None:
+    from PIL import Image
+
+    pixels = tile(grid, per_row).mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0)
+    picture = Image.fromarray(pixels.to(torch.uint8).numpy())
+    write_atomically(path, lambda tmp: picture.save(tmp, format="png"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,3 +82,17 @@ def test_cifar10_loader_reads_python_batches(tmp_path, cifar10_mini, monkeypatch
     loaded, loaded_labels = data.samples([3])
     assert loaded_labels.tolist() == [labels[3].item()]
     assert torch.allclose(loaded, images[3:4], atol=1 / 255 + 1e-6)
+
+
+def test_embedded_digits_are_scikit_learns_load_digits():
+    # read from sklearn's file without importing sklearn (2 s of every job's start-up)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    data = load_dataset({"name": "digits", "image_size": 8}, "train")
+    images, labels = data.samples([0, 1, 2, 3, 1000])
+    train = [i for i in range(len(digits.target)) if i % 5][:1001]
+    chosen = [train[i] for i in (0, 1, 2, 3, 1000)]
+    assert torch.equal(images, torch.tensor(digits.images[chosen], dtype=torch.float32)
+                       .unsqueeze(1) / 16)
+    assert labels.tolist() == digits.target[chosen].tolist()
