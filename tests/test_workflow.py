@@ -17,10 +17,10 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
          "--directory", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=True)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
-    # every registered defense at one ratio x 1 attack x 2 model rounds x 1 seed; one
+    # every registered defense at one ratio x 2 attacks x 2 model rounds x 1 seed; one
     # training run per defense setting.
-    assert counts["attack"] == str(len(DEFENSES) * 2)
+    assert counts["attack"] == str(len(DEFENSES) * 4)
     assert counts["train"] == str(len(DEFENSES))
     assert counts["aggregate_privacy"] == "1" and counts["aggregate_utility"] == "1"
     assert counts["report"] == "1"
-    assert counts["total"] == str(len(DEFENSES) * 3 + 4)  # + aggregates, report, all
+    assert counts["total"] == str(len(DEFENSES) * 5 + 4)  # + aggregates, report, all

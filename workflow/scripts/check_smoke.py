@@ -16,6 +16,8 @@ import yaml
 from defenses import DEFENSES
 from dgp.config import privacy_jobs, training_jobs, validate_config
 from dgp.privacy_job import roles
+from report.stats import TOO_FEW, floor_verdict
+from report.strongest import SETTING, strongest_only, with_strongest
 
 
 def main(argv: list[str]) -> None:
@@ -36,9 +38,24 @@ def main(argv: list[str]) -> None:
     undefended = final[final.defense == "none"]
     assert (undefended.test_acc > 0.15).all(), f"no learning: {undefended.test_acc.tolist()}"
     assert (workdir / "results" / "report.html").stat().st_size > 10_000
+    check_verdicts(privacy)
     print(privacy.groupby(["dataset", "attack", "defense"])["psnr"].mean().round(2).to_string())
     print(final[["dataset", "defense", "ratio", "test_acc", "upload_bytes"]].to_string(index=False))
     print(f"smoke OK: {len(privacy)} privacy rows, {len(final)} training runs")
+
+
+def check_verdicts(privacy: pd.DataFrame) -> None:
+    """The report's analysis ran as on the default grid: every setting has a strongest
+    attack and a floor verdict with an interval, and the undefended initial model, which
+    every attack of the smoke grid inverts, clears the guessing floor."""
+    strongest = strongest_only(with_strongest(privacy))
+    verdicts = {key: floor_verdict(rows) for key, rows in strongest.groupby(SETTING)}
+    assert len(verdicts) == len(privacy.groupby(SETTING)), "a setting has no strongest attack"
+    assert TOO_FEW not in verdicts.values(), f"too few images for a verdict: {verdicts}"
+    undefended = {key: v for key, v in verdicts.items() if key[1] == "none" and key[3] == 0}
+    assert undefended and set(undefended.values()) == {"clears the floor"}, undefended
+    print(f"verdicts: {sum(v == 'clears the floor' for v in verdicts.values())} of "
+          f"{len(verdicts)} settings clear the floor")
 
 
 if __name__ == "__main__":

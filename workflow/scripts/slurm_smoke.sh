@@ -190,13 +190,16 @@ log "slurmctld (pid $(cat "$cluster/slurmctld.pid")), slurmd (pid $(cat "$cluste
 # --- run the smoke workflow through SLURM ------------------------------------------------
 rm -rf "$workdir/results" "$workdir/logs" "$workdir/.snakemake"
 # The executor is under test, not the defenses (the local smoke run covers every one): three
-# defenses keep every rule, a trained-model attack and a noise draw in a 13-job grid.
+# defenses and one attack keep every rule, a trained-model attack and a noise draw in a
+# 13-job grid.
 grid="$workdir/slurm-grid.yaml"
 cat > "$grid" <<YAML
 defenses:
   - {name: none}
   - {name: dgp, ratios: [0.8]}
   - {name: dp_gaussian, ratios: [0.001]}
+attacks:
+  - {name: idlg_adaptive, params: {iterations: 10}}
 YAML
 run_start=$(date +%s)
 # In the background, so that a signal reaches this script's trap at once.
