@@ -125,3 +125,11 @@ def test_schedule_epochs_may_be_written_as_yaml_integers():
     valid = validate_config(config)
     assert valid["training"]["lr_schedule"] == {"16": 0.005}
     assert valid["defenses"][1]["training"]["lr_schedule"] == {"3": 0.01}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "smoke.yaml"])
+def test_shipped_configs_validate_and_run_defense_aware_attacks(name):
+    config = validate_config(yaml.safe_load((REPO / "config" / name).read_text()))
+    attacks = {a["name"] for a in config["attacks"]}
+    assert any(a.endswith("_adaptive") for a in attacks)  # verdicts by the strongest attacker
+    assert len(config["attacks"]) >= 2
