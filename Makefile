@@ -26,6 +26,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/snakemake --lint
 
 # The CI smoke workflow; IMAGEFOLDER=<path> adds a natural-image run on an ImageFolder tree.

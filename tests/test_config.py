@@ -77,6 +77,7 @@ def test_job_list_is_the_full_grid():
             "round": "5", "seed": "0"} in jobs
 
 
+@pytest.mark.workflow
 def test_workflow_refuses_a_bad_config_and_runs_nothing(tmp_path):
     bad = broken(lambda c: c["defenses"][1].update(name="soteriaa"))
     path = tmp_path / "bad.yaml"

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -44,6 +45,7 @@ def _environment() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
+@pytest.mark.workflow
 def test_killed_run_resumes_to_identical_results(tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     _prepare(clean)

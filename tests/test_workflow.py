@@ -6,10 +6,13 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 from defenses import DEFENSES
 
 
+@pytest.mark.workflow
 def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "--configfile",

@@ -21,6 +21,7 @@ TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
 PRIVACY_PATTERN = "{dataset}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
 CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
 
+
 wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     defense="[A-Za-z0-9_]+",
@@ -44,7 +45,7 @@ def get_utility_outputs():
 
 
 def get_checkpoint_outputs():
-    """Checkpoints the train rule writes: one per attacked round after the first."""
+    """Checkpoints each training job writes: one per attacked round after the first."""
     return [f"results/train/{TRAINING_PATTERN}/round{r}.pt" for r in CHECKPOINT_ROUNDS]
 
 
@@ -80,9 +81,7 @@ TRAINING_JSON = {
     )
     for d in config["defenses"]
 }
-ATTACK_PARAMS_JSON = {
-    a["name"]: json.dumps(a["params"], sort_keys=True) for a in config["attacks"]
-}
+ATTACK_PARAMS_JSON = {a["name"]: json.dumps(a["params"], sort_keys=True) for a in config["attacks"]}
 
 
 def get_dataset_json(wildcards):

@@ -2,12 +2,19 @@ rule attack:
     input:
         checkpoint=get_attack_checkpoint,
     output:
-        json="results/privacy/" + PRIVACY_PATTERN + ".json",
-        png="results/privacy/" + PRIVACY_PATTERN + ".png",
+        json=f"results/privacy/{PRIVACY_PATTERN}.json",
+        png=f"results/privacy/{PRIVACY_PATTERN}.png",
     log:
-        "logs/privacy/" + PRIVACY_PATTERN + ".log",
+        f"logs/privacy/{PRIVACY_PATTERN}.log",
     benchmark:
-        "results/benchmarks/privacy/" + PRIVACY_PATTERN + ".tsv"
+        f"results/benchmarks/privacy/{PRIVACY_PATTERN}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # The default's value for these small inputs, declared: evaluating the default
+        # expression (input size) per job costs seconds in a dry run of the paper grid.
+        disk_mb=1000,
     params:
         dataset=get_dataset_json,
         defense_params=get_defense_params_json,
@@ -16,11 +23,6 @@ rule attack:
         batch_size=config["privacy"]["batch_size"],
         device=config["device"],
         checkpoint=get_checkpoint_option,
-    threads: 1
-    resources:
-        # The default's value for these small inputs, declared: evaluating the default
-        # expression (input size) per job costs seconds in a dry run of the paper grid.
-        disk_mb=1000,
     shell:
         "python -m dgp.privacy_job --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
@@ -40,6 +42,8 @@ rule aggregate_privacy:
         timings="results/privacy_timings.csv",
     log:
         "logs/aggregate_privacy.log",
+    conda:
+        "../../environment.yml"
     shell:
         "python -m dgp.aggregate privacy --out {output.results}"
         " --timings {output.timings} {input} > {log} 2>&1"

@@ -8,6 +8,8 @@ rule report:
         "results/report.html",
     log:
         "logs/report.log",
+    conda:
+        "../../environment.yml"
     params:
         config=json.dumps(config, sort_keys=True),
         utility=lambda wc, input: f"--utility {input.utility}" if input.utility else "",

@@ -1,22 +1,24 @@
 rule train:
     output:
-        csv="results/utility/" + TRAINING_PATTERN + ".csv",
+        csv=f"results/utility/{TRAINING_PATTERN}.csv",
         checkpoints=get_checkpoint_outputs(),
     log:
-        "logs/utility/" + TRAINING_PATTERN + ".log",
+        f"logs/utility/{TRAINING_PATTERN}.log",
     benchmark:
-        "results/benchmarks/utility/" + TRAINING_PATTERN + ".tsv"
-    params:
-        dataset=get_dataset_json,
-        defense_params=get_defense_params_json,
-        training=get_training_json,
-        device=config["device"],
-        checkpoint_dir=lambda wc: "results/train/" + TRAINING_PATTERN.format(**wc),
+        f"results/benchmarks/utility/{TRAINING_PATTERN}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         # The default's value for these small inputs, declared: evaluating the default
         # expression (input size) per job costs seconds in a dry run of the paper grid.
         disk_mb=1000,
+    params:
+        dataset=get_dataset_json,
+        defense_params=get_defense_params_json,
+        training=get_training_json,
+        device=config["device"],
+        checkpoint_dir=lambda wc: f"results/train/{TRAINING_PATTERN}".format(**wc),
     shell:
         "python -m dgp.train_job --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
@@ -33,6 +35,8 @@ rule aggregate_utility:
         timings="results/utility_timings.csv",
     log:
         "logs/aggregate_utility.log",
+    conda:
+        "../../environment.yml"
     shell:
         "python -m dgp.aggregate utility --out {output.results}"
         " --timings {output.timings} {input} > {log} 2>&1"
