@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from defenses.base import Defense, PublicKnowledge, SharedGradient
+from defenses.base import Defense
 from dgp.params import Param, checked_params
+from dgp.types import PublicKnowledge, SharedGradient
 
 
 @dataclass

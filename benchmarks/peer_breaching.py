@@ -163,8 +163,8 @@ def our_side(exported: Path, results: dict, inputs: torch.Tensor, labels: torch.
              iterations: int) -> dict:
     """Our IG on breaching's exported model and shared gradient."""
     from attacks import AttackTarget, create_attack
-    from defenses import SharedGradient
     from dgp.metrics import image_metrics
+    from dgp.types import SharedGradient
 
     model = torch.export.load(str(exported)).module()
     gradients = results["gradients"]

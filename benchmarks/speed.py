@@ -28,7 +28,8 @@ from defenses.dual_pruning import top_drop_count
 from defenses.pruning import rank_band_mask, sent_count
 from dgp.data import load_dataset
 from dgp.device import resolve_device
-from dgp.federated import TrainingSettings, train
+from dgp.fl.federated import TrainingSettings, train
+from dgp.fl.users import FederatedData
 from dgp.gradients import parameter_gradients
 from dgp.models import build_model
 
@@ -128,7 +129,8 @@ def round_seconds(device: torch.device, defense: str, ratio: float) -> float:
     settings = TrainingSettings(users=10, batch_size=8, epochs=1, lr_schedule={})
     model = build_model("resnet18", 3, 10, 32, seed=0).to(device)
     began = time.perf_counter()
-    train(model, images, labels, images[:8], labels[:8], defense, ratio, {}, settings, seed=0)
+    train(model, FederatedData(images, labels, images[:8], labels[:8]),
+          create_defense(defense, ratio, {}), settings, seed=0)
     return time.perf_counter() - began
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from defenses.aligned_dual_pruning import AlignedDualGradientPruning
 from defenses.ats import TransformationPolicy
-from defenses.base import Defense, SharedGradient, UserBatch
+from defenses.base import Defense
 from defenses.dp_gaussian import GaussianNoise
 from defenses.dp_laplace import LaplaceNoise
 from defenses.dual_pruning import DualGradientPruning
@@ -35,7 +35,7 @@ DEFENSES: dict[str, type[Defense]] = {
     "instahide": InstaHide,
 }
 
-__all__ = ["DEFENSES", "Defense", "SharedGradient", "UserBatch", "create_defense"]
+__all__ = ["DEFENSES", "Defense", "create_defense"]
 
 
 def create_defense(name: str, ratio: float, params: dict[str, Any] | None = None) -> Defense:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import SharedGradient
 from defenses.dual_pruning import DualGradientPruning
+from dgp.types import SharedGradient
 
 
 class AlignedDualGradientPruning(DualGradientPruning):

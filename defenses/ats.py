@@ -22,7 +22,8 @@ import math
 
 import torch
 
-from defenses.base import Defense, DrawSamples, PublicKnowledge
+from defenses.base import Defense
+from dgp.types import DrawSamples, PublicKnowledge
 
 # ATS's table: (operation, magnitude index 0-9), by position.
 OPERATIONS: list[tuple[str, int]] = [

@@ -21,7 +21,8 @@ import warnings
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch, dense
+from defenses.base import Defense
+from dgp.types import SharedGradient, UserBatch, dense
 
 
 def clip_to_norm(gradients: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:

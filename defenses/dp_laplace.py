@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch, dense
+from defenses.base import Defense
 from defenses.dp_gaussian import (
     GaussianNoise,
     clip_to_norm,
     mean_over_entries,
     noise_ratio_error,
 )
+from dgp.types import SharedGradient, UserBatch, dense
 
 
 def laplace_noise(shape: torch.Size, scale: float, generator: torch.Generator | None,

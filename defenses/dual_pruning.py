@@ -23,8 +23,9 @@ import math
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch
+from defenses.base import Defense
 from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.types import SharedGradient, UserBatch
 
 TOP_COUNTS = ("at_least_one", "floor")
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import DrawSamples, PublicKnowledge
 from defenses.mixup import MixUp, mix
+from dgp.types import DrawSamples, PublicKnowledge
 
 FLIP_CENTERS = ("mean", "half")
 

@@ -18,7 +18,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from defenses.base import Defense, DrawSamples, PublicKnowledge
+from defenses.base import Defense
+from dgp.types import DrawSamples, PublicKnowledge
 
 MAX_REDRAWS = 10_000
 # Monte-Carlo draws of the protocol's coefficients for an attacker's expectations, and their

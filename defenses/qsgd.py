@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch, dense
+from defenses.base import Defense
+from dgp.types import SharedGradient, UserBatch, dense
 
 MAX_BITS = 16
 # Below this probability the tent likelihood continues linearly (finite, with a slope).

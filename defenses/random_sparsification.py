@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch
+from defenses.base import Defense
 from defenses.pruning import prune_ratio_error, sent_count
+from dgp.types import SharedGradient, UserBatch
 
 
 class RandomSparsification(Defense):

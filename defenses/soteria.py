@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from defenses.base import Defense, SharedGradient, UserBatch, dense
+from defenses.base import Defense
+from dgp.types import SharedGradient, UserBatch, dense
 
 FEATURE_CHUNK = 64  # features per batched backward pass (bounds memory)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch
+from defenses.base import Defense
 from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.types import SharedGradient, UserBatch
 
 
 class TopK(Defense):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from defenses.base import SharedGradient
+from dgp.types import SharedGradient
 
 FLOAT32_BYTES = 4
 INDEX_BYTES = 4

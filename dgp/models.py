@@ -12,8 +12,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from defenses.base import Defense
-
 MODELS = ("lenet", "convnet", "resnet18")
 MODELS_WITH_BATCHNORM = ("convnet", "resnet18")
 
@@ -74,16 +72,17 @@ _BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
 }
 
 
-def build_model(name: str, channels: int, num_classes: int, image_size: int,
-                seed: int, defense: Defense | None = None) -> nn.Module:
+def build_model(name: str, channels: int, num_classes: int, image_size: int, seed: int,
+                wrap: Callable[[nn.Module], nn.Module] | None = None) -> nn.Module:
     """Build model ``name`` with weights drawn from ``seed`` (global RNG left untouched),
-    with the architecture change of ``defense`` if it makes one (e.g. PRECODE)."""
+    passed through ``wrap`` (a defense's architecture change, e.g. PRECODE's
+    ``wrap_model``) within the same seeded draw."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = _BUILDERS[name](channels, num_classes, image_size)
-        return defense.wrap_model(model) if defense is not None else model
+        return wrap(model) if wrap is not None else model
 
 
 def dense_reference_bytes(name: str, channels: int, num_classes: int, image_size: int) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from dgp.aggregate import PRIVACY_KEYS
+from dgp.columns import PRIVACY_KEYS
 from dgp.io import write_text
 from report.budget import best_by_budget
 from report.claims import CLAIMS_PATH, evaluate_claims, load_claims

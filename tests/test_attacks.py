@@ -11,8 +11,8 @@ from attacks import ATTACKS, create_attack
 from attacks.labels import infer_labels
 from dgp.data import load_dataset
 from dgp.gradients import parameter_gradients
+from dgp.jobs.privacy import match_to_originals, run
 from dgp.models import build_model
-from dgp.privacy_job import match_to_originals, run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 32}
 
@@ -183,7 +183,7 @@ def test_adaptive_attacks_beat_passive_ones_against_pruning():
 
 
 def test_batch_labels_are_scored_as_a_multiset():
-    from dgp.privacy_job import match_labels
+    from dgp.jobs.privacy import match_labels
 
     assert match_labels([7, 3, 3], [3, 1, 7]) == [3, 3, 7]  # 3 and 7 recovered, 1 missed
 
@@ -302,8 +302,8 @@ def test_one_run_records_the_attack_at_fractions_of_its_budget():
     # DLG, 16 L-BFGS steps, undefended: measured 11.7 / 16.8 / 29.7 / 49.2 dB after 1/8,
     # 1/4, 1/2 and all of its steps on this image; the analytic rtf has no budget.
     from attacks.base import BUDGET_FRACTIONS
-    from dgp.aggregate import COLUMNS
-    from dgp.privacy_job import budget_column
+    from dgp.columns import COLUMNS
+    from dgp.jobs.privacy import budget_column
 
     record, _ = run(DIGITS, "none", 0, {}, "dlg", {"iterations": 16}, seed=0, num_images=1,
                     batch_size=1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from defenses import DEFENSES, UserBatch, create_defense
+from defenses import DEFENSES, create_defense
 from defenses.ats import OPERATIONS, apply_operation, parse_policy
 from defenses.dp_gaussian import gaussian_epsilon
 from defenses.precode import VariationalBottleneck
@@ -18,10 +18,12 @@ from defenses.qsgd import tent_nll
 from defenses.soteria import feature_scores
 from dgp.communication import shared_cost
 from dgp.data import load_dataset
-from dgp.federated import TrainingSettings, train
+from dgp.fl.federated import TrainingSettings, train
+from dgp.fl.users import FederatedData
 from dgp.gradients import loss_and_gradients, parameter_gradients
+from dgp.jobs.privacy import run
 from dgp.models import build_model
-from dgp.privacy_job import run
+from dgp.types import UserBatch
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
 # A ratio within each defense's range, small enough to keep the tests fast.
@@ -153,7 +155,7 @@ def test_precode_bottleneck_follows_the_reference():
     assert float(in_nats.kl.detach()) == pytest.approx(nats, rel=1e-5)
 
     defense = create_defense("precode", 0.5, {"size": 16})
-    model = build_model("lenet", 1, 10, 8, seed=0, defense=defense).eval()
+    model = build_model("lenet", 1, 10, 8, seed=0, wrap=defense.wrap_model).eval()
     assert isinstance(model.fc[0], VariationalBottleneck) and model.fc[0].size == 16
     images, labels = torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 3])
     torch.manual_seed(4)
@@ -291,17 +293,8 @@ def test_training_mixes_each_image_with_distinct_partners_not_itself():
 
     x, y = torch.rand(40, 1, 8, 8), torch.arange(40) % 10
     model = build_model("lenet", 1, 10, 8, seed=0)
-    from dgp import federated
-
-    spy = Spy(4)
-    original = federated.create_defense
-    federated.create_defense = lambda *args, **kwargs: spy
-    try:
-        train(model, x, y, x[:10], y[:10], "mixup", 4, {}, TrainingSettings.from_config(
-            {"users": 2, "batch_size": 4, "epochs": 0.5, "lr": 0.01, "lr_schedule": {}}),
-            seed=0)
-    finally:
-        federated.create_defense = original
+    train(model, FederatedData(x, y, x[:10], y[:10]), Spy(4), TrainingSettings.from_config(
+        {"users": 2, "batch_size": 4, "epochs": 0.5, "lr": 0.01, "lr_schedule": {}}), seed=0)
     assert seen
     for images, partners in seen:
         rows = {tuple(p.flatten().tolist()) for p in partners}
@@ -327,11 +320,11 @@ def test_every_defense_trains_a_round(name):
     x, y = train_data.samples(list(range(64)))
     tx, ty = test_data.samples(list(range(32)))
     defense = create_defense(name, TEST_RATIOS[name])
-    model = build_model("lenet", 1, 10, 8, seed=0, defense=defense)
+    model = build_model("lenet", 1, 10, 8, seed=0, wrap=defense.wrap_model)
     settings = TrainingSettings.from_config({"users": 2, "batch_size": 4, "epochs": 0.25,
                                              "lr": 0.01, "lr_schedule": {}})
-    records = train(model, x, y, tx, ty, name, TEST_RATIOS[name], {}, settings, seed=0,
-                    normalize=train_data.normalize, num_classes=10)
+    splits = FederatedData(x, y, tx, ty, train_data.normalize, num_classes=10)
+    records = train(model, splits, defense, settings, seed=0)
     assert records[-1]["round"] >= 1
     assert math.isfinite(records[-1]["train_loss"])
     assert records[-1]["upload_bytes"] > 0
@@ -340,7 +333,7 @@ def test_every_defense_trains_a_round(name):
 def test_adgp_attacks_a_member_masked_by_another_users_band():
     # The broadcaster's upload is DGP's; a member's goes out at the broadcaster's mask,
     # so some of its own largest entries are sent (DGP's "drop the largest" fails for it).
-    from dgp.privacy_job import _attack_batch, _setup
+    from dgp.jobs.privacy import _attack_batch, _setup
 
     job = _setup(DIGITS, "adgp", 0.8, {}, "idlg", {"iterations": 1}, seed=0, num_images=16,
                  torch_device=torch.device("cpu"), checkpoint=None)
@@ -349,7 +342,7 @@ def test_adgp_attacks_a_member_masked_by_another_users_band():
     top = [rank_band_mask(g, 0, max(1, round(0.05 * g.numel()))) for g in gradients]
     own_band = create_defense("dgp", 0.8).apply(gradients).masks
     assert sum(int((m & t).sum()) for m, t in zip(own_band, top, strict=True)) == 0
-    from dgp.privacy_job import _shared_gradient
+    from dgp.jobs.privacy import _shared_gradient
 
     member = _shared_gradient(job, job.data.normalize(images), labels, "member")
     leaked = sum(int((m & t).sum()) for m, t in zip(member.masks, top, strict=True))

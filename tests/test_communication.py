@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from defenses import SharedGradient
 from dgp.communication import aggregate_cost, dense_bytes, shared_cost
+from dgp.types import SharedGradient
 
 
 def test_dense_tensor_costs_four_bytes_per_value():

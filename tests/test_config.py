@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dgp.config import ConfigError, privacy_jobs, training_jobs, validate_config
+from dgp.jobs.config import ConfigError, privacy_jobs, training_jobs, validate_config
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
@@ -72,7 +72,7 @@ def test_bad_config_is_one_clear_error(edit, message):
 
 def test_job_list_is_the_full_grid():
     jobs = privacy_jobs(validate_config(SMOKE))
-    assert len(jobs) == len(SMOKE["defenses"]) * 1 * 2 * 1
+    assert len(jobs) == len(SMOKE["defenses"]) * len(SMOKE["attacks"]) * 2 * 1
     assert {"dataset": "digits", "defense": "dgp", "ratio": "0.8", "attack": "ig",
             "round": "5", "seed": "0"} in jobs
 

@@ -12,11 +12,11 @@ from attacks.base import AttackTarget
 from attacks.labels import soft_targets
 from defenses import create_defense
 from defenses.ats import apply_operation, policy_shifts, unshift_estimate
-from defenses.base import PublicKnowledge
 from defenses.instahide import flip_signs, unflip_estimate
 from defenses.mixup import coefficient_moments, unmix
 from dgp.gradients import parameter_gradients
 from dgp.models import build_model
+from dgp.types import PublicKnowledge
 
 K = 10
 BOX = (torch.full((1, 1, 1, 1), -3.0), torch.full((1, 1, 1, 1), 3.0))

@@ -7,8 +7,9 @@ import torch
 
 from defenses import create_defense
 from dgp.communication import aggregate_cost, shared_cost
-from dgp.error_feedback import ErrorFeedback
-from dgp.federated import TrainingSettings, partition, train, user_batches
+from dgp.fl.error_feedback import ErrorFeedback
+from dgp.fl.federated import TrainingSettings, train
+from dgp.fl.users import FederatedData, partition, user_batches
 from dgp.models import build_model
 
 
@@ -22,7 +23,8 @@ def test_fedsgd_with_one_user_and_no_defense_is_plain_sgd(digits):
     x, y, tx, ty = digits
     config = settings()
     federated = build_model("lenet", 1, 10, 8, seed=3)
-    records = train(federated, x, y, tx, ty, "none", 0, {}, config, seed=3)
+    records = train(federated, FederatedData(x, y, tx, ty),
+                    create_defense("none", 0, {}), config, seed=3)
 
     plain = build_model("lenet", 1, 10, 8, seed=3)
     optimizer = torch.optim.SGD(plain.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
@@ -78,7 +80,8 @@ def test_adgp_training_downloads_less_than_dgp(digits):
     costs = {}
     for name in ("dgp", "adgp"):
         model = build_model("lenet", 1, 10, 8, seed=0)
-        records = train(model, x, y, tx, ty, name, 0.8, {}, config, seed=0)
+        records = train(model, FederatedData(x, y, tx, ty),
+                        create_defense(name, 0.8, {}), config, seed=0)
         costs[name] = records[-1]
         assert records[-1]["error_feedback"] is True
     assert costs["adgp"]["download_bytes"] < costs["dgp"]["download_bytes"]
@@ -103,18 +106,21 @@ def test_checkpoints_are_written_at_the_requested_rounds(digits, tmp_path):
     saved = {}
     model = build_model("lenet", 1, 10, 8, seed=0)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    train(model, x, y, tx, ty, "none", 0, {}, settings(checkpoint_rounds=[0, 5]), seed=0,
+    train(model, FederatedData(x, y, tx, ty),
+          create_defense("none", 0, {}), settings(checkpoint_rounds=[0, 5]), seed=0,
           on_checkpoint=lambda r, m: saved.update({r: {k: v.clone() for k, v in
                                                        m.state_dict().items()}}))
     assert sorted(saved) == [0, 5]
     assert all(torch.equal(initial[k], saved[0][k]) for k in initial)
     assert not torch.equal(initial["fc.weight"], saved[5]["fc.weight"])
     with pytest.raises(ValueError, match="past the end"):
-        train(model, x, y, tx, ty, "none", 0, {}, settings(checkpoint_rounds=[10_000]), seed=0)
+        train(model, FederatedData(x, y, tx, ty),
+              create_defense("none", 0, {}), settings(checkpoint_rounds=[10_000]), seed=0)
 
 
 def test_privacy_job_attacks_a_training_checkpoint(tmp_path):
-    from dgp import privacy_job, train_job
+    from dgp.jobs import privacy
+    from dgp.jobs import train as train_job
 
     spec = {"name": "digits", "model": "lenet", "image_size": 16}
     training = {"users": 2, "batch_size": 8, "epochs": 0.02, "lr": 0.05, "lr_schedule": {},
@@ -124,14 +130,13 @@ def test_privacy_job_attacks_a_training_checkpoint(tmp_path):
     checkpoint = tmp_path / "round2.pt"
     state = torch.load(checkpoint, weights_only=True)
     assert "fc.weight" in state
-    record, _ = privacy_job.run(spec, "none", 0, {}, "dlg", {"iterations": 1}, seed=0,
-                                num_images=1, batch_size=1, model_round=2,
-                                checkpoint=checkpoint)
+    record, _ = privacy.run(spec, "none", 0, {}, "dlg", {"iterations": 1}, seed=0,
+                            num_images=1, batch_size=1, model_round=2, checkpoint=checkpoint)
     assert record["job"]["model_round"] == 2 and record["rows"][0]["status"] == "ok"
 
 
 def test_crop_and_flip_is_seeded_and_keeps_shape():
-    from dgp.federated import crop_and_flip
+    from dgp.fl.users import crop_and_flip
 
     images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     first = crop_and_flip(images, torch.Generator().manual_seed(5))
@@ -143,12 +148,13 @@ def test_crop_and_flip_is_seeded_and_keeps_shape():
 def _drawn_in_training(monkeypatch, digits, defense: str, ratio: float, params: dict,
                        config: TrainingSettings, seed: int = 0):
     """Train and record every user's batch indices and every gradient's (inputs, labels)."""
-    import dgp.federated as federated
+    import dgp.fl.strategies as strategies
+    import dgp.fl.users as users
 
     x, y, tx, ty = digits
     indices: list[list[torch.Tensor]] = []
     inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-    real_batches, real_loss = federated.user_batches, federated.loss_and_gradients
+    real_batches, real_loss = users.user_batches, strategies.loss_and_gradients
 
     def recording_batches(shard, batch_size, generator):
         drawn: list[torch.Tensor] = []
@@ -162,10 +168,11 @@ def _drawn_in_training(monkeypatch, digits, defense: str, ratio: float, params: 
         return real_loss(model, images, labels)
 
     with monkeypatch.context() as patch:
-        patch.setattr(federated, "user_batches", recording_batches)
-        patch.setattr(federated, "loss_and_gradients", recording_loss)
+        patch.setattr(users, "user_batches", recording_batches)
+        patch.setattr(strategies, "loss_and_gradients", recording_loss)
         model = build_model("lenet", 1, 10, 8, seed=seed)
-        train(model, x, y, tx, ty, defense, ratio, params, config, seed=seed)
+        train(model, FederatedData(x, y, tx, ty),
+              create_defense(defense, ratio, params), config, seed=seed)
     return indices, inputs
 
 
@@ -227,7 +234,8 @@ def test_reset_optimizer_at_lr_change_recreates_sgd_as_the_dgp_code(digits):
         config = settings(batch_size=128, epochs=2, lr_schedule={2: 0.02},
                           reset_optimizer_at_lr_change=flag)
         model = build_model("lenet", 1, 10, 8, seed=3)
-        records = train(model, x, y, tx, ty, "none", 0, {}, config, seed=3)
+        records = train(model, FederatedData(x, y, tx, ty),
+                        create_defense("none", 0, {}), config, seed=3)
         assert records[-1]["round"] == 2 * rounds_per_epoch and records[-1]["lr"] == 0.02
         for a, b in zip(model.state_dict().values(), by_hand[flag].state_dict().values(),
                         strict=True):

@@ -38,7 +38,7 @@ def test_the_image_grid_is_laid_out_as_torchvisions_make_grid():
     import torch
     from torchvision.utils import make_grid
 
-    from dgp.privacy_job import tile
+    from dgp.jobs.privacy import tile
 
     for images in (torch.rand(7, 1, 16, 16), torch.rand(8, 3, 12, 12)):
         assert torch.equal(tile(images, 4), make_grid(images, nrow=4, padding=1))

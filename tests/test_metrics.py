@@ -66,7 +66,7 @@ def test_a_privacy_job_imports_neither_torchmetrics_torchvision_nor_sklearn(tmp_
     import subprocess
     import sys
 
-    code = ("import sys; from dgp.privacy_job import main; "
+    code = ("import sys; from dgp.jobs.privacy import main; "
             "main(['--dataset', '{\"name\": \"digits\", \"model\": \"lenet\", "
             "\"image_size\": 16}', '--defense', 'none', '--ratio', '0', '--attack', 'ig', "
             f"'--attack-params', '{{\"iterations\": 2}}', '--out-json', '{tmp_path}/a.json', "

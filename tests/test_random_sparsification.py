@@ -15,8 +15,9 @@ import torch
 from defenses import create_defense
 from defenses.pruning import sent_count
 from defenses.random_sparsification import RandomSparsification
-from dgp.error_feedback import ErrorFeedback, wants_error_feedback
-from dgp.federated import TrainingSettings, train
+from dgp.fl.error_feedback import ErrorFeedback, wants_error_feedback
+from dgp.fl.federated import TrainingSettings, train
+from dgp.fl.users import FederatedData
 from dgp.models import build_model
 
 
@@ -34,8 +35,8 @@ def test_training_draws_fresh_uniform_masks_per_user_and_round(digits, monkeypat
     users, rounds = 5, 12
     config = TrainingSettings(users=users, batch_size=16, epochs=rounds / 18, lr=0.01,
                               lr_schedule={})  # 18 rounds per epoch: 1,437 / (5 x 16)
-    train(build_model("lenet", 1, 10, 8, seed=0), x, y, tx, ty, "random", 0.8, {}, config,
-          seed=0)
+    train(build_model("lenet", 1, 10, 8, seed=0), FederatedData(x, y, tx, ty),
+          create_defense("random", 0.8, {}), config, seed=0)
     assert len(masks) == users * rounds
     large = [i for i, m in enumerate(masks[0]) if m.numel() >= 400]
     assert large

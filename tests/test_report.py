@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dgp.aggregate import COLUMNS
+from dgp.columns import COLUMNS
 from report.render import format_mean_ci, main, mean_ci
 
 DEFENSES = {"none": [0.0], "dgp": [0.5, 0.9], "topk": [0.5, 0.9], "dp_gaussian": [0.1, 1.0]}

@@ -1,6 +1,6 @@
 import json
 
-from dgp.config import (
+from dgp.jobs.config import (
     ConfigError,
     privacy_jobs,
     training_jobs,

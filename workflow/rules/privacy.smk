@@ -24,7 +24,7 @@ rule attack:
         device=config["device"],
         checkpoint=get_checkpoint_option,
     shell:
-        "python -m dgp.privacy_job --dataset {params.dataset:q}"
+        "python -m dgp.jobs.privacy --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
         " --defense-params {params.defense_params:q}"
         " --attack {wildcards.attack} --attack-params {params.attack_params:q}"
@@ -45,5 +45,5 @@ rule aggregate_privacy:
     conda:
         "../../environment.yml"
     shell:
-        "python -m dgp.aggregate privacy --out {output.results}"
+        "python -m dgp.jobs.aggregate privacy --out {output.results}"
         " --timings {output.timings} {input} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule train:
         device=config["device"],
         checkpoint_dir=lambda wc: f"results/train/{TRAINING_PATTERN}".format(**wc),
     shell:
-        "python -m dgp.train_job --dataset {params.dataset:q}"
+        "python -m dgp.jobs.train --dataset {params.dataset:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
         " --defense-params {params.defense_params:q} --training {params.training:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads}"
@@ -38,5 +38,5 @@ rule aggregate_utility:
     conda:
         "../../environment.yml"
     shell:
-        "python -m dgp.aggregate utility --out {output.results}"
+        "python -m dgp.jobs.aggregate utility --out {output.results}"
         " --timings {output.timings} {input} > {log} 2>&1"

@@ -14,8 +14,8 @@ import pandas as pd
 import yaml
 
 from defenses import DEFENSES
-from dgp.config import privacy_jobs, training_jobs, validate_config
-from dgp.privacy_job import roles
+from dgp.jobs.config import privacy_jobs, training_jobs, validate_config
+from dgp.jobs.privacy import roles
 from report.stats import TOO_FEW, floor_verdict
 from report.strongest import SETTING, strongest_only, with_strongest
 

@@ -1,8 +1,8 @@
 """Collect job outputs into tidy CSVs, with wall times in files of their own.
 
-``python -m dgp.aggregate privacy --out results/privacy.csv --timings
+``python -m dgp.jobs.aggregate privacy --out results/privacy.csv --timings
 results/privacy_timings.csv <job JSON files>``: one row per attacked image.
-``python -m dgp.aggregate utility --out results/utility.csv --timings
+``python -m dgp.jobs.aggregate utility --out results/utility.csv --timings
 results/utility_timings.csv <job CSV files>``: one row per evaluation of a training run.
 
 Results and times are kept apart so that the same config run twice on a CPU gives
@@ -17,22 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dgp.columns import COLUMNS, PRIVACY_KEYS, TIMING_COLUMNS, UTILITY_KEYS
 from dgp.io import write_atomically
-
-JOB_COLUMNS = ["dataset", "model", "defense", "ratio", "attack", "model_round", "seed"]
-ROW_COLUMNS = [
-    "sample", "role", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
-    "psnr_shared", "ssim_shared", "mse_shared", "psnr_tolerant",
-    "floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25", "psnr_at_50",
-    "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
-    "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
-    "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
-]
-COLUMNS = JOB_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
-PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
-UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
-# Wall-time columns: they differ between runs, so they go to the timing CSVs.
-TIMING_COLUMNS = {"privacy": ["attack_seconds"], "utility": ["seconds"]}
 
 
 def privacy_table(paths: list[str | Path]) -> pd.DataFrame:

@@ -19,7 +19,8 @@ from defenses import DEFENSES, create_defense
 from dgp.data import DATASETS, dataset_id, missing_data_message
 from dgp.models import MODELS, MODELS_WITH_BATCHNORM
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = (Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+               / "config.schema.yaml")
 
 
 class ConfigError(ValueError):

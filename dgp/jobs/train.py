@@ -4,7 +4,7 @@ Writes one CSV row per evaluation (test accuracy, loss, bytes per round and dire
 error-feedback residual, time), atomically, and optionally model checkpoints at chosen rounds
 (for attacking a trained model).
 
-Usable by hand: ``python -m dgp.train_job --help``.
+Usable by hand: ``python -m dgp.jobs.train --help``.
 """
 
 from __future__ import annotations
@@ -19,17 +19,13 @@ import pandas as pd
 import torch
 
 from defenses import create_defense
+from dgp.columns import UTILITY_COLUMNS
 from dgp.data import dataset_id, load_dataset
 from dgp.device import resolve_device
-from dgp.federated import TrainingSettings, train
+from dgp.fl.federated import TrainingSettings, train
+from dgp.fl.users import FederatedData
 from dgp.io import write_atomically
 from dgp.models import build_model, dense_reference_bytes
-
-COLUMNS = ["dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc",
-           "train_loss", "dense_bytes", "model_dense_bytes", "upload_bytes",
-           "upload_entropy_bound_bytes",
-           "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes",
-           "residual_norm", "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds"]
 
 
 def _all_samples(spec: dict[str, Any], split: str):
@@ -52,8 +48,9 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     settings = TrainingSettings.from_config(training)
     data, train_images, train_labels = _all_samples(dataset, "train")
     _, test_images, test_labels = _all_samples(dataset, "test")
+    defense_impl = create_defense(defense, ratio, defense_params)
     model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
-                        seed, create_defense(defense, ratio, defense_params)).to(torch_device)
+                        seed, defense_impl.wrap_model).to(torch_device)
 
     def on_checkpoint(round_index: int, current: torch.nn.Module) -> None:
         if checkpoint_dir is not None:
@@ -61,9 +58,9 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout-free models, but keep any layer's RNG seeded
-        records = train(model, train_images, train_labels, test_images, test_labels, defense,
-                        ratio, defense_params, settings, seed, on_checkpoint,
-                        normalize=data.normalize, num_classes=data.num_classes)
+        splits = FederatedData(train_images, train_labels, test_images, test_labels,
+                               data.normalize, data.num_classes)
+        records = train(model, splits, defense_impl, settings, seed, on_checkpoint)
     job = {"dataset": dataset_id(dataset), "model": dataset["model"],
            "defense": defense, "ratio": ratio, "seed": seed}
     # Shares are against the undefended model's dense gradient; the trained model's own
@@ -72,7 +69,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                                       data.image_size)
     rows = [{**job, **r, "model_dense_bytes": r["dense_bytes"], "dense_bytes": reference}
             for r in records]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=UTILITY_COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> None:

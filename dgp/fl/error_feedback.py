@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from defenses.base import Defense, SharedGradient, UserBatch
+from defenses.base import Defense
+from dgp.types import SharedGradient, UserBatch
 
 
 class ErrorFeedback:

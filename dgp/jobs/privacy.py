@@ -9,7 +9,7 @@ yields one shared gradient and one attack; every image becomes one row. Writes a
 with the rows and a PNG with originals (top row) over reconstructions (bottom row), both
 atomically.
 
-Usable by hand: ``python -m dgp.privacy_job --help``.
+Usable by hand: ``python -m dgp.jobs.privacy --help``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import torch
 from attacks import Attack, AttackTarget, Reconstruction, create_attack
 from attacks.base import BUDGET_FRACTIONS
 from defenses import Defense, create_defense
-from defenses.base import DrawSamples, PublicKnowledge, SharedGradient, UserBatch
 from dgp.communication import shared_cost
 from dgp.data import ImageData, dataset_id, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
@@ -35,6 +34,7 @@ from dgp.gradients import parameter_gradients
 from dgp.io import write_atomically, write_json
 from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
 from dgp.models import build_model, dense_reference_bytes
+from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch
 
 # Training images the server may use as public knowledge of the data distribution (a
 # malicious server's imprint thresholds; the mean image of the guessing floor).
@@ -130,7 +130,7 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
     indices = attacked_indices(len(data.dataset), num_images, seed)
     defense_impl = create_defense(defense, ratio, defense_params)
     model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
-                        seed, defense_impl)
+                        seed, defense_impl.wrap_model)
     if checkpoint is not None:
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     model = model.to(torch_device).eval()
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--round", type=int, default=0, dest="model_round",
                         help="training round of the attacked model (0: initial model)")
     parser.add_argument("--checkpoint", default=None,
-                        help="state dict of the trained model at --round (from train_job)")
+                        help="state dict of the trained model at --round (from dgp.jobs.train)")
     parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="auto")

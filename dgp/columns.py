@@ -1,0 +1,26 @@
+"""The columns of the result CSVs, in order: written by the jobs' aggregation, read by the
+report (which imports nothing else of the jobs)."""
+
+from __future__ import annotations
+
+JOB_COLUMNS = ["dataset", "model", "defense", "ratio", "attack", "model_round", "seed"]
+ROW_COLUMNS = [
+    "sample", "role", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
+    "psnr_shared", "ssim_shared", "mse_shared", "psnr_tolerant",
+    "floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25", "psnr_at_50",
+    "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
+    "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
+    "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
+]
+COLUMNS = JOB_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
+PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
+UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
+# Wall-time columns: they differ between runs, so they go to the timing CSVs.
+TIMING_COLUMNS = {"privacy": ["attack_seconds"], "utility": ["seconds"]}
+# One row per evaluation of a training run (the training job's CSV).
+UTILITY_COLUMNS = [
+    "dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc", "train_loss",
+    "dense_bytes", "model_dense_bytes", "upload_bytes", "upload_entropy_bound_bytes",
+    "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
+    "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds",
+]

@@ -1,0 +1,81 @@
+"""The types that cross layers: what a user shares (``SharedGradient``, built by ``dense``
+for a gradient sent entry by entry), what a defense may read of the user's side
+(``UserBatch``, ``DrawSamples``) and what a server knows of the data distribution
+(``PublicKnowledge``). The core (communication, training, jobs) and the plugins (defenses,
+attacks) both use them, so they live here, below both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+# Draws ``count`` more (pixel-space images, labels) from the user's own data, e.g. as mixing
+# partners; seeded by the caller.
+DrawSamples = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class SharedGradient:
+    """What leaves the user after the defense.
+
+    ``tensors`` is the gradient as the server reconstructs it (zeros where nothing was sent);
+    ``masks`` marks the transmitted entries per tensor (None: every entry was sent), which is
+    what the communication cost is counted from; ``bits_per_value`` is the width of one
+    transmitted value; ``positions_known`` says the server already knows the sent positions
+    (an aligned mask), so no index set travels with the values; ``side_bytes`` counts extra
+    payload such as a quantizer's per-tensor scale, whose values ``side`` holds (public to
+    the server: a defense-aware attacker reads them).
+    """
+
+    tensors: list[torch.Tensor]
+    masks: list[torch.Tensor | None]
+    bits_per_value: int = 32
+    positions_known: bool = False
+    side_bytes: int = 0
+    side: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class PublicKnowledge:
+    """What the server knows about the data distribution, from public data, in the
+    normalised space the attacks work in: the per-class mean images ``class_means``
+    [K, C, H, W] (a class absent from the public sample: the overall mean), the overall
+    ``mean`` [1, C, H, W], ``center`` [1, C, 1, 1] (the encoding's origin, the pixel value
+    InstaHide's default flip mirrors about) and the public normalisation maps (pixel space
+    [0, 1] to normalised and back), for protocols defined in pixel space."""
+
+    class_means: torch.Tensor
+    mean: torch.Tensor
+    center: torch.Tensor
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+    denormalize: Callable[[torch.Tensor], torch.Tensor]
+
+    @classmethod
+    def from_samples(cls, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     center: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
+                     denormalize: Callable[[torch.Tensor], torch.Tensor]) -> PublicKnowledge:
+        """From normalised public ``images`` with their ``labels``."""
+        mean = images.mean(0, keepdim=True)
+        class_means = mean.repeat(num_classes, 1, 1, 1)
+        for label in labels.unique().tolist():
+            class_means[label] = images[labels == label].mean(0)
+        return cls(class_means, mean, center, normalize, denormalize)
+
+
+@dataclass
+class UserBatch:
+    """The user's side of the gradient computation, for defenses that need more than the
+    gradient (Soteria reads the model's representation of the inputs)."""
+
+    model: nn.Module
+    inputs: torch.Tensor  # normalised model inputs the gradient was computed on
+
+
+def dense(tensors: list[torch.Tensor], **fields: Any) -> SharedGradient:
+    """A gradient sent entry by entry (no index set)."""
+    return SharedGradient(tensors, [None] * len(tensors), **fields)
