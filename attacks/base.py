@@ -91,6 +91,13 @@ class Attack(ABC):
         attacks (``active = True``) modify it, knowing only public data."""
         return model
 
+    def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
+                      target: AttackTarget) -> torch.Tensor:
+        """The distance a gradient-matching attack minimises between a candidate's gradient
+        and the observed one; the defense-aware variants (``attacks/adaptive.py``) wrap it.
+        Analytic attacks (``rtf``) match nothing."""
+        raise NotImplementedError(f"attack {self.name!r} does not match gradients")
+
     @abstractmethod
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:

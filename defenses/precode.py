@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from defenses.base import Defense
+from dgp.gradients import PenalizedModule
 
 KL_UNITS = ("bits", "nats")
 
 
-class VariationalBottleneck(nn.Module):
+class VariationalBottleneck(PenalizedModule):
     """F -> (mu, softplus std) in K -> sample -> F; remembers the KL term of its last call."""
 
     def __init__(self, features: int, size: int, beta: float, kl_unit: str = "bits") -> None:

@@ -3,10 +3,12 @@ report (which imports nothing else of the jobs)."""
 
 from __future__ import annotations
 
+from dgp.metrics import IMAGE_METRICS
+
 JOB_COLUMNS = ["dataset", "model", "defense", "ratio", "attack", "model_round", "seed"]
+METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
 ROW_COLUMNS = [
-    "sample", "role", "batch", "label", "predicted_label", "psnr", "ssim", "mse", "lpips",
-    "psnr_shared", "ssim_shared", "mse_shared", "psnr_tolerant",
+    "sample", "role", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",
     "floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25", "psnr_at_50",
     "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",

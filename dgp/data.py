@@ -19,21 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-DATASETS = ("digits", "cifar10", "cifar100", "mnist", "imagefolder")
-
-# Channel statistics of the training splits (CIFAR values as used by breaching).
-_STATS = {
-    "cifar10": ((0.4914672, 0.4822617, 0.4467702), (0.2470322, 0.2434851, 0.2615879)),
-    "cifar100": ((0.5071598, 0.4865942, 0.4410286), (0.2673342, 0.2564384, 0.2761506)),
-    "mnist": ((0.1307,), (0.3081,)),
-}
-# Folder each torchvision loader expects under its root (used to fail early and clearly).
-_TORCHVISION_FOLDERS = {
-    "cifar10": "cifar-10-batches-py",
-    "cifar100": "cifar-100-python",
-    "mnist": "MNIST/raw",
-}
-
 
 class DataNotFoundError(FileNotFoundError):
     """Raised when a dataset's files are missing and downloading is not allowed."""
@@ -75,43 +60,19 @@ def dataset_id(spec: dict[str, Any]) -> str:
 
 def missing_data_message(spec: dict[str, Any]) -> str | None:
     """Say what is missing for ``spec`` without loading it, or None when it can be loaded."""
-    name = spec["name"]
-    if name == "digits":
-        return None
-    root = Path(spec.get("root") or "data")
-    if name == "imagefolder":
-        if not spec.get("root"):
-            return "dataset 'imagefolder' needs a 'root' folder (root/<split>/<class>/*.jpg)"
-        if not root.is_dir():
-            return f"imagefolder root {str(root)!r} does not exist"
-        return None
-    if spec.get("download", False):
-        return None
-    expected = root / _TORCHVISION_FOLDERS[name]
-    if not expected.exists():
-        return (
-            f"{name} files not found under data root {str(root)!r} (expected {str(expected)!r}); "
-            "put them there or set 'download: true' for that dataset"
-        )
-    return None
+    return DATASETS[spec["name"]].missing(spec)
 
 
 def load_dataset(spec: dict[str, Any], split: str = "test") -> ImageData:
-    """Load one split (``train`` or ``test``) of the dataset described by a config entry."""
+    """Load one split (``train`` or ``test``) of the dataset a config entry describes."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    name = spec["name"]
-    image_size = int(spec.get("image_size", 32))
-    if name == "digits":
-        return _load_digits(split, image_size)
+    if spec["name"] not in DATASETS:
+        raise ValueError(f"unknown dataset {spec['name']!r}; choose one of {', '.join(DATASETS)}")
     message = missing_data_message(spec)
     if message:
         raise DataNotFoundError(message)
-    if name == "imagefolder":
-        return _load_imagefolder(spec, split, image_size)
-    if name in _TORCHVISION_FOLDERS:
-        return _load_torchvision(spec, split, image_size)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[spec["name"]].load(spec, split, int(spec.get("image_size", 32)))
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -130,7 +91,7 @@ def digits_file() -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
 
 
-def _load_digits(split: str, image_size: int) -> ImageData:
+def _load_digits(spec: dict[str, Any], split: str, image_size: int) -> ImageData:
     import numpy as np
 
     table = np.loadtxt(digits_file(), delimiter=",")  # 64 pixels (0-16) and the label
@@ -158,25 +119,50 @@ def _transform(image_size: int, native_size: int, grayscale: bool = False):
     return transforms.Compose(steps)
 
 
-def _load_torchvision(spec: dict[str, Any], split: str, image_size: int) -> ImageData:
-    from torchvision import datasets
+@dataclass(frozen=True)
+class _TorchvisionSet:
+    """One of torchvision's loaders: its class, shape, the folder it expects under the
+    root (to fail early and clearly) and its training split's channel statistics (CIFAR's
+    as used by breaching)."""
 
-    root = str(spec.get("root") or "data")
-    download = bool(spec.get("download", False))
-    train = split == "train"
-    name = spec["name"]
-    constructor, classes, native, channels = {
-        "cifar10": (datasets.CIFAR10, 10, 32, 3),
-        "cifar100": (datasets.CIFAR100, 100, 32, 3),
-        "mnist": (datasets.MNIST, 10, 28, 1),
-    }[name]
-    try:
-        dataset = constructor(root, train=train, download=download,
-                              transform=_transform(image_size, native))
-    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
-        raise DataNotFoundError(f"{name} could not be loaded from {root!r}: {error}") from error
-    mean, std = _STATS[name]
-    return ImageData(dataset, classes, channels, image_size, mean, std)
+    loader: str
+    classes: int
+    native_size: int
+    folder: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def missing(self, spec: dict[str, Any]) -> str | None:
+        if spec.get("download", False):
+            return None
+        root = Path(spec.get("root") or "data")
+        expected = root / self.folder
+        if expected.exists():
+            return None
+        return (f"{spec['name']} files not found under data root {str(root)!r} (expected "
+                f"{str(expected)!r}); put them there or set 'download: true' for that dataset")
+
+    def load(self, spec: dict[str, Any], split: str, image_size: int) -> ImageData:
+        from torchvision import datasets
+
+        root = str(spec.get("root") or "data")
+        constructor = getattr(datasets, self.loader)
+        try:
+            dataset = constructor(root, train=split == "train",
+                                  download=bool(spec.get("download", False)),
+                                  transform=_transform(image_size, self.native_size))
+        except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
+            raise DataNotFoundError(f"{spec['name']} could not be loaded from {root!r}: "
+                                    f"{error}") from error
+        return ImageData(dataset, self.classes, len(self.mean), image_size, self.mean, self.std)
+
+
+def _imagefolder_missing(spec: dict[str, Any]) -> str | None:
+    if not spec.get("root"):
+        return "dataset 'imagefolder' needs a 'root' folder (root/<split>/<class>/*.jpg)"
+    if not Path(spec["root"]).is_dir():
+        return f"imagefolder root {str(spec['root'])!r} does not exist"
+    return None
 
 
 def _load_imagefolder(spec: dict[str, Any], split: str, image_size: int) -> ImageData:
@@ -189,6 +175,32 @@ def _load_imagefolder(spec: dict[str, Any], split: str, image_size: int) -> Imag
     mean = tuple(spec.get("mean") or (0.5,) * channels)
     std = tuple(spec.get("std") or (0.5,) * channels)
     return ImageData(dataset, len(dataset.classes), channels, image_size, mean, std)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A dataset kind: how to load a split, and what is missing before it can be."""
+
+    load: Callable[[dict[str, Any], str, int], ImageData]
+    missing: Callable[[dict[str, Any]], str | None]
+
+
+def _nothing_missing(spec: dict[str, Any]) -> str | None:
+    return None
+
+
+# The one list of dataset names (config validation, the schema check and the docs read it).
+DATASETS: dict[str, _Kind | _TorchvisionSet] = {
+    "digits": _Kind(_load_digits, _nothing_missing),
+    "cifar10": _TorchvisionSet("CIFAR10", 10, 32, "cifar-10-batches-py",
+                               (0.4914672, 0.4822617, 0.4467702),
+                               (0.2470322, 0.2434851, 0.2615879)),
+    "cifar100": _TorchvisionSet("CIFAR100", 100, 32, "cifar-100-python",
+                                (0.5071598, 0.4865942, 0.4410286),
+                                (0.2673342, 0.2564384, 0.2761506)),
+    "mnist": _TorchvisionSet("MNIST", 10, 28, "MNIST/raw", (0.1307,), (0.3081,)),
+    "imagefolder": _Kind(_load_imagefolder, _imagefolder_missing),
+}
 
 
 def draw_distinct(pool: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

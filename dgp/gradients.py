@@ -10,9 +10,19 @@ import torch
 from torch import nn
 
 
+class PenalizedModule(nn.Module):
+    """A layer that adds a term to the training loss (PRECODE's bottleneck: its KL), which
+    every user's and every attacker's loss includes."""
+
+    def penalty(self) -> torch.Tensor:
+        """The loss term of this module's last forward pass."""
+        raise NotImplementedError
+
+
 def model_penalty(model: nn.Module) -> torch.Tensor | float:
-    """Sum of the loss terms the model's modules report for their last forward pass."""
-    return sum((m.penalty() for m in model.modules() if hasattr(m, "penalty")), 0.0)
+    """Sum of the loss terms the model's ``PenalizedModule`` layers report for their last
+    forward pass."""
+    return sum((m.penalty() for m in model.modules() if isinstance(m, PenalizedModule)), 0.0)
 
 
 def training_loss(model: nn.Module, inputs: torch.Tensor,

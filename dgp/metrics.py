@@ -12,6 +12,8 @@ says why.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -93,16 +95,33 @@ def lpips_values(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.
     return torch.tensor(values)
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A per-image reconstruction metric: how to compute it, its table header and format.
+    Every registered metric is scored against the original and against what was shared
+    (``<name>_shared``), becomes CSV columns and a report column."""
+
+    compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    label: str
+    fmt: str
+
+
+# The one list of image metrics (the CSV columns and the report's tables read it). LPIPS,
+# which needs downloaded weights, is added apart: against the original only.
+IMAGE_METRICS: dict[str, Metric] = {
+    "psnr": Metric(psnr, "PSNR (dB)", ".2f"),
+    "ssim": Metric(ssim, "SSIM", ".3f"),
+    "mse": Metric(mse, "MSE", ".4f"),
+}
+
+
 def image_metrics(reconstruction: torch.Tensor, original: torch.Tensor,
                   lpips: bool = True) -> dict[str, list]:
     """All per-image metrics (LPIPS optional); inputs are [B, C, H, W] tensors in [0, 1]."""
     reconstruction = reconstruction.detach().float().clamp(0, 1).cpu()
     original = original.detach().float().cpu()
-    metrics = {
-        "mse": mse(reconstruction, original).tolist(),
-        "psnr": psnr(reconstruction, original).tolist(),
-        "ssim": ssim(reconstruction, original).tolist(),
-    }
+    metrics = {name: metric.compute(reconstruction, original).tolist()
+               for name, metric in IMAGE_METRICS.items()}
     if lpips:
         metrics["lpips"] = lpips_values(reconstruction, original).tolist()
     return metrics

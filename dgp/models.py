@@ -8,12 +8,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-MODELS = ("lenet", "convnet", "resnet18")
-MODELS_WITH_BATCHNORM = ("convnet", "resnet18")
 
 
 class LeNet(nn.Module):
@@ -65,11 +63,22 @@ def _resnet18(channels: int, num_classes: int) -> nn.Module:
     return model
 
 
-_BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
-    "lenet": lambda c, k, s: LeNet(c, k, s),
-    "convnet": lambda c, k, s: ConvNet(c, k),
-    "resnet18": lambda c, k, s: _resnet18(c, k),
+@dataclass(frozen=True)
+class ModelKind:
+    """How to build a model (channels, classes, image size -> module) and whether it has
+    BatchNorm layers (whose statistics some attack priors read)."""
+
+    build: Callable[[int, int, int], nn.Module]
+    batchnorm: bool
+
+
+# The one list of model names (config validation and the docs read it).
+MODELS: dict[str, ModelKind] = {
+    "lenet": ModelKind(lambda c, k, s: LeNet(c, k, s), batchnorm=False),
+    "convnet": ModelKind(lambda c, k, s: ConvNet(c, k), batchnorm=True),
+    "resnet18": ModelKind(lambda c, k, s: _resnet18(c, k), batchnorm=True),
 }
+MODELS_WITH_BATCHNORM = tuple(name for name, kind in MODELS.items() if kind.batchnorm)
 
 
 def build_model(name: str, channels: int, num_classes: int, image_size: int, seed: int,
@@ -77,11 +86,11 @@ def build_model(name: str, channels: int, num_classes: int, image_size: int, see
     """Build model ``name`` with weights drawn from ``seed`` (global RNG left untouched),
     passed through ``wrap`` (a defense's architecture change, e.g. PRECODE's
     ``wrap_model``) within the same seeded draw."""
-    if name not in _BUILDERS:
+    if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _BUILDERS[name](channels, num_classes, image_size)
+        model = MODELS[name].build(channels, num_classes, image_size)
         return wrap(model) if wrap is not None else model
 
 

@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from defenses import DEFENSES
 from dgp.columns import PRIVACY_KEYS
 from dgp.io import write_text
+from dgp.metrics import IMAGE_METRICS
 from report.budget import best_by_budget
 from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
 from report.compute import compute_summary
@@ -42,15 +44,17 @@ from report.stats import RISING_DB, floor_verdict, format_mean_ci, mean_ci, seco
 from report.strongest import STRONGEST, attack_label, strongest_only, with_strongest
 
 TEMPLATES = Path(__file__).parent / "templates"
+# The registry's image metrics (and LPIPS) as table columns: key -> header.
+METRIC_HEADERS = {**{name: m.label for name, m in IMAGE_METRICS.items()}, "lpips": "LPIPS"}
 REQUIRED_COLUMNS = [
-    "dataset", "defense", "ratio", "attack", "seed", "psnr", "ssim", "mse", "lpips",
+    "dataset", "defense", "ratio", "attack", "seed", *METRIC_HEADERS,
     "label_acc", "status", "sent_bytes", "compression", "device", "image",
     "notes",
 ]
 GROUP = ["attack", "defense", "ratio", "model_round"]
 # Metric -> format of its mean and CI half-width.
-METRICS = {"psnr": ".2f", "ssim": ".3f", "mse": ".4f", "lpips": ".3f", "psnr_shared": ".2f",
-           "psnr_tolerant": ".2f", "floor_psnr": ".2f"}
+METRICS = {**{name: m.fmt for name, m in IMAGE_METRICS.items()}, "lpips": ".3f",
+           "psnr_shared": ".2f", "psnr_tolerant": ".2f", "floor_psnr": ".2f"}
 PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
 
 
@@ -235,6 +239,13 @@ def summarize_utility(utility: pd.DataFrame) -> tuple[list[dict[str, str]], floa
     return rows, target
 
 
+def defense_legend(names) -> list[dict[str, str]]:
+    """Each defense of the run with its family and what its ratio means (the registry's)."""
+    return [{"name": name, "family": DEFENSES[name].family,
+             "ratio_meaning": DEFENSES[name].ratio_meaning}
+            for name in sorted(map(str, names)) if name in DEFENSES]
+
+
 def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None = None,
                   benchmarks: str | Path | None = None,
                   claims_path: str | Path = CLAIMS_PATH) -> str:
@@ -284,6 +295,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
         n_rows=len(data), claims=verdicts, compute=compute,
+        defense_legend=defense_legend(data["defense"].unique()), metric_headers=METRIC_HEADERS,
     )
     # Pure ASCII (non-ASCII as character references) reads the same whatever encoding the
     # file is written or mailed with.

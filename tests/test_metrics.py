@@ -85,3 +85,17 @@ def test_the_lpips_checkpoint_name_is_torchvisions():
     from dgp.metrics import ALEXNET_CHECKPOINT
 
     assert Path(AlexNet_Weights.DEFAULT.url).name == ALEXNET_CHECKPOINT
+
+
+def test_every_registered_metric_reaches_the_csv_and_the_report():
+    # adding a metric is one IMAGE_METRICS entry: its columns and report column follow
+    from dgp.columns import COLUMNS
+    from dgp.metrics import IMAGE_METRICS
+    from report.render import METRIC_HEADERS, METRICS
+
+    original = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    scored = image_metrics(original.flip(-1), original, lpips=False)
+    for name in IMAGE_METRICS:
+        assert len(scored[name]) == 2
+        assert {name, f"{name}_shared"} <= set(COLUMNS)
+        assert name in METRIC_HEADERS and name in METRICS

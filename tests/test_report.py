@@ -98,6 +98,8 @@ def test_report_renders_and_escapes(tmp_path: Path) -> None:
     assert "missing image" not in text
     assert "dgp, 0.9, dlg: mean PSNR 21.25 dB" in plain  # smallest seed at the largest ratio
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    from defenses import DEFENSES  # the ratio legend is the registry's, for the run's defenses
+    assert html.escape(DEFENSES["dgp"].ratio_meaning, quote=False) in text
     assert "<script>alert" not in text
     assert plain.count("LPIPS not computed: no weights") == 1  # notes shown once
 
