@@ -35,7 +35,19 @@ DEFENSES: dict[str, type[Defense]] = {
     "instahide": InstaHide,
 }
 
-__all__ = ["DEFENSES", "Defense", "create_defense"]
+# The families defenses belong to (``Defense.family``), with what their ratio axis is: the
+# report draws one row of panels per family. A new family is one line here.
+FAMILIES: dict[str, str] = {
+    "none": "no defense (ratio 0)",
+    "pruning": "fraction of gradient entries not sent",
+    "noise": "noise multiplier",
+    "quantization": "bits per entry",
+    "representation": "fraction of representation features pruned",
+    "model": "KL weight beta",
+    "data": "share of images transformed, or k images mixed",
+}
+
+__all__ = ["DEFENSES", "FAMILIES", "Defense", "create_defense"]
 
 
 def create_defense(name: str, ratio: float, params: dict[str, Any] | None = None) -> Defense:

@@ -161,6 +161,7 @@ class TransformationPolicy(Defense):
     name = "ats"
     family = "data"
     ratio_meaning = "share of images passed through the policy (1 = all, as in ATS)"
+    example_ratio = 1.0
     defaults = {"policy": "3-1-7+43-18-18"}
 
     @classmethod

@@ -38,7 +38,9 @@ class Defense(ABC):
 
     name: ClassVar[str]
     ratio_meaning: ClassVar[str]
-    family: ClassVar[str] = "other"  # pruning, noise, quantization, data, model, ...
+    # A valid ratio that runs fast: the tests exercise every registered defense at it.
+    example_ratio: ClassVar[float]
+    family: ClassVar[str]  # one of defenses.FAMILIES
     defaults: ClassVar[dict[str, Any]] = {}
     # Compressing defenses drop information that error feedback can carry to later rounds;
     # they get error feedback in training by default (as in the DGP code).

@@ -60,6 +60,7 @@ class GaussianNoise(Defense):
     name = "dp_gaussian"
     family = "noise"
     ratio_meaning = "noise multiplier: noise std = ratio x clip_norm"
+    example_ratio = 0.01
     defaults = {"clip_norm": 1.0, "delta": 1e-5}
 
     @classmethod

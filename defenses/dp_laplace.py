@@ -32,6 +32,7 @@ class LaplaceNoise(Defense):
     name = "dp_laplace"
     family = "noise"
     ratio_meaning = "noise multiplier: Laplace scale b = ratio x clip_norm"
+    example_ratio = 0.01
     defaults = {"clip_norm": 1.0}
 
     @classmethod

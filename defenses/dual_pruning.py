@@ -47,6 +47,7 @@ class DualGradientPruning(Defense):
     compresses = True
     family = "pruning"
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
+    example_ratio = 0.8
     defaults = {"p1": 0.05, "top_count": "at_least_one"}
 
     @classmethod

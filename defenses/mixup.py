@@ -107,6 +107,7 @@ class MixUp(Defense):
     name = "mixup"
     family = "data"
     ratio_meaning = "k, the number of images mixed into each training image"
+    example_ratio = 4
     defaults = {"upper_bound": 0.65, "lower_bound": 0.0}
 
     @classmethod

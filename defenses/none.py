@@ -9,6 +9,7 @@ class NoDefense(Defense):
     name = "none"
     family = "none"
     ratio_meaning = "unused (always 0)"
+    example_ratio = 0
 
     @classmethod
     def ratio_error(cls, ratio, params):

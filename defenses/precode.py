@@ -58,6 +58,7 @@ class Precode(Defense):
     name = "precode"
     family = "model"
     ratio_meaning = "beta, the weight of the bottleneck's KL term (K = params.size)"
+    example_ratio = 1e-3
     defaults = {"size": 256, "kl_unit": "bits"}
 
     @classmethod

@@ -50,6 +50,7 @@ class QSGD(Defense):
     name = "qsgd"
     family = "quantization"
     ratio_meaning = "bits per entry, sign included (s = 2^(bits-1) - 1 levels)"
+    example_ratio = 4
 
     @classmethod
     def ratio_error(cls, ratio, params):

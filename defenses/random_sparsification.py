@@ -21,6 +21,7 @@ class RandomSparsification(Defense):
     family = "pruning"
     compresses = True
     ratio_meaning = "fraction of entries not sent per tensor (a uniform random 1-ratio sent)"
+    example_ratio = 0.8
     defaults = {"rescale": False}
 
     @classmethod

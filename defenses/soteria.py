@@ -59,6 +59,7 @@ class Soteria(Defense):
     name = "soteria"
     family = "representation"
     ratio_meaning = "fraction of representation features pruned from the classifier gradient"
+    example_ratio = 0.8
 
     @classmethod
     def ratio_error(cls, ratio, params):

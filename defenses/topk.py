@@ -18,6 +18,7 @@ class TopK(Defense):
     compresses = True
     family = "pruning"
     ratio_meaning = "fraction of entries not sent per tensor (the largest 1-ratio are sent)"
+    example_ratio = 0.8
 
     @classmethod
     def ratio_error(cls, ratio, params):

@@ -15,20 +15,12 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from defenses import DEFENSES
+from defenses import DEFENSES, FAMILIES
 from report.strongest import STRONGEST
 
 # What ``ratio`` means differs per family (the defenses' ``family``), so each family gets its
-# own row of panels.
-FAMILY_LABELS: dict[str, str] = {
-    "pruning": "fraction of gradient entries not sent",
-    "noise": "noise multiplier",
-    "quantization": "bits per entry",
-    "representation": "fraction of representation features pruned",
-    "model": "KL weight beta",
-    "data": "ats: share of images transformed; mixup, instahide: k images mixed",
-    "other": "defense ratio",
-}
+# own row of panels, labelled by the registry's axis name.
+FAMILY_LABELS: dict[str, str] = {name: label for name, label in FAMILIES.items() if name != "none"}
 # Families whose ratios span decades get a log axis.
 LOG_FAMILIES = frozenset({"noise", "model"})
 
@@ -50,10 +42,8 @@ def base_defense(defense: str) -> str:
 
 
 def defense_family(defense: str) -> str:
-    """Family of a registered defense (its ``family``); unknown names are 'other'."""
-    cls = DEFENSES.get(base_defense(defense))
-    family = cls.family if cls is not None else "other"
-    return family if family in FAMILY_LABELS or family == "none" else "other"
+    """Family of a registered defense (its ``family``, one of ``defenses.FAMILIES``)."""
+    return DEFENSES[base_defense(defense)].family
 
 
 def setting_labels(data: pd.DataFrame) -> pd.Series:

@@ -134,3 +134,22 @@ def test_shipped_configs_validate_and_run_defense_aware_attacks(name):
     attacks = {a["name"] for a in config["attacks"]}
     assert any(a.endswith("_adaptive") for a in attacks)  # verdicts by the strongest attacker
     assert len(config["attacks"]) >= 2
+
+
+def test_the_schema_lists_no_names_of_its_own():
+    # the registries are the one list of names: a description that enumerates defenses,
+    # attacks, datasets or models drifts from them (it had: 'band_weight', 'random')
+    import re
+
+    from attacks import ATTACKS
+    from defenses import DEFENSES
+    from dgp.data import DATASETS
+    from dgp.jobs.config import SCHEMA_PATH
+    from dgp.models import MODELS
+
+    names = set(ATTACKS) | set(DEFENSES) | set(DATASETS) | set(MODELS)
+    descriptions = re.findall(r"description: (?:>\n)?((?:.+\n)+?)(?=\s*\w+:|\Z)",
+                              SCHEMA_PATH.read_text())
+    for text in descriptions:
+        mentioned = {n for n in names if re.search(rf"(?<![\w.-]){n}(?![\w-])", text)}
+        assert len(mentioned) <= 1, (mentioned, text)

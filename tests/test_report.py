@@ -148,6 +148,10 @@ def test_defense_families_follow_the_registry() -> None:
 
     assert [defense_family(d) for d in ("none", "dgp", "adgp", "topk", "dp_gaussian")] == [
         "none", "pruning", "pruning", "pruning", "noise"]
+    from defenses import DEFENSES, FAMILIES
+
+    # a defense in a family the report does not know would be drawn nowhere
+    assert {cls.family for cls in DEFENSES.values()} <= set(FAMILIES)
 
 
 def test_gallery_shows_the_configured_ratio_else_the_strongest(tmp_path):
