@@ -194,7 +194,7 @@ def our_side(exported: Path, results: dict, inputs: torch.Tensor, labels: torch.
             "our_s_per_it": seconds / iterations, "step_s": step_seconds}
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peer-python", help="python of the environment with breaching")
     parser.add_argument("--model", default="ConvNet", choices=["ConvNet", "resnet18"])
@@ -215,13 +215,12 @@ def main() -> None:
                              "instead of the seeded draw")
     parser.add_argument("--out", type=Path, help="write per-image rows and summary as JSON")
     parser.add_argument("--peer-job", help=argparse.SUPPRESS)  # internal: the peer side
-    args = parser.parse_args()
-    if args.peer_job:
-        peer_side(json.loads(args.peer_job))
-        return
-    if not args.peer_python:
-        parser.error("--peer-python is required (see the module docstring)")
+    return parser
 
+
+def _chosen_images(args: argparse.Namespace,
+                   parser: argparse.ArgumentParser) -> tuple[list[str], str]:
+    """The images to compare on, and how they were chosen."""
     if args.images:
         names, drawn = args.images, "hand-picked (--images override)"
     else:
@@ -236,7 +235,11 @@ def main() -> None:
               f"several dB, so this mean can land anywhere in a +-1.5 dB band", file=sys.stderr)
     print(f"images {drawn}: {' '.join(names)}", flush=True)
 
-    our_iterations = args.our_iterations or args.iterations
+    return names, drawn
+
+
+def _compare(args: argparse.Namespace, names: list[str], our_iterations: int) -> list[dict]:
+    """Both attacks on each image, one printed row each."""
     header = (f"{'image':<20} {'label':>5} {'brch dB':>8} {'ours dB':>8} {'diff dB':>8} "
               f"{'brch SSIM':>9} {'ours SSIM':>9} {'brch s/it':>9} {'ours s/it':>9} "
               f"{'step s':>7}")
@@ -266,6 +269,10 @@ def main() -> None:
                   f"{row['our_ssim']:>9.3f} {row['breaching_s_per_it']:>9.3f} "
                   f"{row['our_s_per_it']:>9.3f} {row['step_s']:>7.3f}", flush=True)
 
+    return rows
+
+
+def _print_summary(args: argparse.Namespace, rows: list[dict], our_iterations: int) -> dict:
     summary = summarize(rows)
     low, high = summary["psnr_diff_ci95"]
     print(f"\n{args.model}, breaching {args.iterations} iterations, ours {our_iterations}, "
@@ -282,17 +289,36 @@ def main() -> None:
     print(f"seconds per iteration: breaching {summary['breaching_s_per_it_mean']:.3f}, ours "
           f"{summary['our_s_per_it_mean']:.3f} (ratio {summary['time_ratio']:.2f})")
     print(f"ours per iteration / one training step: {summary['our_it_over_step']:.2f}")
-    if args.out:
-        record = {"model": args.model, "iterations": args.iterations,
-                  "our_iterations": our_iterations, "seed": args.seed,
-                  "image_seed": None if args.images else args.image_seed,
-                  "root": str(args.root), "images_drawn": drawn,
-                  "torch_threads": torch.get_num_threads(), "rows": rows, "summary": summary}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(partial, args.out)
+    return summary
 
+
+def _write_record(args: argparse.Namespace, rows: list[dict], summary: dict, drawn: str,
+                  our_iterations: int) -> None:
+    record = {"model": args.model, "iterations": args.iterations,
+              "our_iterations": our_iterations, "seed": args.seed,
+              "image_seed": None if args.images else args.image_seed,
+              "root": str(args.root), "images_drawn": drawn,
+              "torch_threads": torch.get_num_threads(), "rows": rows, "summary": summary}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.out.with_name(args.out.name + ".partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(partial, args.out)
+
+
+def main() -> None:
+    parser = _parser()
+    args = parser.parse_args()
+    if args.peer_job:
+        peer_side(json.loads(args.peer_job))
+        return
+    if not args.peer_python:
+        parser.error("--peer-python is required (see the module docstring)")
+    names, drawn = _chosen_images(args, parser)
+    our_iterations = args.our_iterations or args.iterations
+    rows = _compare(args, names, our_iterations)
+    summary = _print_summary(args, rows, our_iterations)
+    if args.out:
+        _write_record(args, rows, summary, drawn, our_iterations)
 
 if __name__ == "__main__":
     sys.exit(main())

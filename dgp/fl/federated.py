@@ -133,6 +133,14 @@ def _traffic(shared: list[SharedGradient], updates: list,
             "download_bytes": aggregate_cost(shared).sent_bytes}
 
 
+def _totals_and_feedback(totals: dict[str, float], feedback: list[ErrorFeedback],
+                         feedback_on: bool) -> dict[str, Any]:
+    return {"cumulative_upload_bytes": totals["upload"],
+            "cumulative_download_bytes": totals["download"],
+            "residual_norm": sum(f.residual_norm() for f in feedback) / len(feedback),
+            "error_feedback": feedback_on}
+
+
 def train(model: nn.Module, data: FederatedData, defense: Defense, settings: TrainingSettings,
           seed: int, on_checkpoint: Callable[[int, nn.Module], None] | None = None,
           ) -> list[dict[str, Any]]:
@@ -187,11 +195,8 @@ def train(model: nn.Module, data: FederatedData, defense: Defense, settings: Tra
                 "round": done, "epoch": done / schedule.rounds_per_epoch,
                 "test_acc": evaluate(model, test_inputs, data.test_labels),
                 "train_loss": sum(losses) / len(losses), **traffic,
-                "cumulative_upload_bytes": totals["upload"],
-                "cumulative_download_bytes": totals["download"],
-                "residual_norm": sum(f.residual_norm() for f in feedback) / settings.users,
-                "error_feedback": feedback_on, "lr": lr, **defense.accounting(done),
-                "seconds": time.perf_counter() - began,
+                **_totals_and_feedback(totals, feedback, feedback_on), "lr": lr,
+                **defense.accounting(done), "seconds": time.perf_counter() - began,
             })
             losses = []
     if on_checkpoint and schedule.total_rounds in settings.checkpoint_rounds:

@@ -99,6 +99,16 @@ def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, An
 
 
 def _check_names_and_ranges(config: dict[str, Any]) -> None:
+    """Everything the schema cannot say: registered names, each defense's and attack's own
+    checks, and the keys that depend on each other."""
+    _check_datasets(config)
+    _check_defenses(config)
+    _check_attacks(config)
+    _check_gallery(config)
+    _check_privacy(config)
+
+
+def _check_datasets(config: dict[str, Any]) -> None:
     for i, dataset in enumerate(config["datasets"]):
         where = f"config error at datasets[{i}]"
         if dataset["name"] not in DATASETS:
@@ -111,6 +121,9 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
         if missing:
             raise ConfigError(f"{where}: {missing}")
     _unique(config["datasets"], dataset_id, "datasets")
+
+
+def _check_defenses(config: dict[str, Any]) -> None:
     for i, defense in enumerate(config["defenses"]):
         where = f"config error at defenses[{i}]"
         if defense["name"] not in DEFENSES:
@@ -123,6 +136,9 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
                 raise ConfigError(f"{where}: {error}") from None
         _check_training_override(defense["training"], f"{where}.training")
     _unique(config["defenses"], lambda d: d["name"], "defenses")
+
+
+def _check_attacks(config: dict[str, Any]) -> None:
     for i, attack in enumerate(config["attacks"]):
         where = f"config error at attacks[{i}]"
         if attack["name"] not in ATTACKS:
@@ -139,6 +155,9 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
                               f"BatchNorm ({', '.join(MODELS_WITH_BATCHNORM)}), but the "
                               f"datasets use {', '.join(sorted(set(without_batchnorm)))}")
     _unique(config["attacks"], lambda a: a["name"], "attacks")
+
+
+def _check_gallery(config: dict[str, Any]) -> None:
     ratios = {d["name"]: d["ratios"] for d in config["defenses"]}
     for name, ratio in config["report"]["gallery_ratios"].items():
         where = f"config error at report.gallery_ratios.{name}"
@@ -148,6 +167,9 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
         if not any(math.isclose(ratio, r) for r in ratios[name]):
             raise ConfigError(f"{where}: {ratio:g} is not one of its ratios "
                               f"({', '.join(f'{r:g}' for r in ratios[name])})")
+
+
+def _check_privacy(config: dict[str, Any]) -> None:
     privacy = config["privacy"]
     untrained = [d["name"] for d in config["defenses"]
                  if not training_settings(config, d["name"])["enabled"]]

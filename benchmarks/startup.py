@@ -1,0 +1,80 @@
+"""What a job pays before its first tensor operation (printed, never asserted).
+
+    python benchmarks/startup.py [--results results] [--repeats 3]
+
+1. A bare ``import torch``, then a whole privacy job with next to no work (IG, 1 iteration,
+   one 16x16 digit), each timed as a fresh process (best of ``--repeats``): the job's ratio
+   to the import is what our code adds to every job (issue target: at most 1.6x).
+2. From a finished run's files (``--results``, e.g. the default grid's): per privacy job,
+   its wall time (Snakemake's benchmark file) less the time its attacks took
+   (``privacy_timings.csv``), as a share of the wall time (issue target: at most 15 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+NO_WORK_JOB = [
+    "-m", "dgp.jobs.privacy", "--dataset",
+    '{"name": "digits", "model": "lenet", "image_size": 16}', "--defense", "none",
+    "--ratio", "0", "--attack", "ig", "--attack-params", '{"iterations": 1}',
+]
+
+
+def best_seconds(arguments: list[str], repeats: int) -> float:
+    """The fastest of ``repeats`` fresh ``python <arguments>`` processes."""
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, *arguments], check=True, capture_output=True)
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def start_up_share(results: Path) -> pd.DataFrame:
+    """Per privacy job of a run: wall seconds, attack seconds, and the rest's share."""
+    timings = pd.read_csv(results / "privacy_timings.csv")
+    attack = timings.groupby(["dataset", "defense", "ratio", "attack", "model_round",
+                              "seed"])["attack_seconds"].sum().rename("attack_s")
+    rows = []
+    for path in (results / "benchmarks" / "privacy").rglob("*.tsv"):
+        dataset, defense, ratio, name, round_dir, seed = path.relative_to(
+            results / "benchmarks" / "privacy").with_suffix("").parts
+        wall = float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+        rows.append({"dataset": dataset, "defense": defense, "ratio": float(ratio),
+                     "attack": name, "model_round": int(round_dir.removeprefix("round")),
+                     "seed": int(seed.removeprefix("seed")), "wall_s": wall})
+    jobs = pd.DataFrame(rows).merge(attack.reset_index(), how="inner")
+    return jobs.assign(rest_share=1 - jobs["attack_s"] / jobs["wall_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch_s = best_seconds(["-c", "import torch"], args.repeats)
+    with tempfile.TemporaryDirectory() as scratch:
+        outputs = ["--out-json", f"{scratch}/job.json", "--out-png", f"{scratch}/job.png"]
+        job_s = best_seconds(NO_WORK_JOB + outputs, args.repeats)
+    print(f"import torch: {torch_s:.2f} s; a privacy job with next to no work: {job_s:.2f} s "
+          f"({job_s / torch_s:.2f}x the import; target <= 1.6x)")
+    if not (args.results / "privacy_timings.csv").is_file():
+        print(f"no finished run under {args.results}: start-up share not computed")
+        return
+    jobs = start_up_share(args.results)
+    total = 1 - jobs["attack_s"].sum() / jobs["wall_s"].sum()
+    print(f"{len(jobs)} privacy jobs in {args.results}: everything but the attack is "
+          f"{total:.0%} of their wall time (per job: median {jobs['rest_share'].median():.0%}, "
+          f"max {jobs['rest_share'].max():.0%}; target <= 15 %)")
+
+
+if __name__ == "__main__":
+    main()
