@@ -11,7 +11,9 @@ its threshold, "not reproduced" otherwise (the evidence shows whether the interv
 straddles it), "not run" when the results hold no matching rows, and "too few samples"
 below ``MIN_SAMPLES`` paired values (accuracy claims: training seeds). A privacy
 comparison whose two sides are both no better than guessing (neither attack beats the
-public mean image) is "not informative": it compares attack failures.
+public mean image) is "not informative": it compares attack failures; so is one whose two
+sides both rebuild the images exactly (median PSNR at least ``EXACT_PSNR_DB``): it compares
+how far the optimiser converged, not privacy.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from report.stats import MIN_SAMPLES, NO_BETTER, RISING_DB, floor_verdict, second_half_gain
+from report.stats import (
+    EXACT_PSNR_DB,
+    MIN_SAMPLES,
+    NO_BETTER,
+    RISING_DB,
+    floor_verdict,
+    reconstructs_exactly,
+    second_half_gain,
+)
 from report.strongest import with_strongest
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
@@ -149,6 +159,11 @@ def _both_at_floor(claim: dict[str, Any], privacy: pd.DataFrame) -> bool:
     return all(floor_verdict(_select(privacy, claim[side])) == NO_BETTER for side in "ab")
 
 
+def _both_exact(claim: dict[str, Any], privacy: pd.DataFrame) -> bool:
+    """Whether both sides' attacks rebuild the images exactly."""
+    return all(reconstructs_exactly(_select(privacy, claim[side])) for side in "ab")
+
+
 def _still_rising(claim: dict[str, Any], privacy: pd.DataFrame) -> str:
     """A warning when side ``a``'s attack still gains at the end of its budget."""
     gain = second_half_gain(_select(privacy, claim["a"]))
@@ -238,6 +253,10 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
             if claim["kind"] == "privacy_lower" and _both_at_floor(claim, p):
                 status = "not informative"
                 evidence += "; both sides are no better than guessing (the public mean image)"
+            elif claim["kind"] == "privacy_lower" and _both_exact(claim, p):
+                status = "not informative"
+                evidence += (f"; both sides rebuild the images exactly (median PSNR >= "
+                             f"{EXACT_PSNR_DB:g} dB): neither protects")
             if claim["kind"] == "privacy_lower":
                 evidence += _still_rising(claim, p)
             verdicts.append(Verdict(claim["id"], claim["claim"], dataset, status,

@@ -40,7 +40,16 @@ from report.plots import (
     psnr_vs_ratio,
     utility_figure,
 )
-from report.stats import RISING_DB, floor_verdict, format_mean_ci, mean_ci, second_half_gain
+from report.stats import (
+    CLEARS,
+    EXACT_PSNR_DB,
+    RISING_DB,
+    floor_verdict,
+    format_mean_ci,
+    mean_ci,
+    reconstructs_exactly,
+    second_half_gain,
+)
 from report.strongest import STRONGEST, attack_label, strongest_only, with_strongest
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -105,6 +114,8 @@ def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
         for metric, spec in METRICS.items():
             row[metric] = format_mean_ci(group[metric], spec)
         row["floor_verdict"] = floor_verdict(group) or "n/a"
+        if row["floor_verdict"] == CLEARS and reconstructs_exactly(group):
+            row["floor_verdict"] += f"; rebuilt exactly (median PSNR >= {EXACT_PSNR_DB:g} dB)"
         gain = second_half_gain(group)
         row["gain"] = "n/a" if math.isnan(gain) else (
             f"{gain:+.2f}" + (" still rising" if gain > RISING_DB else ""))

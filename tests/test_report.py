@@ -408,3 +408,26 @@ def test_a_defense_that_only_delays_the_attack_is_flagged(tmp_path):
     assert psnr_vs_budget(strongest_only(with_strongest(data)))  # drawn
     assert psnr_vs_budget(strongest_only(with_strongest(load_privacy(make_csv(tmp_path))))) \
         is None  # no budget columns: no figure
+
+
+def test_two_exact_reconstructions_are_not_a_privacy_difference(tmp_path):
+    # measured on the default grid: dgp 0.8 at 68 dB and topk 0.8 at 75 dB (both SSIM
+    # 0.97-1.0) gave "DGP leaks less than top-k: reproduced"; both protect nothing
+    from report.claims import evaluate_claims
+    from report.render import load_privacy
+    from report.stats import EXACT_PSNR_DB, second_half_gain
+
+    data = load_privacy(make_csv(tmp_path))
+    exact = data.assign(psnr=data["psnr"] + 50, floor_psnr=data["psnr"] - 10)
+    claim = {"id": "ceiling", "claim": "dgp leaks less than topk", "kind": "privacy_lower",
+             "a": {"defense": "dgp", "attack": "dlg", "ratio": 0.5},
+             "b": {"defense": "topk", "attack": "dlg", "ratio": 0.5}, "metric": "psnr",
+             "margin": 0.5}
+    assert (exact["psnr"] > EXACT_PSNR_DB).all()
+    verdict = evaluate_claims([claim], exact, None)[0]
+    assert verdict.status == "not informative" and "exactly" in verdict.evidence
+    below = data.assign(floor_psnr=data["psnr"] - 10)  # 20-30 dB: a real difference
+    assert evaluate_claims([claim], below, None)[0].status != "not informative"
+    # refining an exact image (60 -> 70 dB) is not an attack still gaining
+    refined = pd.DataFrame({"psnr": [70.0, 30.0], "psnr_at_50": [60.0, 28.0]})
+    assert second_half_gain(refined) == pytest.approx(1.0)
