@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from attacks.labels import LABEL_RULES, recover_labels
 from defenses.base import Defense
 from dgp.params import Param, checked_params
 from dgp.types import PublicKnowledge, SharedGradient
@@ -38,9 +39,17 @@ class AttackTarget:
     # What public data tells about the data distribution (class means): defense-aware
     # attacks undo a data defense's transformation with it (``Defense.estimate_private``).
     public: PublicKnowledge | None = None
+    # The true labels, only in the "labels are known" threat model (label_rule: oracle), an
+    # upper bound on what any label rule recovers; None otherwise.
+    oracle_labels: torch.Tensor | None = None
 
 
 BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
+
+
+def label_rule(default: str) -> Param:
+    return Param(default, str, choices=LABEL_RULES,
+                 doc="how labels are recovered (attacks/labels.py; oracle: given)")
 
 
 def checkpoint_steps(iterations: int) -> dict[int, float]:
@@ -85,6 +94,20 @@ class Attack(ABC):
 
     def __init__(self, **params: Any) -> None:
         self.params = checked_params(f"attack {self.name!r}", self.parameters, params)
+
+    @property
+    def needs_true_labels(self) -> bool:
+        """Whether this attack runs in the labels-known threat model (``label_rule:
+        oracle``): the job then hands it the true labels (``AttackTarget.oracle_labels``)."""
+        return self.params.get("label_rule") == "oracle"
+
+    def recovered_labels(self, target: AttackTarget,
+                         observed: list[torch.Tensor]) -> torch.Tensor:
+        """The batch's labels by this attack's ``label_rule`` (attacks/labels.py)."""
+        class_means = target.public.class_means if target.public is not None else None
+        return recover_labels(self.params["label_rule"], observed, target.batch_size,
+                              target.num_classes, target.model, class_means,
+                              target.oracle_labels)
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """The model the server sends to users. Passive attacks send it unchanged; active

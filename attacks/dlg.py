@@ -16,8 +16,7 @@ import math
 import torch
 from tqdm import tqdm
 
-from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps
-from attacks.labels import infer_labels
+from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps, label_rule
 from attacks.objectives import candidate_gradients, euclidean_distance
 from dgp.params import Param
 
@@ -63,7 +62,7 @@ class DeepLeakage(Attack):
                                  generator=generator).to(device).requires_grad_(True)
             variables.append(logits)
         else:
-            labels = infer_labels(observed, target.batch_size, target.num_classes).to(device)
+            labels = self.recovered_labels(target, observed).to(device)
 
         def current_labels() -> torch.Tensor:
             return logits.softmax(-1) if self.optimize_labels else labels
@@ -119,3 +118,4 @@ class DeepLeakage(Attack):
 class ImprovedDeepLeakage(DeepLeakage):
     name = "idlg"
     optimize_labels = False
+    parameters = {**DeepLeakage.parameters, "label_rule": label_rule("auto")}

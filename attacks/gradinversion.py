@@ -22,8 +22,7 @@ import math
 import torch
 from torch import nn
 
-from attacks.base import Attack, AttackTarget, Reconstruction
-from attacks.labels import infer_labels
+from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_gradients, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
 from dgp.params import Param
@@ -79,6 +78,7 @@ class GradInversion(Attack):
         "l2_weight": Param(1e-6, float, low=0),
         "langevin": Param(0.02, float, low=0),
         "signed": Param(True, bool),
+        "label_rule": label_rule("yin"),
     }
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
@@ -94,7 +94,7 @@ class GradInversion(Attack):
         if not statistics.handles:
             raise ValueError("gradinversion needs a model with BatchNorm layers")
         observed = [t.to(device) for t in target.shared.tensors]
-        labels = infer_labels(observed, target.batch_size, target.num_classes, "yin").to(device)
+        labels = self.recovered_labels(target, observed).to(device)
         lower, upper = (b.to(device) for b in target.box)
         shape = (target.batch_size, *target.image_shape)
         images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)

@@ -13,8 +13,7 @@ import math
 
 import torch
 
-from attacks.base import Attack, AttackTarget, Reconstruction
-from attacks.labels import infer_labels
+from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_gradients, cosine_distance, total_variation
 from attacks.optimization import optimize_images
 from dgp.params import Param
@@ -27,13 +26,14 @@ class InvertingGradients(Attack):
         "restarts": Param(1, int, low=1),
         "lr": Param(0.1, float, low=0, low_open=True),
         "tv_weight": Param(0.2, float, low=0),
+        "label_rule": label_rule("auto"),
     }
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
         device = next(target.model.parameters()).device
         observed = [t.to(device) for t in target.shared.tensors]
-        labels = infer_labels(observed, target.batch_size, target.num_classes).to(device)
+        labels = self.recovered_labels(target, observed).to(device)
         best = Reconstruction(torch.full((target.batch_size, *target.image_shape), math.nan),
                               labels, "diverged", math.inf, 0)
         steps_total = 0

@@ -13,6 +13,21 @@ has negative entries, every other row only positive ones.
 
 Defenses that remove or perturb those entries make this inference fail, as they should.
 
+Both take distinct labels. Two rules also count repeated labels:
+
+* ``llg``: LLG (Wainakh et al. 2022, the authors' ``v1`` predictor): every class whose row
+  sum is negative is in the batch; the mean "impact" of one image, (sum of the negative row
+  sums / batch size) x (1 + 1/K), is taken off each found class, then the most negative
+  class is taken again (and its impact taken off) until the batch is full;
+* ``bias``: the classifier's bias gradient is mean_i softmax_i - mean_i y_i, so the batch's
+  label counts are B (mean prediction - bias gradient); the mean prediction is the model's
+  on the public class means (the server's public data; uniform without it), the counts
+  rounded to B by largest remainder (one-shot label restoration, Geng et al. 2021, with
+  public data instead of dummies).
+
+``oracle`` (an upper bound, not an attack: the server is handed the true labels) is the
+threat model in which labels are known; ``LABEL_RULES`` lists every rule by name.
+
 Label-mixing defenses (MixUp, InstaHide) train on soft labels, which the classifier's bias
 gradient reveals once the image is reconstructed (``soft_targets``).
 """
@@ -76,3 +91,65 @@ def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: in
     scores = rows.sum(dim=1) if rule == "idlg" else rows.min(dim=1).values
     order = torch.argsort(scores, stable=True)
     return order[: min(batch_size, num_classes)].repeat(batch_size)[:batch_size].clone()
+
+
+def llg_labels(gradients: list[torch.Tensor], batch_size: int,
+               num_classes: int) -> torch.Tensor:
+    """LLG's batch labels with repeats (module docstring)."""
+    sums = classifier_gradient(gradients, num_classes).sum(dim=1).detach().clone()
+    found = torch.nonzero(sums < 0).flatten()
+    found = found[torch.argsort(sums[found], stable=True)][:batch_size]
+    impact = sums[sums < 0].sum() / batch_size * (1 + 1 / num_classes)
+    labels = found.tolist()
+    sums[found] -= impact
+    while len(labels) < batch_size:
+        label = int(torch.argmin(sums))
+        labels.append(label)
+        sums[label] -= impact
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def bias_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
+                mean_prediction: torch.Tensor) -> torch.Tensor:
+    """Batch label counts from the classifier's bias gradient (module docstring)."""
+    bias = classifier_bias_gradient(gradients, num_classes)
+    if bias is None:
+        raise ValueError("the 'bias' label rule needs a classifier with a bias")
+    counts = (batch_size * (mean_prediction.to(bias.device) - bias.detach())).clamp(min=0)
+    if float(counts.sum()) == 0:
+        counts = torch.ones_like(counts)
+    counts = counts * batch_size / counts.sum()
+    whole = counts.floor()
+    missing = batch_size - int(whole.sum())
+    whole[torch.argsort(counts - whole, descending=True, stable=True)[:missing]] += 1
+    return torch.repeat_interleave(torch.arange(num_classes), whole.long().cpu())
+
+
+def mean_prediction(model: nn.Module, class_means: torch.Tensor | None,
+                    num_classes: int) -> torch.Tensor:
+    """The model's mean softmax over the public class means (uniform without them)."""
+    if class_means is None:
+        return torch.full((num_classes,), 1 / num_classes)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model(class_means.to(device)).softmax(-1).mean(0).cpu()
+
+
+LABEL_RULES = ("auto", "idlg", "yin", "llg", "bias", "oracle")
+
+
+def recover_labels(rule: str, gradients: list[torch.Tensor], batch_size: int,
+                   num_classes: int, model: nn.Module | None = None,
+                   class_means: torch.Tensor | None = None,
+                   oracle: torch.Tensor | None = None) -> torch.Tensor:
+    """The batch's labels by ``rule`` (one of ``LABEL_RULES``)."""
+    if rule == "oracle":
+        if oracle is None:
+            raise ValueError("the 'oracle' label rule needs the true labels in the target")
+        return oracle.clone()
+    if rule == "llg":
+        return llg_labels(gradients, batch_size, num_classes)
+    if rule == "bias":
+        prediction = mean_prediction(model, class_means, num_classes)
+        return bias_labels(gradients, batch_size, num_classes, prediction)
+    return infer_labels(gradients, batch_size, num_classes, rule)

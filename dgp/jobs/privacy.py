@@ -228,8 +228,9 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     device = next(job.model.parameters()).device
     shared = _shared_gradient(job, data.normalize(transformed).to(device), targets, role)
     cost = shared_cost(shared)
+    oracle = labels.clone() if job.attack.needs_true_labels else None  # labels-known model
     target = AttackTarget(job.model, shared, len(batch_indices), tuple(images.shape[1:]),
-                          data.num_classes, _box(data), job.defense, job.public)
+                          data.num_classes, _box(data), job.defense, job.public, oracle)
     began = time.perf_counter()
     result = job.attack.reconstruct(target, generator=job.noise)
     seconds = time.perf_counter() - began

@@ -1,0 +1,89 @@
+"""Label recovery as its own family (attacks/labels.py): every rule is scored by the share
+of a batch's label multiset it recovers, on LeNet batches with repeated labels, against
+chance and against the oracle (the labels-known threat model)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attacks import create_attack
+from attacks.labels import LABEL_RULES, mean_prediction, recover_labels
+from dgp.data import load_dataset
+from dgp.gradients import parameter_gradients
+from dgp.jobs.privacy import match_labels, run
+from dgp.models import build_model
+
+DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
+
+
+def recovered_share(predicted: list[int], true: list[int]) -> float:
+    paired = match_labels(predicted, true)
+    return sum(p == t for p, t in zip(paired, true, strict=True)) / len(true)
+
+
+def _batches(count: int = 6, size: int = 8):
+    """Batches of ``size`` digits from 3 classes each (so labels repeat), with gradients."""
+    data = load_dataset(DIGITS, "test")
+    _, every = data.samples(list(range(len(data.dataset))))
+    public = load_dataset(DIGITS, "train")
+    images, labels = public.samples(list(range(0, 1400, 5)))
+    class_means = torch.stack([public.normalize(images[labels == c]).mean(0) for c in range(10)])
+    for seed in range(count):
+        generator = torch.Generator().manual_seed(seed)
+        classes = torch.randperm(10, generator=generator)[:3]
+        picks = classes[torch.randint(3, (size,), generator=generator)].tolist()
+        order = torch.randperm(len(every), generator=generator).tolist()
+        chosen = []
+        for c in picks:
+            chosen.append(next(i for i in order if int(every[i]) == c and i not in chosen))
+        x, y = data.samples(chosen)
+        model = build_model("lenet", 1, 10, 16, seed=seed).eval()
+        yield model, parameter_gradients(model, data.normalize(x), y), y.tolist(), class_means
+
+
+def test_every_rule_beats_chance_and_the_oracle_is_exact():
+    # chance: 8 labels drawn uniformly share about 3 of 8 with a 3-class batch; Yin's rule
+    # takes distinct labels, so repeats cap it; LLG and the bias rule count them
+    shares = {rule: [] for rule in LABEL_RULES}
+    chance = []
+    for model, gradients, true, class_means in _batches():
+        for rule in LABEL_RULES:
+            predicted = recover_labels(rule, gradients, len(true), 10, model, class_means,
+                                       torch.tensor(true)).tolist()
+            assert len(predicted) == len(true), rule
+            shares[rule].append(recovered_share(predicted, true))
+        draw = torch.randint(10, (len(true),), generator=torch.Generator().manual_seed(len(chance)))
+        chance.append(recovered_share(draw.tolist(), true))
+    mean = {rule: sum(v) / len(v) for rule, v in shares.items()}
+    assert mean["oracle"] == 1.0
+    for rule in ("llg", "bias"):
+        assert mean[rule] > sum(chance) / len(chance) + 0.2, (rule, mean, chance)
+        assert mean[rule] > mean["yin"] + 0.2, (rule, mean)  # counting repeats pays
+    # Yin's distinct labels can find the batch's classes but none of their repeats
+    assert mean["yin"] <= 3 / 8
+
+
+def test_bias_rule_counts_are_exact_for_a_known_mean_prediction():
+    # the bias gradient is mean(p) - mean(y): with the true mean prediction the counts are
+    # the batch's own
+    model = build_model("lenet", 1, 10, 8, seed=0).eval()
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([3, 3, 3, 7, 7, 1])
+    gradients = parameter_gradients(model, x, y)
+    with torch.no_grad():
+        exact = model(x).softmax(-1).mean(0)
+    from attacks.labels import bias_labels
+
+    assert sorted(bias_labels(gradients, 6, 10, exact).tolist()) == sorted(y.tolist())
+    assert mean_prediction(model, None, 10).sum().item() == pytest.approx(1.0)
+
+
+def test_attacks_take_their_labels_from_the_chosen_rule():
+    # the oracle threat model hands the job's labels to the attack; other rules never see them
+    assert create_attack("ig", {"label_rule": "oracle"}).needs_true_labels
+    assert not create_attack("ig").needs_true_labels
+    with pytest.raises(ValueError, match="label_rule"):
+        create_attack("ig", {"label_rule": "guess"})
+    record, _ = run(DIGITS, "topk", 0.99, {}, "idlg", {"iterations": 1, "label_rule": "oracle"},
+                    seed=0, num_images=2, batch_size=2)
+    assert all(r["label_acc"] == 1.0 for r in record["rows"])
