@@ -108,15 +108,17 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
     _check_privacy(config)
 
 
+def _registered(where: str, kind: str, name: str, registry: dict[str, Any]) -> None:
+    if name not in registry:
+        raise ConfigError(f"{where}: unknown {kind} {name!r}; choose one of "
+                          f"{', '.join(registry)}")
+
+
 def _check_datasets(config: dict[str, Any]) -> None:
     for i, dataset in enumerate(config["datasets"]):
         where = f"config error at datasets[{i}]"
-        if dataset["name"] not in DATASETS:
-            raise ConfigError(f"{where}.name: unknown dataset {dataset['name']!r}; "
-                              f"choose one of {', '.join(DATASETS)}")
-        if dataset["model"] not in MODELS:
-            raise ConfigError(f"{where}.model: unknown model {dataset['model']!r}; "
-                              f"choose one of {', '.join(MODELS)}")
+        _registered(f"{where}.name", "dataset", dataset["name"], DATASETS)
+        _registered(f"{where}.model", "model", dataset["model"], MODELS)
         missing = missing_data_message(dataset)
         if missing:
             raise ConfigError(f"{where}: {missing}")
@@ -126,9 +128,7 @@ def _check_datasets(config: dict[str, Any]) -> None:
 def _check_defenses(config: dict[str, Any]) -> None:
     for i, defense in enumerate(config["defenses"]):
         where = f"config error at defenses[{i}]"
-        if defense["name"] not in DEFENSES:
-            raise ConfigError(f"{where}.name: unknown defense {defense['name']!r}; "
-                              f"choose one of {', '.join(DEFENSES)}")
+        _registered(f"{where}.name", "defense", defense["name"], DEFENSES)
         for ratio in defense["ratios"]:
             try:
                 create_defense(defense["name"], ratio, defense["params"])
@@ -141,9 +141,7 @@ def _check_defenses(config: dict[str, Any]) -> None:
 def _check_attacks(config: dict[str, Any]) -> None:
     for i, attack in enumerate(config["attacks"]):
         where = f"config error at attacks[{i}]"
-        if attack["name"] not in ATTACKS:
-            raise ConfigError(f"{where}.name: unknown attack {attack['name']!r}; "
-                              f"choose one of {', '.join(ATTACKS)}")
+        _registered(f"{where}.name", "attack", attack["name"], ATTACKS)
         try:
             attack_impl = create_attack(attack["name"], attack["params"])
         except ValueError as error:
