@@ -13,6 +13,7 @@ from torch import nn
 from attacks.labels import LABEL_RULES, recover_labels
 from defenses.base import Defense
 from dgp.params import Param, checked_params
+from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge, SharedGradient
 
 
@@ -42,6 +43,14 @@ class AttackTarget:
     # The true labels, only in the "labels are known" threat model (label_rule: oracle), an
     # upper bound on what any label rule recovers; None otherwise.
     oracle_labels: torch.Tensor | None = None
+    # The federated protocol (dgp.protocol): FedSGD or FedAvg, and how many users' updates
+    # ``shared`` sums (each of ``batch_size`` images; the attack recovers all of them).
+    protocol: Protocol = field(default_factory=Protocol)
+
+    @property
+    def num_images(self) -> int:
+        """Images behind ``shared``: every aggregated user's batch."""
+        return self.protocol.users * self.batch_size
 
 
 BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
@@ -87,6 +96,12 @@ class Attack(ABC):
     needs_batchnorm: ClassVar[bool] = False
     # Active (malicious-server) attacks change the model users receive: see prepare_model.
     active: ClassVar[bool] = False
+    # The protocols (dgp.protocol) this attack is built for: the algorithms whose update it
+    # can invert, whether it inverts a sum of several users' updates, and the BatchNorm
+    # modes it models. The config validator refuses any other combination.
+    algorithms: ClassVar[tuple[str, ...]] = ("fedsgd",)
+    aggregates: ClassVar[bool] = False
+    batchnorm_modes: ClassVar[tuple[str, ...]] = ("eval",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,6 +109,21 @@ class Attack(ABC):
 
     def __init__(self, **params: Any) -> None:
         self.params = checked_params(f"attack {self.name!r}", self.parameters, params)
+
+    @classmethod
+    def protocol_error(cls, protocol: Protocol) -> str | None:
+        """Why this attack cannot run under ``protocol``, or None."""
+        if protocol.algorithm not in cls.algorithms:
+            return (f"attack {cls.name!r} cannot invert {protocol.algorithm} updates (protocol "
+                    f"{protocol.id!r}); it handles {', '.join(cls.algorithms)}")
+        if protocol.users > 1 and not cls.aggregates:
+            return (f"attack {cls.name!r} cannot invert a sum of {protocol.users} users' "
+                    f"updates (protocol {protocol.id!r}); it needs one user's update")
+        if protocol.batchnorm not in cls.batchnorm_modes:
+            return (f"attack {cls.name!r} does not model BatchNorm in {protocol.batchnorm} "
+                    f"mode (protocol {protocol.id!r}); it handles "
+                    f"{', '.join(cls.batchnorm_modes)}")
+        return None
 
     @property
     def needs_true_labels(self) -> bool:
