@@ -135,7 +135,14 @@ class Attack(ABC):
                          observed: list[torch.Tensor]) -> torch.Tensor:
         """The batch's labels by this attack's ``label_rule`` (attacks/labels.py)."""
         class_means = target.public.class_means if target.public is not None else None
-        return recover_labels(self.params["label_rule"], observed, target.batch_size,
+        protocol = target.protocol
+        # The rules read one mean gradient over the images: a sum of users' means is divided
+        # by their count, a FedAvg change by its lr and steps (the mean step, roughly).
+        scale = protocol.users * (protocol.local_lr * protocol.local_steps
+                                  if protocol.algorithm == "fedavg" else 1.0)
+        if scale != 1.0:
+            observed = [o / scale for o in observed]
+        return recover_labels(self.params["label_rule"], observed, target.num_images,
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
 

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps, label_rule
-from attacks.objectives import candidate_gradients, euclidean_distance
+from attacks.objectives import candidate_update, euclidean_distance
 from dgp.params import Param
 
 
@@ -28,6 +28,11 @@ def _rank(result: Reconstruction) -> tuple[bool, float]:
 
 class DeepLeakage(Attack):
     name = "dlg"
+    # A candidate's update is simulated under any protocol (dgp.protocol), summed over
+    # aggregated users, in either BatchNorm mode.
+    algorithms = ("fedsgd", "fedavg")
+    aggregates = True
+    batchnorm_modes = ("eval", "train")
     parameters = {
         "iterations": Param(300, int, low=1, doc="L-BFGS steps"),
         "lr": Param(1.0, float, low=0, low_open=True),
@@ -53,12 +58,12 @@ class DeepLeakage(Attack):
         model = target.model
         device = next(model.parameters()).device
         observed = [t.to(device) for t in target.shared.tensors]
-        shape = (target.batch_size, *target.image_shape)
+        shape = (target.num_images, *target.image_shape)
         start = torch.randn(shape, generator=generator).to(device)
         images = start.clone().requires_grad_(True)
         variables = [images]
         if self.optimize_labels:
-            logits = torch.randn(target.batch_size, target.num_classes,
+            logits = torch.randn(target.num_images, target.num_classes,
                                  generator=generator).to(device).requires_grad_(True)
             variables.append(logits)
         else:
@@ -79,7 +84,7 @@ class DeepLeakage(Attack):
         best = {"loss": math.inf, "images": start.clone(), "labels": hard_labels()}
 
         def evaluate() -> torch.Tensor:
-            loss = self.matching_loss(candidate_gradients(model, images, current_labels()),
+            loss = self.matching_loss(candidate_update(target, images, current_labels()),
                                       observed, target)
             value = float(loss.detach())
             if math.isfinite(value) and value < best["loss"]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
-from attacks.objectives import candidate_gradients, euclidean_distance, total_variation
+from attacks.objectives import candidate_update, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
 from dgp.params import Param
 
@@ -66,6 +66,11 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 
 class GradInversion(Attack):
     name = "gradinversion"
+    # A candidate's update is simulated under any protocol (dgp.protocol), summed over
+    # aggregated users, in either BatchNorm mode.
+    algorithms = ("fedsgd", "fedavg")
+    aggregates = True
+    batchnorm_modes = ("eval", "train")
     needs_batchnorm = True
     parameters = {
         "iterations": Param(20_000, int, low=1),
@@ -96,7 +101,7 @@ class GradInversion(Attack):
         observed = [t.to(device) for t in target.shared.tensors]
         labels = self.recovered_labels(target, observed).to(device)
         lower, upper = (b.to(device) for b in target.box)
-        shape = (target.batch_size, *target.image_shape)
+        shape = (target.num_images, *target.image_shape)
         images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
         n = p["iterations"]
         optimizer = torch.optim.Adam([images], lr=p["lr"])
@@ -105,7 +110,7 @@ class GradInversion(Attack):
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             statistics.pop()
-            matching = self.matching_loss(candidate_gradients(model, candidate, labels),
+            matching = self.matching_loss(candidate_update(target, candidate, labels),
                                           observed, target)
             return (matching + p["bn_weight"] * statistics.pop()
                     + p["tv_weight"] * total_variation(candidate)

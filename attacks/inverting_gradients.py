@@ -14,13 +14,18 @@ import math
 import torch
 
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
-from attacks.objectives import candidate_gradients, cosine_distance, total_variation
+from attacks.objectives import candidate_update, cosine_distance, total_variation
 from attacks.optimization import optimize_images
 from dgp.params import Param
 
 
 class InvertingGradients(Attack):
     name = "ig"
+    # A candidate's update is simulated under any protocol (dgp.protocol), summed over
+    # aggregated users, in either BatchNorm mode.
+    algorithms = ("fedsgd", "fedavg")
+    aggregates = True
+    batchnorm_modes = ("eval", "train")
     parameters = {
         "iterations": Param(24_000, int, low=1),
         "restarts": Param(1, int, low=1),
@@ -34,7 +39,7 @@ class InvertingGradients(Attack):
         device = next(target.model.parameters()).device
         observed = [t.to(device) for t in target.shared.tensors]
         labels = self.recovered_labels(target, observed).to(device)
-        best = Reconstruction(torch.full((target.batch_size, *target.image_shape), math.nan),
+        best = Reconstruction(torch.full((target.num_images, *target.image_shape), math.nan),
                               labels, "diverged", math.inf, 0)
         steps_total = 0
         for restart in range(self.params["restarts"]):
@@ -57,7 +62,7 @@ class InvertingGradients(Attack):
         device = observed[0].device
         lower, upper = (b.to(device) for b in target.box)
         n = self.params["iterations"]
-        shape = (target.batch_size, *target.image_shape)
+        shape = (target.num_images, *target.image_shape)
         images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([images], lr=self.params["lr"])
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
@@ -66,7 +71,7 @@ class InvertingGradients(Attack):
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             matching = self.matching_loss(
-                candidate_gradients(target.model, candidate, labels), observed, target)
+                candidate_update(target, candidate, labels), observed, target)
             return matching + tv_weight * total_variation(candidate)
 
         return optimize_images(images, objective, optimizer, scheduler, n, (lower, upper),

@@ -51,6 +51,9 @@ class RobbingTheFed(Attack):
     name = "rtf"
     parameters = {"bins": Param(128, int, low=2)}
     active = True
+    # The bins count images whoever sent them: the sum of several users' gradients is read
+    # the same way (Fowl et al. make this point for secure aggregation).
+    aggregates = True
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """Prepend the imprint block, its thresholds at quantiles of a normal fitted to the
@@ -74,7 +77,7 @@ class RobbingTheFed(Attack):
         bias_diff = bias_grad[:-1] - bias_grad[1:]
         weight_diff = torch.cat([weight_diff, weight_grad[-1:]])  # last bin: above all
         bias_diff = torch.cat([bias_diff, bias_grad[-1:]])
-        strongest = torch.argsort(bias_diff.abs(), descending=True)[: target.batch_size]
+        strongest = torch.argsort(bias_diff.abs(), descending=True)[: target.num_images]
         images = []
         for i in strongest.tolist():
             if bias_diff[i].abs() > 1e-12:
@@ -85,5 +88,5 @@ class RobbingTheFed(Attack):
         finite = bool(torch.isfinite(recovered).all())
         lower, upper = target.box
         recovered = torch.maximum(torch.minimum(recovered.nan_to_num(0.0), upper), lower)
-        labels = infer_labels(target.shared.tensors, target.batch_size, target.num_classes)
+        labels = infer_labels(target.shared.tensors, target.num_images, target.num_classes)
         return Reconstruction(recovered, labels, "ok" if finite else "diverged", math.nan, 0)

@@ -3,18 +3,25 @@ report (which imports nothing else of the jobs)."""
 
 from __future__ import annotations
 
-from dgp.metrics import IMAGE_METRICS
+from dataclasses import fields
 
-JOB_COLUMNS = ["dataset", "model", "defense", "ratio", "attack", "model_round", "seed"]
+from dgp.metrics import IMAGE_METRICS
+from dgp.protocol import Protocol
+
+JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "model_round",
+               "seed"]
+# The threat model of each row: the protocol's fields (dgp.protocol) and whether the
+# attack inferred the labels or was given them (label_rule: oracle).
+PROTOCOL_COLUMNS = [f.name for f in fields(Protocol)] + ["labels"]
 METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
 ROW_COLUMNS = [
-    "sample", "role", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",
+    "sample", "role", "user", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",
     "floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25", "psnr_at_50",
     "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
 ]
-COLUMNS = JOB_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
+COLUMNS = JOB_COLUMNS + PROTOCOL_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
 PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
 UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
 # Wall-time columns: they differ between runs, so they go to the timing CSVs.

@@ -79,3 +79,19 @@ class UserBatch:
 def dense(tensors: list[torch.Tensor], **fields: Any) -> SharedGradient:
     """A gradient sent entry by entry (no index set)."""
     return SharedGradient(tensors, [None] * len(tensors), **fields)
+
+
+def summed(uploads: list[SharedGradient]) -> SharedGradient:
+    """What a server under secure aggregation sees of several users' uploads: their sum.
+    An entry is marked sent where any user sent it (the union of the masks: a sum is zero
+    only where nobody sent, almost surely), and the side values (a quantiser's norms) are
+    the users' in order; the format is the first upload's."""
+    first = uploads[0]
+    tensors = [sum(parts) for parts in zip(*(u.tensors for u in uploads), strict=True)]
+    masks = []
+    for parts in zip(*(u.masks for u in uploads), strict=True):
+        masks.append(None if any(m is None for m in parts)
+                     else torch.stack([m.bool() for m in parts]).any(0).to(parts[0].dtype))
+    side = {key: [v for u in uploads for v in u.side.get(key, [])] for key in first.side}
+    return SharedGradient(tensors, masks, first.bits_per_value, first.positions_known,
+                          first.side_bytes, side)

@@ -30,11 +30,11 @@ from defenses import Defense, create_defense
 from dgp.communication import shared_cost
 from dgp.data import ImageData, dataset_id, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
-from dgp.gradients import parameter_gradients
 from dgp.io import write_atomically, write_json
 from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
 from dgp.models import build_model, dense_reference_bytes
-from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch
+from dgp.protocol import Protocol, user_update
+from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, summed
 
 # Training images the server may use as public knowledge of the data distribution (a
 # malicious server's imprint thresholds; the mean image of the guessing floor).
@@ -119,12 +119,13 @@ class _Job:
     seed: int
     center: torch.Tensor  # the normalised encoding's origin in pixel space (InstaHide)
     public: PublicKnowledge  # the public data's class means, for defense-aware attacks
+    protocol: Protocol  # what each user computes and what the server sees of it
 
 
 def _setup(dataset: dict[str, Any], defense: str, ratio: float,
            defense_params: dict[str, Any], attack: str, attack_params: dict[str, Any],
            seed: int, num_images: int, torch_device: torch.device,
-           checkpoint: str | Path | None) -> _Job:
+           checkpoint: str | Path | None, protocol: Protocol) -> _Job:
     torch.manual_seed(seed)  # layers that sample (PRECODE) draw from the global generator
     data = load_dataset(dataset, split="test")
     indices = attacked_indices(len(data.dataset), num_images, seed)
@@ -148,29 +149,52 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
         data.denormalize)
     return _Job(data, model, defense_impl, attack_impl, noise,
                 partner_draw(data, indices, noise), reference, indices,
-                public.mean(0, keepdim=True), seed, center, knowledge)
+                public.mean(0, keepdim=True), seed, center, knowledge, protocol)
 
 
-def roles(defense: Defense | type[Defense]) -> list[str]:
-    """Whose shared gradient a job attacks. With an aligned mask (ADGP) both: the round's
-    broadcaster (masked by its own DGP band, as DGP) and a member (masked by the
-    broadcaster's band, computed on another user's batch of the same round)."""
+def roles(defense: Defense | type[Defense], protocol: Protocol | None = None) -> list[str]:
+    """Whose upload a job attacks. With an aligned mask (ADGP) and one user both: the
+    round's broadcaster (masked by its own DGP band, as DGP) and a member (masked by the
+    broadcaster's band, computed on another user's batch of the same round). Under
+    aggregation the server sees only the sum: one role, whoever broadcast."""
+    if protocol is not None and protocol.users > 1:
+        return ["aggregate"]
     return ["broadcaster", "member"] if defense.aligned else ["user"]
 
 
-def _shared_gradient(job: _Job, inputs: torch.Tensor, targets: torch.Tensor,
-                     role: str) -> SharedGradient:
-    device = inputs.device
-    gradients = [g.cpu() for g in parameter_gradients(job.model, inputs, targets.to(device))]
-    if role != "member":
-        return job.defense.apply(gradients, job.noise, UserBatch(job.model, inputs))
-    images, labels = job.draw(len(inputs))  # the broadcaster's batch: another user's data
+def _update(job: _Job, inputs: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+    """One user's update under the job's protocol, on the CPU (where defenses run)."""
+    return [u.cpu() for u in user_update(job.model, inputs, targets.to(inputs.device),
+                                          job.protocol)]
+
+
+def _broadcast_masks(job: _Job, count: int) -> list[torch.Tensor]:
+    """An aligned defense's band, from the update of the broadcaster: another user of the
+    round, whose batch is drawn from data the job does not attack."""
+    images, labels = job.draw(count)
     other, other_targets = job.defense.transform_batch(images, labels, job.data.num_classes,
                                                        job.noise, job.draw, job.center)
-    broadcast = parameter_gradients(job.model, job.data.normalize(other).to(device),
-                                    other_targets.to(device))
-    return job.defense.apply_with_masks(gradients,
-                                        job.defense.band_masks([g.cpu() for g in broadcast]))
+    device = next(job.model.parameters()).device
+    return job.defense.band_masks(_update(job, job.data.normalize(other).to(device),
+                                          other_targets))
+
+
+def _shared_gradient(job: _Job, inputs: list[torch.Tensor], targets: list[torch.Tensor],
+                     role: str) -> SharedGradient:
+    """What the server sees of the users' (``inputs``, ``targets``: one entry per user)
+    defended updates: one user's upload, or under aggregation the sum of all of them, each
+    defended on its own as in training (an aligned defense masks every member at the band
+    of the first user, the broadcaster)."""
+    updates = [_update(job, x, y) for x, y in zip(inputs, targets, strict=True)]
+    if role == "member":
+        return job.defense.apply_with_masks(updates[0], _broadcast_masks(job, len(inputs[0])))
+    uploads = [job.defense.apply(updates[0], job.noise, UserBatch(job.model, inputs[0]))]
+    band = job.defense.band_masks(updates[0]) if job.defense.aligned and role == "aggregate" \
+        else None
+    for x, update in zip(inputs[1:], updates[1:], strict=True):
+        uploads.append(job.defense.apply(update, job.noise, UserBatch(job.model, x))
+                       if band is None else job.defense.apply_with_masks(update, band))
+    return uploads[0] if len(uploads) == 1 else summed(uploads)
 
 
 def _score(recovered: torch.Tensor, images: torch.Tensor,
@@ -220,17 +244,27 @@ def guessing_floor(job: _Job, images: torch.Tensor) -> dict[str, list]:
 
 def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
                   ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
-    """Attack one batch in one role: its rows, originals and (clamped) reconstructions."""
-    data = job.data
+    """Attack one case (one user's batch, or every aggregated user's) in one role: its rows,
+    originals and (clamped) reconstructions."""
+    data, users = job.data, job.protocol.users
     images, labels = data.samples(batch_indices)
-    transformed, targets = job.defense.transform_batch(images, labels, data.num_classes,
-                                                       job.noise, job.draw, job.center)
+    per_user = len(batch_indices) // users
     device = next(job.model.parameters()).device
-    shared = _shared_gradient(job, data.normalize(transformed).to(device), targets, role)
+    transformed, inputs, targets = [], [], []
+    for user in range(users):
+        part = slice(user * per_user, (user + 1) * per_user)
+        shown, target_part = job.defense.transform_batch(
+            images[part], labels[part], data.num_classes, job.noise, job.draw, job.center)
+        transformed.append(shown)
+        inputs.append(data.normalize(shown).to(device))
+        targets.append(target_part)
+    transformed = torch.cat(transformed)
+    shared = _shared_gradient(job, inputs, targets, role)
     cost = shared_cost(shared)
     oracle = labels.clone() if job.attack.needs_true_labels else None  # labels-known model
-    target = AttackTarget(job.model, shared, len(batch_indices), tuple(images.shape[1:]),
-                          data.num_classes, _box(data), job.defense, job.public, oracle)
+    target = AttackTarget(job.model, shared, per_user, tuple(images.shape[1:]),
+                          data.num_classes, _box(data), job.defense, job.public, oracle,
+                          job.protocol)
     began = time.perf_counter()
     result = job.attack.reconstruct(target, generator=job.noise)
     seconds = time.perf_counter() - began
@@ -251,7 +285,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
         "compression": job.reference_bytes / cost.sent_bytes if cost.sent_bytes else math.inf,
         **job.defense.accounting(releases=1),
     }
-    rows = [{"sample": index, "batch": batch, "label": int(labels[i]),
+    rows = [{"sample": index, "user": i // per_user, "batch": batch, "label": int(labels[i]),
              "predicted_label": rec_labels[i],
              "label_acc": float(rec_labels[i] == int(labels[i])),
              **{name: values[i] for name, values in metrics.items()}, **shared_row}
@@ -262,23 +296,29 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
 def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
         attack: str, attack_params: dict[str, Any], seed: int, num_images: int,
         batch_size: int, device: str = "auto", model_round: int = 0,
-        checkpoint: str | Path | None = None) -> tuple[dict[str, Any], torch.Tensor]:
+        checkpoint: str | Path | None = None, protocol: dict[str, Any] | None = None,
+        ) -> tuple[dict[str, Any], torch.Tensor]:
     """Run the job; return its record (rows + notes) and the image grid (originals first,
     then the reconstructions of each role).
 
     The attacked model is the seed's initial model, or the training ``checkpoint`` written
-    at ``model_round``.
+    at ``model_round``. ``protocol`` (a ``dgp.protocol.Protocol`` as a dict; default FedSGD,
+    one user) says what each user sends and how many users' updates are summed: each case
+    attacked is ``users`` batches of ``batch_size`` images.
     """
     torch_device = resolve_device(device)
+    threat = Protocol.from_dict(protocol or {})
     job = _setup(dataset, defense, ratio, defense_params, attack, attack_params, seed,
-                 num_images, torch_device, checkpoint)
+                 num_images, torch_device, checkpoint, threat)
     indices = job.indices
+    case = batch_size * threat.users
     rows, originals = [], []
-    reconstructions: dict[str, list[torch.Tensor]] = {role: [] for role in roles(job.defense)}
-    for batch, start in enumerate(range(0, len(indices), batch_size)):
+    reconstructions: dict[str, list[torch.Tensor]] = {
+        role: [] for role in roles(job.defense, threat)}
+    for batch, start in enumerate(range(0, len(indices), case)):
         for role in reconstructions:
             batch_rows, images, recovered = _attack_batch(
-                job, batch, indices[start:start + batch_size], role)
+                job, batch, indices[start:start + case], role)
             rows += batch_rows
             reconstructions[role].append(recovered)
         originals.append(images)
@@ -289,6 +329,8 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         notes.append(f"{diverged} of {len(rows)} images: the attack diverged (non-finite loss)")
     record = {
         "job": {"dataset": dataset_id(dataset), "model": dataset["model"],
+                "protocol": threat.id, **threat.as_dict(),
+                "labels": "given" if job.attack.needs_true_labels else "inferred",
                 "defense": defense, "ratio": ratio, "attack": attack,
                 "model_round": model_round, "seed": seed,
                 "device": str(torch_device)},
@@ -339,6 +381,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--round", type=int, default=0, dest="model_round",
                         help="training round of the attacked model (0: initial model)")
+    parser.add_argument("--protocol", type=json.loads, default={},
+                        help='the federated protocol as JSON (dgp.protocol), e.g. '
+                             '\'{"algorithm": "fedavg", "local_steps": 2}\'; default FedSGD')
     parser.add_argument("--checkpoint", default=None,
                         help="state dict of the trained model at --round (from dgp.jobs.train)")
     parser.add_argument("--num-images", type=int, default=1)
@@ -352,7 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     record, grid = run(args.dataset, args.defense, args.ratio, args.defense_params,
                        args.attack, args.attack_params, args.seed, args.num_images,
-                       args.batch_size, args.device, args.model_round, args.checkpoint)
+                       args.batch_size, args.device, args.model_round, args.checkpoint,
+                       args.protocol)
     save_grid(args.out_png, grid, per_row=args.num_images)
     write_json(args.out_json, record)
     for row in record["rows"]:
