@@ -18,6 +18,7 @@ from attacks import ATTACKS, create_attack
 from defenses import DEFENSES, create_defense
 from dgp.data import DATASETS, dataset_id, missing_data_message
 from dgp.models import MODELS, MODELS_WITH_BATCHNORM
+from dgp.protocol import Protocol
 
 SCHEMA_PATH = (Path(__file__).resolve().parents[2] / "workflow" / "schemas"
                / "config.schema.yaml")
@@ -106,6 +107,7 @@ def _check_names_and_ranges(config: dict[str, Any]) -> None:
     _check_attacks(config)
     _check_gallery(config)
     _check_privacy(config)
+    _check_protocols(config)
 
 
 def _registered(where: str, kind: str, name: str, registry: dict[str, Any]) -> None:
@@ -186,17 +188,71 @@ def _check_privacy(config: dict[str, Any]) -> None:
                           f"({privacy['batch_size']})")
 
 
+def _check_protocols(config: dict[str, Any]) -> None:
+    """Each protocol is well-formed, runs only attacks built for it (each attack declares
+    what it handles), filters only configured names, and splits the jobs' images evenly."""
+    privacy = config["privacy"]
+    for i, entry in enumerate(privacy["protocols"]):
+        where = f"config error at privacy.protocols[{i}]"
+        try:
+            protocol = Protocol.from_dict(entry)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        for key, section in (("defenses", "defenses"), ("attacks", "attacks")):
+            known = [item["name"] for item in config[section]]
+            for name in entry.get(key, []):
+                if name not in known:
+                    raise ConfigError(f"{where}.{key}: {name!r} is not one of the configured "
+                                      f"{section} ({', '.join(known)})")
+        _check_protocol_fits(config, protocol, entry, where)
+    _unique([Protocol.from_dict(e) for e in privacy["protocols"]], lambda p: p.id,
+            "privacy.protocols")
+
+
+def _check_protocol_fits(config: dict[str, Any], protocol: Protocol, entry: dict[str, Any],
+                         where: str) -> None:
+    privacy = config["privacy"]
+    case = protocol.users * privacy["batch_size"]
+    if privacy["num_images"] % case:
+        raise ConfigError(f"{where}: num_images ({privacy['num_images']}) must be a multiple "
+                          f"of users x batch_size ({case})")
+    if protocol.algorithm == "fedsgd" and protocol.local_steps != 1:
+        raise ConfigError(f"{where}: fedsgd sends one gradient: local_steps must be 1")
+    if protocol.local_batch_size > privacy["batch_size"]:
+        raise ConfigError(f"{where}: local_batch_size ({protocol.local_batch_size}) exceeds "
+                          f"the user's batch (privacy.batch_size {privacy['batch_size']})")
+    plain = [d["model"] for d in config["datasets"] if d["model"] not in MODELS_WITH_BATCHNORM]
+    if protocol.batchnorm == "train" and plain:
+        raise ConfigError(f"{where}: batchnorm train changes nothing for models without "
+                          f"BatchNorm ({', '.join(sorted(set(plain)))})")
+    for attack in config["attacks"]:
+        if attack["name"] in entry.get("attacks", [attack["name"]]):
+            problem = ATTACKS[attack["name"]].protocol_error(protocol)
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
+
+
+def protocol_runs(config: dict[str, Any]) -> list[tuple[Protocol, list[str], list[str]]]:
+    """Each configured protocol with the defense and attack names it runs."""
+    return [(Protocol.from_dict(entry),
+             entry.get("defenses", [d["name"] for d in config["defenses"]]),
+             entry.get("attacks", [a["name"] for a in config["attacks"]]))
+            for entry in config["privacy"]["protocols"]]
+
+
 def format_ratio(ratio: float) -> str:
     """The ratio as it appears in paths and the CSV (shortest exact form)."""
     return repr(float(ratio)).removesuffix(".0")
 
 
 def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, defense, ratio, attack, round, seed) of a validated config."""
+    """Every (dataset, protocol, defense, ratio, attack, round, seed) of a validated config."""
     return [
-        {**job, "attack": attack["name"], "round": str(model_round)}
+        {**job, "protocol": protocol.id, "attack": attack, "round": str(model_round)}
+        for protocol, defenses, attacks in protocol_runs(config)
         for job in _settings(config, config["privacy"]["seeds"], ignore_enabled=True)
-        for attack in config["attacks"]
+        if job["defense"] in defenses
+        for attack in attacks
         for model_round in config["privacy"]["model_rounds"]
     ]
 

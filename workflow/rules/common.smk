@@ -2,6 +2,7 @@ import json
 
 from dgp.jobs.config import (
     ConfigError,
+    protocol_runs,
     privacy_jobs,
     training_jobs,
     training_settings,
@@ -18,12 +19,13 @@ except ConfigError as error:
 PRIVACY_JOBS = privacy_jobs(config)
 TRAINING_JOBS = training_jobs(config)
 TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
-PRIVACY_PATTERN = "{dataset}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+PRIVACY_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
 CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
 
 
 wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
+    protocol="[A-Za-z0-9_.-]+",
     defense="[A-Za-z0-9_]+",
     ratio="[0-9.e+-]+",
     attack="[A-Za-z0-9_]+",
@@ -81,6 +83,10 @@ TRAINING_JSON = {
     )
     for d in config["defenses"]
 }
+PROTOCOL_JSON = {
+    protocol.id: json.dumps(protocol.as_dict(), sort_keys=True)
+    for protocol, _, _ in protocol_runs(config)
+}
 ATTACK_PARAMS_JSON = {a["name"]: json.dumps(a["params"], sort_keys=True) for a in config["attacks"]}
 
 
@@ -94,6 +100,10 @@ def get_defense_params_json(wildcards):
 
 def get_training_json(wildcards):
     return TRAINING_JSON[wildcards.defense]
+
+
+def get_protocol_json(wildcards):
+    return PROTOCOL_JSON[wildcards.protocol]
 
 
 def get_attack_params_json(wildcards):

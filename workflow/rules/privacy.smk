@@ -17,6 +17,7 @@ rule attack:
         disk_mb=1000,
     params:
         dataset=get_dataset_json,
+        protocol=get_protocol_json,
         defense_params=get_defense_params_json,
         attack_params=get_attack_params_json,
         num_images=config["privacy"]["num_images"],
@@ -25,6 +26,7 @@ rule attack:
         checkpoint=get_checkpoint_option,
     shell:
         "python -m dgp.jobs.privacy --dataset {params.dataset:q}"
+        " --protocol {params.protocol:q}"
         " --defense {wildcards.defense} --ratio {wildcards.ratio}"
         " --defense-params {params.defense_params:q}"
         " --attack {wildcards.attack} --attack-params {params.attack_params:q}"
