@@ -25,6 +25,30 @@ Both take distinct labels. Two rules also count repeated labels:
   rounded to B by largest remainder (one-shot label restoration, Geng et al. 2021, with
   public data instead of dummies).
 
+Two more count repeats with the public model's help:
+
+* ``llg_plus``: LLG+ (Wainakh et al., "User-Level Label Leakage from Gradients in Federated
+  Learning", PETS 2022; tklab-tud/LLG's ``v2`` predictor): LLG with its impact, and a
+  per-class offset (the row sum a class gets from other classes' images, taken off every
+  row once the negative rows are found), measured on the public model instead of read off
+  the gradient. The authors average 10 batches of ``batch_size`` auxiliary images per
+  class; we have one public image per class (its class mean, whose batch of copies has
+  that one image's gradient), so one pass per class. Without public class means there is
+  nothing to measure on (nor an input shape for dummies): it falls back to ``llg``;
+* ``ilrg``: iLRG (Ma et al., "Instance-wise Batch Label Restoration via Gradients in
+  Federated Learning", ICLR 2023; the authors' code, mankasto/iLRG's ``iLRG``): a class's
+  mean embedding is its weight-gradient row over its bias-gradient entry, the classifier
+  on it gives that class's mean probabilities P, and the counts n solve, by
+  pseudo-inverse, sum n = B and B (bias gradient) = P^T n - n; then negatives are set to
+  0, counts rounded, any above B dropped and the sum brought to B one count at a time
+  where rounding moved most (the authors' ``mod_res``; their step can push a 0 to -1 or
+  skip entries when the sum is short, ours cannot). It needs no public data (the
+  embeddings come from the gradient), so it ignores the class means; without a model the
+  probabilities are uniform (the authors' ``--estimate``), which reduces it to ``bias``
+  without public data. It assumes a class's images share one embedding (and takes the
+  softmax of the mean embedding for the mean softmax): close on an untrained model, the
+  paper's easy case.
+
 ``oracle`` (an upper bound, not an attack: the server is handed the true labels) is the
 threat model in which labels are known; ``LABEL_RULES`` lists every rule by name.
 
@@ -34,8 +58,12 @@ gradient reveals once the image is reconstructed (``soft_targets``).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
+
+from dgp.gradients import parameter_gradients
 
 
 def _classifier_index(gradients: list[torch.Tensor], num_classes: int) -> int:
@@ -93,13 +121,19 @@ def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: in
     return order[: min(batch_size, num_classes)].repeat(batch_size)[:batch_size].clone()
 
 
-def llg_labels(gradients: list[torch.Tensor], batch_size: int,
-               num_classes: int) -> torch.Tensor:
-    """LLG's batch labels with repeats (module docstring)."""
+def llg_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
+               impact: float | None = None,
+               offset: torch.Tensor | None = None) -> torch.Tensor:
+    """LLG's batch labels with repeats (module docstring); ``impact`` and ``offset`` are
+    LLG+'s, measured on public data (``public_impact``), else LLG's estimate from the
+    gradient and no offset."""
     sums = classifier_gradient(gradients, num_classes).sum(dim=1).detach().clone()
     found = torch.nonzero(sums < 0).flatten()
     found = found[torch.argsort(sums[found], stable=True)][:batch_size]
-    impact = sums[sums < 0].sum() / batch_size * (1 + 1 / num_classes)
+    if impact is None:
+        impact = float(sums[sums < 0].sum()) / batch_size * (1 + 1 / num_classes)
+    if offset is not None:
+        sums -= offset.to(sums)
     labels = found.tolist()
     sums[found] -= impact
     while len(labels) < batch_size:
@@ -107,6 +141,25 @@ def llg_labels(gradients: list[torch.Tensor], batch_size: int,
         labels.append(label)
         sums[label] -= impact
     return torch.tensor(labels, dtype=torch.long)
+
+
+def public_impact(model: nn.Module, class_means: torch.Tensor,
+                  batch_size: int) -> tuple[float, torch.Tensor]:
+    """LLG+'s impact (one image's share of its own class's row sum in a batch of
+    ``batch_size``, times 1 + 1/K) and offset (a class's mean row sum from a batch of other
+    classes' images), from each public class mean's gradient under its own label."""
+    num_classes = len(class_means)
+    probe = copy.deepcopy(model)  # a BatchNorm in training mode would move the model's stats
+    device = next(probe.parameters()).device
+    sums = torch.stack([
+        classifier_gradient(parameter_gradients(probe, class_means[c:c + 1].to(device),
+                                                torch.tensor([c], device=device)),
+                            num_classes).sum(dim=1).cpu()
+        for c in range(num_classes)])  # sums[c, j]: row j's sum for an image of class c
+    own = sums.diagonal()
+    impact = float(own.mean()) / batch_size * (1 + 1 / num_classes)
+    offset = (sums.sum(0) - own) / max(num_classes - 1, 1)
+    return impact, offset
 
 
 def bias_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
@@ -135,7 +188,70 @@ def mean_prediction(model: nn.Module, class_means: torch.Tensor | None,
         return model(class_means.to(device)).softmax(-1).mean(0).cpu()
 
 
-LABEL_RULES = ("auto", "idlg", "yin", "llg", "bias", "oracle")
+def _classifier_layer(model: nn.Module, rows: torch.Tensor) -> nn.Linear:
+    """The model's last linear layer with the classifier gradient's shape."""
+    layers = [m for m in model.modules()
+              if isinstance(m, nn.Linear) and m.weight.shape == rows.shape]
+    if not layers:
+        raise ValueError(f"no linear layer of shape {tuple(rows.shape)} in the model")
+    return layers[-1]
+
+
+def class_probabilities(gradients: list[torch.Tensor], num_classes: int,
+                        model: nn.Module | None) -> torch.Tensor:
+    """iLRG's P [K, K]: row j is the classifier's softmax on class j's mean embedding, read
+    off the gradient as weight row j / bias entry j (uniform without a model; the
+    classifier has a bias)."""
+    if model is None:
+        return torch.full((num_classes, num_classes), 1 / num_classes, dtype=torch.float64)
+    rows = classifier_gradient(gradients, num_classes).detach().double()
+    bias = classifier_bias_gradient(gradients, num_classes).detach().double()
+    # the authors clip the ratio's decimal exponent to +-10 (a 0 entry counts as 1e-64)
+    bias = torch.where(bias == 0, torch.full_like(bias, 1e-64), bias)
+    embeddings = (rows / bias[:, None]).clamp(-1e11, 1e11)
+    layer = _classifier_layer(model, rows)
+    weight = layer.weight.detach().to(rows)
+    offset = layer.bias.detach().to(rows) if layer.bias is not None else 0.0
+    return (embeddings @ weight.T + offset).softmax(-1).cpu()
+
+
+def ilrg_counts(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
+                probabilities: torch.Tensor) -> torch.Tensor:
+    """iLRG's least-squares label counts (real-valued, [K]; the classifier has a bias):
+    sum n = B and, per class i, sum_j n_j P[j, i] - n_i = B (bias gradient)_i."""
+    bias = classifier_bias_gradient(gradients, num_classes)
+    eye = torch.eye(num_classes, dtype=torch.float64)
+    system = torch.cat([torch.ones(1, num_classes, dtype=torch.float64),
+                        probabilities.double().T - eye])
+    values = torch.cat([torch.tensor([float(batch_size)], dtype=torch.float64),
+                        batch_size * bias.detach().double().cpu()])
+    return torch.nan_to_num(torch.linalg.pinv(system) @ values)
+
+
+def rounded_counts(counts: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Whole counts that sum to ``batch_size``, as iLRG rounds (module docstring)."""
+    whole = counts.clamp(min=0).round()
+    whole[whole > batch_size] = 0
+    while int(whole.sum()) != batch_size:
+        moved = whole - counts  # how far rounding moved each count up
+        if int(whole.sum()) > batch_size:
+            whole[torch.argmax(torch.where(whole > 0, moved, -torch.inf))] -= 1
+        else:
+            whole[torch.argmin(moved)] += 1
+    return torch.repeat_interleave(torch.arange(len(counts)), whole.long())
+
+
+def ilrg_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
+                model: nn.Module | None) -> torch.Tensor:
+    """iLRG's per-class label counts as a label multiset (module docstring)."""
+    if classifier_bias_gradient(gradients, num_classes) is None:
+        raise ValueError("the 'ilrg' label rule needs a classifier with a bias")
+    probabilities = class_probabilities(gradients, num_classes, model)
+    counts = ilrg_counts(gradients, batch_size, num_classes, probabilities)
+    return rounded_counts(counts, batch_size)
+
+
+LABEL_RULES = ("auto", "idlg", "yin", "llg", "llg_plus", "bias", "ilrg", "oracle")
 
 
 def recover_labels(rule: str, gradients: list[torch.Tensor], batch_size: int,
@@ -149,7 +265,14 @@ def recover_labels(rule: str, gradients: list[torch.Tensor], batch_size: int,
         return oracle.clone()
     if rule == "llg":
         return llg_labels(gradients, batch_size, num_classes)
+    if rule == "llg_plus":
+        if model is None or class_means is None:
+            return llg_labels(gradients, batch_size, num_classes)
+        impact, offset = public_impact(model, class_means, batch_size)
+        return llg_labels(gradients, batch_size, num_classes, impact, offset)
     if rule == "bias":
         prediction = mean_prediction(model, class_means, num_classes)
         return bias_labels(gradients, batch_size, num_classes, prediction)
+    if rule == "ilrg":
+        return ilrg_labels(gradients, batch_size, num_classes, model)
     return infer_labels(gradients, batch_size, num_classes, rule)
