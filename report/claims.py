@@ -37,6 +37,7 @@ from report.stats import (
     second_half_gain,
 )
 from report.strongest import with_strongest
+from report.threat import DEFAULT
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 BOOTSTRAP_SAMPLES = 2000
@@ -222,19 +223,37 @@ def _upload_share(claim: dict[str, Any], privacy: pd.DataFrame,
     return estimate, low, high, high <= claim["max_share"], evidence
 
 
+def _sections(privacy: pd.DataFrame,
+              utility: pd.DataFrame | None) -> dict[tuple[str, str], str]:
+    """Each (dataset, protocol) of the results, mapped to its dataset's first protocol
+    (where the utility claims are judged); a dataset with training rows only gets the
+    default protocol."""
+    pairs = set(map(tuple, privacy[["dataset", "protocol"]].dropna().astype(str)
+                    .to_numpy().tolist()))
+    if utility is not None:
+        seen = {d for d, _ in pairs}
+        pairs |= {(str(d), DEFAULT.id) for d in utility["dataset"].unique() if str(d) not in seen}
+    first = {}
+    for dataset, protocol in sorted(pairs):
+        first.setdefault(dataset, protocol)
+    return {(d, p): first[d] for d, p in sorted(pairs)}
+
+
 def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
                     utility: pd.DataFrame | None) -> list[Verdict]:
     """Every claim on every dataset of the results (``strongest``: each setting's
     strongest attack of the run, see report/strongest.py)."""
     privacy = with_strongest(privacy)
     claims = per_ratio(claims, privacy)
-    datasets = sorted(set(privacy["dataset"].dropna().astype(str))
-                      | (set(utility["dataset"].astype(str)) if utility is not None else set()))
+    sections = _sections(privacy, utility)
     verdicts = []
-    for dataset in datasets:
-        p = privacy[privacy["dataset"] == dataset]
+    for dataset, protocol in sections:
+        p = privacy[(privacy["dataset"] == dataset) & (privacy["protocol"] == protocol)]
         u = utility[utility["dataset"] == dataset] if utility is not None else None
+        where = dataset if protocol == DEFAULT.id else f"{dataset}, {protocol}"
         for claim in claims:
+            if claim["kind"] == "accuracy_gap" and protocol != sections[dataset, protocol]:
+                continue  # utility does not depend on the attacked protocol: judged once
             if claim["kind"] == "privacy_lower":
                 result = _privacy_lower(claim, p)
             elif claim["kind"] == "accuracy_gap":
@@ -243,7 +262,7 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
                 result = _upload_share(claim, p, u)
             if result is None or isinstance(result, str):
                 status = "too few samples" if result else "not run"
-                verdicts.append(Verdict(claim["id"], claim["claim"], dataset, status,
+                verdicts.append(Verdict(claim["id"], claim["claim"], where, status,
                                         math.nan, math.nan, math.nan,
                                         result or "the results hold no rows for this "
                                         "comparison"))
@@ -259,6 +278,6 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
                              f"{EXACT_PSNR_DB:g} dB): neither protects")
             if claim["kind"] == "privacy_lower":
                 evidence += _still_rising(claim, p)
-            verdicts.append(Verdict(claim["id"], claim["claim"], dataset, status,
+            verdicts.append(Verdict(claim["id"], claim["claim"], where, status,
                                     estimate, low, high, evidence))
     return verdicts

@@ -51,6 +51,7 @@ from report.stats import (
     second_half_gain,
 )
 from report.strongest import STRONGEST, attack_label, strongest_only, with_strongest
+from report.threat import DEFAULT, describe, with_protocol
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The registry's image metrics (and LPIPS) as table columns: key -> header.
@@ -96,7 +97,7 @@ def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.Data
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
     for column in ["dataset", "defense", "attack", "status", "device", "image", "notes"]:
         table[column] = table[column].astype("string")
-    return table
+    return with_protocol(table)
 
 
 def _mean(values: pd.Series, spec: str) -> str:
@@ -257,6 +258,17 @@ def defense_legend(names) -> list[dict[str, str]]:
             for name in sorted(map(str, names)) if name in DEFENSES]
 
 
+def _utility_section(first_round: pd.DataFrame,
+                     trained: pd.DataFrame | None) -> dict[str, Any] | None:
+    if trained is None:
+        return None
+    summary, target = summarize_utility(trained)
+    return {"summary": summary, "target": target, "curves": utility_figure(trained),
+            "accuracy": accuracy_vs_ratio(trained),
+            "plane": privacy_utility_plane(first_round, trained),
+            "upload": accuracy_vs_upload(trained)}
+
+
 def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None = None,
                   benchmarks: str | Path | None = None,
                   claims_path: str | Path = CLAIMS_PATH) -> str:
@@ -272,23 +284,17 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    data = with_strongest(data)
-    datasets = []
-    for name, part in data.groupby("dataset", sort=True):
+    data = with_strongest(data)  # (the protocol columns filled in for older tables)
+    datasets, utility_shown = [], set()
+    for (name, protocol), part in data.groupby(["dataset", "protocol"], sort=True):
         first_round = part[part["model_round"] == part["model_round"].min()]
         trained = None if utility is None else utility[utility["dataset"] == name]
-        if trained is not None and trained.empty:
-            trained = None
-        utility_section = None
-        if trained is not None:
-            summary, target = summarize_utility(trained)
-            utility_section = {"summary": summary, "target": target,
-                               "curves": utility_figure(trained),
-                               "accuracy": accuracy_vs_ratio(trained),
-                               "plane": privacy_utility_plane(first_round, trained),
-                               "upload": accuracy_vs_upload(trained)}
+        if trained is not None and (trained.empty or name in utility_shown):
+            trained = None  # training does not depend on the attacked protocol: shown once
+        utility_shown.add(name)
         datasets.append({
-            "name": str(name),
+            "name": str(name) if protocol == DEFAULT.id else f"{name}, {protocol}",
+            "threat": describe(part),
             "budget": best_by_budget(strongest_only(part), trained),
             "summary": summarize(part),
             "verdicts": summarize(strongest_only(first_round)),
@@ -299,7 +305,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
                               else None),
             "gallery": gallery(first_round[first_round["attack"] != STRONGEST],
                                config.get("report", {}).get("gallery_ratios")),
-            "utility": utility_section,
+            "utility": _utility_section(first_round, trained),
         })
     verdicts = evaluate_claims(load_claims(claims_path), data, utility)
     compute = compute_summary(benchmarks) if benchmarks else None

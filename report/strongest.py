@@ -1,6 +1,6 @@
 """The verdict of a defense setting is its strongest attacker's.
 
-For each (dataset, defense, ratio, model round), the attack of the run with the highest
+For each (dataset, protocol, defense, ratio, model round), the attack of the run with the highest
 mean PSNR over the images every attack of that setting attacked is the setting's strongest;
 its rows are added once more under the attack name ``STRONGEST`` (``source_attack`` names
 the attack), so that the at-a-glance table, the headline figure panels and the privacy
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from report.threat import with_protocol
+
 STRONGEST = "strongest"
-SETTING = ["dataset", "defense", "ratio", "model_round"]
+SETTING = ["dataset", "protocol", "defense", "ratio", "model_round"]
 IMAGE = ["seed", "sample"]
 
 
@@ -38,6 +40,7 @@ def _strongest_rows(group: pd.DataFrame) -> pd.DataFrame:
 def with_strongest(privacy: pd.DataFrame) -> pd.DataFrame:
     """``privacy`` with each setting's strongest attack's rows added as ``STRONGEST``
     (every row gets ``source_attack``: the attack that produced it)."""
+    privacy = with_protocol(privacy)
     rows = privacy[privacy["attack"] != STRONGEST].assign(source_attack=privacy["attack"])
     if rows.empty:
         return rows

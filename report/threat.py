@@ -1,0 +1,44 @@
+"""The threat model a section of results was measured under, in words, from the CSV's
+protocol columns (``dgp.protocol``), so that every verdict says under which protocol it
+holds: "dgp protects" under FedSGD need not hold for a FedAvg update or an aggregate."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dgp.protocol import Protocol
+
+DEFAULT = Protocol()
+
+
+def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
+    """Tables from before the protocol axis attacked one user's FedSGD gradient with the
+    labels inferred: fill those columns (or their empty cells) in, on a copy."""
+    table = table.copy()
+    for name, value in {"protocol": DEFAULT.id, **DEFAULT.as_dict(),
+                        "labels": "inferred"}.items():
+        if name not in table.columns or table[name].isna().all():
+            table[name] = value  # (an all-empty column is float: replace, not fill)
+        else:
+            table[name] = table[name].fillna(value)
+    table["protocol"] = table["protocol"].astype("string")
+    return table
+
+
+def describe(rows: pd.DataFrame) -> str:
+    """E.g. 'fedavg-s2-lr0.1: FedAvg, the weight change after 2 local SGD steps (lr 0.1,
+    the whole batch each step) of one user, BatchNorm in eval mode; labels inferred'."""
+    first = rows.iloc[0]
+    if first["algorithm"] == "fedavg":
+        per_step = (f"{int(first['local_batch_size'])} images" if first["local_batch_size"]
+                    else "the whole batch")
+        sent = (f"FedAvg, the weight change after {int(first['local_steps'])} local SGD steps "
+                f"(lr {float(first['local_lr']):g}, {per_step} each step)")
+    else:
+        sent = "FedSGD, the gradient"
+    users = int(first["users"])
+    whose = ("of one user" if users == 1 else
+             f"summed over {users} users (secure aggregation: only the sum is seen)")
+    labels = ", ".join(sorted(rows["labels"].astype(str).unique()))
+    return (f"{first['protocol']}: {sent} {whose}, BatchNorm in {first['batchnorm']} mode; "
+            f"labels {labels}")
