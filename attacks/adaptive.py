@@ -16,6 +16,8 @@ each defense declares on ``Defense``:
 * ``constraint_penalty``: what the protocol reveals about the unsent entries (DGP: the
   ``top`` largest of each tensor lie above the largest sent magnitude, the rest below the
   smallest; top-k: all below the smallest), a hinge penalty weighted by ``band_weight``.
+  Under aggregation (``Protocol.users > 1``) the penalty is left out: the bands hold for
+  each user's own update, not for the sum, whose sent positions are every user's.
 * ``estimate_private``: for data-transform defenses, the attack reconstructs what was
   shared (the transformed image) and then, given public knowledge (``AttackTarget.public``),
   estimates the user's own image from it: MixUp unmixes with the soft labels read from the
@@ -78,7 +80,9 @@ class _DefenseAware:
         loss = defense.observation_nll(view, target.shared)
         if loss is None:
             loss = super().matching_loss(view, observed, target)
-        if self.params["band_weight"] > 0:
+        # The bands constrain each user's own unsent entries, not a sum's: under aggregation
+        # only the sent positions (any user's) are modelled.
+        if self.params["band_weight"] > 0 and target.protocol.users == 1:
             loss = loss + self.params["band_weight"] * defense.constraint_penalty(
                 candidate, target.shared)
         return loss
