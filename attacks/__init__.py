@@ -15,6 +15,7 @@ from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
 from attacks.robbing_the_fed import RobbingTheFed
+from attacks.trap_weights import TrapWeights
 
 ATTACKS: dict[str, type[Attack]] = {
     "dlg": DeepLeakage,
@@ -26,6 +27,7 @@ ATTACKS: dict[str, type[Attack]] = {
     "gradinversion": GradInversion,
     "gradinversion_adaptive": AdaptiveGradInversion,
     "rtf": RobbingTheFed,
+    "trap_weights": TrapWeights,
 }
 
 __all__ = ["ATTACKS", "Attack", "AttackTarget", "Reconstruction", "create_attack"]
