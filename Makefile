@@ -47,6 +47,7 @@ report-check: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/labels.py
 	$(BIN)/python benchmarks/dag.py
 
 # Seconds for `snakemake -n` on config/paper.yaml (planning cost of a large grid).

@@ -334,9 +334,10 @@ def test_adgp_attacks_a_member_masked_by_another_users_band():
     # The broadcaster's upload is DGP's; a member's goes out at the broadcaster's mask,
     # so some of its own largest entries are sent (DGP's "drop the largest" fails for it).
     from dgp.jobs.privacy import _attack_batch, _setup
+    from dgp.protocol import Protocol
 
     job = _setup(DIGITS, "adgp", 0.8, {}, "idlg", {"iterations": 1}, seed=0, num_images=16,
-                 torch_device=torch.device("cpu"), checkpoint=None)
+                 torch_device=torch.device("cpu"), checkpoint=None, protocol=Protocol())
     images, labels = job.data.samples(job.indices)
     gradients = parameter_gradients(job.model, job.data.normalize(images), labels)
     top = [rank_band_mask(g, 0, max(1, round(0.05 * g.numel()))) for g in gradients]
@@ -344,7 +345,7 @@ def test_adgp_attacks_a_member_masked_by_another_users_band():
     assert sum(int((m & t).sum()) for m, t in zip(own_band, top, strict=True)) == 0
     from dgp.jobs.privacy import _shared_gradient
 
-    member = _shared_gradient(job, job.data.normalize(images), labels, "member")
+    member = _shared_gradient(job, [job.data.normalize(images)], [labels], "member")
     leaked = sum(int((m & t).sum()) for m, t in zip(member.masks, top, strict=True))
     assert leaked / sum(int(t.sum()) for t in top) > 0.05  # measured about 23 %
     assert member.positions_known
