@@ -20,11 +20,16 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
          "--directory", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=True)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
-    # each smoke defense at one ratio x 2 attacks x 2 model rounds x 1 seed; one training
-    # run per defense setting.
-    defenses = len(yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["defenses"])
-    assert counts["attack"] == str(defenses * 4)
-    assert counts["train"] == str(defenses)
+    # Under each protocol its defenses (each smoke defense at one ratio) x its attacks x 2
+    # model rounds x 1 seed; one training run per defense setting.
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    names = [d["name"] for d in smoke["defenses"]]
+    attacks = [a["name"] for a in smoke["attacks"]]
+    expected = sum(len(p.get("defenses", names)) * len(p.get("attacks", attacks)) * 2
+                   for p in smoke["privacy"]["protocols"])
+    assert len(smoke["privacy"]["protocols"]) > 1
+    assert counts["attack"] == str(expected)
+    assert counts["train"] == str(len(names))
     assert counts["aggregate_privacy"] == "1" and counts["aggregate_utility"] == "1"
     assert counts["report"] == "1"
-    assert counts["total"] == str(defenses * 5 + 4)  # + aggregates, report, all
+    assert counts["total"] == str(expected + len(names) + 4)  # + aggregates, report, all
