@@ -13,6 +13,7 @@ from dgp.data import load_dataset
 from dgp.gradients import parameter_gradients
 from dgp.jobs.privacy import match_to_originals, run
 from dgp.models import build_model
+from tests.test_labels import distinct_class_gradients
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 32}
 
@@ -65,16 +66,9 @@ def test_yins_rule_on_lenet_batches_of_distinct_labels():
     # Five batches of 8 distinct digits: measured 37 of 40 labels with Yin's rule, 34 by
     # ranking row sums (the previous rule).
     data = load_dataset(DIGITS, "test")
-    _, every_label = data.samples(list(range(len(data.dataset))))
     recovered = 0
     for seed in range(5):
-        generator = torch.Generator().manual_seed(seed)
-        classes = torch.randperm(10, generator=generator)[:8].tolist()
-        order = torch.randperm(len(every_label), generator=generator).tolist()
-        batch = [next(i for i in order if int(every_label[i]) == c) for c in classes]
-        images, labels = data.samples(batch)
-        model = build_model("lenet", 1, 10, 32, seed=seed).eval()
-        gradients = parameter_gradients(model, data.normalize(images), labels)
+        labels, _, gradients = distinct_class_gradients(data, 8, seed, image_size=32)
         recovered += len(set(infer_labels(gradients, 8, 10).tolist()) & set(labels.tolist()))
     assert recovered >= 36
 

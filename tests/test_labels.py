@@ -137,21 +137,27 @@ def test_ilrg_counts_are_exact_for_the_true_class_probabilities():
     assert rounded_counts(counts, 6).tolist() == sorted(y.tolist())
 
 
+def distinct_class_gradients(data, count: int, seed: int, image_size: int = 16):
+    """(labels, untrained LeNet, its gradient) of ``count`` test images of distinct random
+    classes, all drawn with ``seed``."""
+    _, every = data.samples(list(range(len(data.dataset))))
+    generator = torch.Generator().manual_seed(seed)
+    classes = torch.randperm(10, generator=generator)[:count].tolist()
+    order = torch.randperm(len(every), generator=generator).tolist()
+    x, y = data.samples([next(i for i in order if int(every[i]) == c) for c in classes])
+    model = build_model("lenet", 1, 10, image_size, seed=seed).eval()
+    return y, model, parameter_gradients(model, data.normalize(x), y)
+
+
 def test_ilrg_restores_distinct_labels_on_an_untrained_model():
     # the paper's easy case: an untrained model, 4 images of distinct classes; the class
     # probabilities come from the gradient alone (no public data). Exact on 39 of 40 such
     # batches (seed 2 of these 10 fails: every image puts 0.3 on classes 1 and 7, so the
     # rows' embeddings are mixed); a guess is exact with probability 4!/10^4
     data = load_dataset(DIGITS, "test")
-    _, every = data.samples(list(range(len(data.dataset))))
     exact = 0
     for seed in range(10):
-        generator = torch.Generator().manual_seed(seed)
-        classes = torch.randperm(10, generator=generator)[:4].tolist()
-        order = torch.randperm(len(every), generator=generator).tolist()
-        x, y = data.samples([next(i for i in order if int(every[i]) == c) for c in classes])
-        model = build_model("lenet", 1, 10, 16, seed=seed).eval()
-        gradients = parameter_gradients(model, data.normalize(x), y)
+        y, model, gradients = distinct_class_gradients(data, 4, seed)
         predicted = recover_labels("ilrg", gradients, 4, 10, model)
         exact += sorted(predicted.tolist()) == sorted(y.tolist())
     assert exact >= 9, exact
