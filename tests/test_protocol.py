@@ -164,7 +164,8 @@ def test_config_refuses_an_attack_on_a_protocol_it_cannot_handle() -> None:
     ({"users": 3}, "multiple of users x batch_size"),
     ({"algorithm": "fedsgd", "local_steps": 3}, "local_steps must be 1"),
     ({"batchnorm": "train"}, "without BatchNorm"),
-    ({"users": 2, "defenses": ["nope"]}, "'nope' is not one of the configured defenses"),
+    ({"users": 2, "defenses": ["nope"]}, r"defenses: unknown defense 'nope'"),
+    ({"users": 2, "attacks": ["ig_adaptve"]}, r"attacks: unknown attack 'ig_adaptve'"),
 ])
 def test_config_refuses_bad_protocols(entry: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -172,13 +173,19 @@ def test_config_refuses_bad_protocols(entry: dict, message: str) -> None:
 
 
 def test_each_protocol_runs_its_own_defenses_and_attacks() -> None:
-    config = validate_config(_config_with([
+    """A filter may name a registered defense the config does not run (an overlay config
+    dropped it): it is skipped."""
+    config = _config_with([
         {"algorithm": "fedsgd"},
-        {"algorithm": "fedavg", "local_steps": 2, "defenses": ["none", "dgp"],
+        {"algorithm": "fedavg", "local_steps": 2, "defenses": ["none", "dgp", "precode"],
          "attacks": ["idlg_adaptive"]},
-    ]))
+    ])
+    config["defenses"] = [d for d in config["defenses"] if d["name"] != "precode"]
+    config = validate_config(config)
     jobs = privacy_jobs(config)
     fedavg = [j for j in jobs if j["protocol"] == "fedavg-s2-lr0.1"]
     assert {j["defense"] for j in fedavg} == {"none", "dgp"}
     assert {j["attack"] for j in fedavg} == {"idlg_adaptive"}
-    assert len(jobs) - len(fedavg) == len(privacy_jobs(validate_config(_config_with([{}]))))
+    fedsgd = _config_with([{}])
+    fedsgd["defenses"] = config["defenses"]
+    assert len(jobs) - len(fedavg) == len(privacy_jobs(validate_config(fedsgd)))

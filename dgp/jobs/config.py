@@ -198,12 +198,11 @@ def _check_protocols(config: dict[str, Any]) -> None:
             protocol = Protocol.from_dict(entry)
         except ValueError as error:
             raise ConfigError(f"{where}: {error}") from None
-        for key, section in (("defenses", "defenses"), ("attacks", "attacks")):
-            known = [item["name"] for item in config[section]]
+        # A filter names registered plugins (a typo is an error); one not configured is
+        # not run, so an overlay config may drop a defense a protocol lists.
+        for key, registry in (("defenses", DEFENSES), ("attacks", ATTACKS)):
             for name in entry.get(key, []):
-                if name not in known:
-                    raise ConfigError(f"{where}.{key}: {name!r} is not one of the configured "
-                                      f"{section} ({', '.join(known)})")
+                _registered(f"{where}.{key}", key.removesuffix("s"), name, registry)
         _check_protocol_fits(config, protocol, entry, where)
     _unique([Protocol.from_dict(e) for e in privacy["protocols"]], lambda p: p.id,
             "privacy.protocols")
@@ -234,9 +233,11 @@ def _check_protocol_fits(config: dict[str, Any], protocol: Protocol, entry: dict
 
 def protocol_runs(config: dict[str, Any]) -> list[tuple[Protocol, list[str], list[str]]]:
     """Each configured protocol with the defense and attack names it runs."""
+    defenses = [d["name"] for d in config["defenses"]]
+    attacks = [a["name"] for a in config["attacks"]]
     return [(Protocol.from_dict(entry),
-             entry.get("defenses", [d["name"] for d in config["defenses"]]),
-             entry.get("attacks", [a["name"] for a in config["attacks"]]))
+             [name for name in defenses if name in entry.get("defenses", defenses)],
+             [name for name in attacks if name in entry.get("attacks", attacks)])
             for entry in config["privacy"]["protocols"]]
 
 

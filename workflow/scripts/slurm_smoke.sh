@@ -191,7 +191,7 @@ log "slurmctld (pid $(cat "$cluster/slurmctld.pid")), slurmd (pid $(cat "$cluste
 rm -rf "$workdir/results" "$workdir/logs" "$workdir/.snakemake"
 # The executor is under test, not the defenses (the local smoke run covers every one): three
 # defenses and one attack keep every rule, a trained-model attack and a noise draw in a
-# 13-job grid.
+# 21-job grid (with smoke.yaml's FedAvg and aggregated protocols).
 grid="$workdir/slurm-grid.yaml"
 cat > "$grid" <<YAML
 defenses:
