@@ -18,6 +18,11 @@ each defense declares on ``Defense``:
   smallest; top-k: all below the smallest), a hinge penalty weighted by ``band_weight``.
   Under aggregation (``Protocol.users > 1``) the penalty is left out: the bands hold for
   each user's own update, not for the sum, whose sent positions are every user's.
+* ``aggregate_view``: under aggregation, each candidate user's update as its defense lets
+  it through before the sum is formed: where the sent positions follow from the user's own
+  update (dgp, topk) they are recomputed from the candidate; otherwise ``attacker_view``
+  at the sum's positions (exact for an aligned band). Noise likelihoods keep one user's
+  scale (the sum's noise is sqrt(N) larger: a constant factor of the objective).
 * ``estimate_private``: for data-transform defenses, the attack reconstructs what was
   shared (the transformed image) and then, given public knowledge (``AttackTarget.public``),
   estimates the user's own image from it: MixUp unmixes with the soft labels read from the
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks.base import AttackTarget, Reconstruction
+from attacks.base import AttackTarget, Reconstruction, UserView
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
@@ -71,12 +76,21 @@ class _DefenseAware:
         lower, upper = (b.to(device) for b in target.box)
         return torch.maximum(torch.minimum(estimate, upper), lower)
 
+    def user_view(self, target: AttackTarget) -> UserView | None:
+        """Under aggregation, each candidate user's update as its defense lets it through
+        (``Defense.aggregate_view``), so that the sum is modelled user by user."""
+        if target.defense is None or target.protocol.users == 1:
+            return None
+        return lambda update: target.defense.aggregate_view(update, target.shared)
+
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:
         defense = target.defense
         if defense is None:
             return super().matching_loss(candidate, observed, target)
-        view = defense.attacker_view(candidate, target.shared)
+        # A sum's candidate was viewed user by user already (user_view).
+        view = (candidate if target.protocol.users > 1
+                else defense.attacker_view(candidate, target.shared))
         loss = defense.observation_nll(view, target.shared)
         if loss is None:
             loss = super().matching_loss(view, observed, target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,6 +55,8 @@ class AttackTarget:
 
 
 BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
+# One candidate user's update -> what of it the server would observe (Attack.user_view).
+UserView = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
 def label_rule(default: str) -> Param:
@@ -145,6 +148,12 @@ class Attack(ABC):
         return recover_labels(self.params["label_rule"], observed, target.num_images,
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
+
+    def user_view(self, target: AttackTarget) -> UserView | None:
+        """What the attack applies to each candidate user's update before a sum of users'
+        updates is formed (``attacks.objectives.candidate_update``). Passive attacks match
+        the raw sum (None); defense-aware ones model each user's defense."""
+        return None
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """The model the server sends to users. Passive attacks send it unchanged; active

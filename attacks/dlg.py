@@ -82,9 +82,10 @@ class DeepLeakage(Attack):
         # returns the loss at the step's start, not at its end: the best iterate is kept
         # here, at every evaluation, paired with the images it was evaluated at.
         best = {"loss": math.inf, "images": start.clone(), "labels": hard_labels()}
+        view = self.user_view(target)
 
         def evaluate() -> torch.Tensor:
-            loss = self.matching_loss(candidate_update(target, images, current_labels()),
+            loss = self.matching_loss(candidate_update(target, images, current_labels(), view),
                                       observed, target)
             value = float(loss.detach())
             if math.isfinite(value) and value < best["loss"]:

@@ -107,10 +107,11 @@ class GradInversion(Attack):
         optimizer = torch.optim.Adam([images], lr=p["lr"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
+        view = self.user_view(target)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             statistics.pop()
-            matching = self.matching_loss(candidate_update(target, candidate, labels),
+            matching = self.matching_loss(candidate_update(target, candidate, labels, view),
                                           observed, target)
             return (matching + p["bn_weight"] * statistics.pop()
                     + p["tv_weight"] * total_variation(candidate)

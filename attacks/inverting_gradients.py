@@ -68,10 +68,11 @@ class InvertingGradients(Attack):
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
         tv_weight = self.params["tv_weight"]
+        view = self.user_view(target)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             matching = self.matching_loss(
-                candidate_update(target, candidate, labels), observed, target)
+                candidate_update(target, candidate, labels, view), observed, target)
             return matching + tv_weight * total_variation(candidate)
 
         return optimize_images(images, objective, optimizer, scheduler, n, (lower, upper),

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from attacks.base import AttackTarget
+from attacks.base import AttackTarget, UserView
 from attacks.lean_conv import lean_convolutions
 from dgp.gradients import training_loss
 from dgp.protocol import Protocol, user_update
@@ -24,21 +24,25 @@ def candidate_gradients(model: nn.Module, images: torch.Tensor,
     return list(torch.autograd.grad(loss, params, create_graph=True))
 
 
-def candidate_update(target: AttackTarget, images: torch.Tensor,
-                     labels: torch.Tensor) -> list[torch.Tensor]:
+def candidate_update(target: AttackTarget, images: torch.Tensor, labels: torch.Tensor,
+                     user_view: UserView | None = None) -> list[torch.Tensor]:
     """What a candidate batch would send under the target's protocol: its gradient
     (FedSGD), or the weight change its local steps make (FedAvg: the steps simulated
     differentiably, as Dimitrov et al. and breaching's multi-step objective do), summed over
     the aggregated users, each ``target.batch_size`` consecutive candidate images one user's
-    batch. Differentiable w.r.t. the images."""
+    batch, each user's update first passed through ``user_view`` if given (a defense-aware
+    attacker's model of what each user's defense lets through). Differentiable w.r.t. the
+    images."""
     protocol = target.protocol
-    if protocol == Protocol():
+    if protocol == Protocol() and user_view is None:
         return candidate_gradients(target.model, images, labels)
     size = target.batch_size
     with lean_convolutions():
         per_user = [user_update(target.model, images[u * size:(u + 1) * size],
                                 labels[u * size:(u + 1) * size], protocol, create_graph=True)
                     for u in range(protocol.users)]
+    if user_view is not None:
+        per_user = [user_view(update) for update in per_user]
     return [sum(parts) for parts in zip(*per_user, strict=True)]
 
 

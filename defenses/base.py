@@ -48,6 +48,10 @@ class Defense(ABC):
     # Aligned defenses (ADGP) mask every user of a round at one broadcast mask: training
     # calls ``band_masks`` on the broadcaster's gradient, then ``apply_with_masks`` per user.
     aligned: ClassVar[bool] = False
+    # Whether the sent positions are a deterministic function of the user's own update
+    # (dgp, topk): an attacker of a sum of users then recomputes them for each candidate
+    # user (``aggregate_view``).
+    masks_from_update: ClassVar[bool] = False
 
     def __init__(self, ratio: float, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -113,6 +117,20 @@ class Defense(ABC):
         zeroed, so only what was sent is matched."""
         return [c if m is None else c * m.to(c.device)
                 for c, m in zip(candidate, shared.masks, strict=True)]
+
+    def aggregate_view(self, candidate: list[torch.Tensor],
+                       shared: SharedGradient) -> list[torch.Tensor]:
+        """One candidate user's part of a sum of users' uploads (``shared``) as the server
+        would observe it; differentiable. Where the sent positions follow from the user's
+        own update (``masks_from_update``) they are recomputed from the candidate, so the
+        sum of the users' views is the observed sum at the true images; otherwise the
+        ``attacker_view`` at the sum's positions (every user's: an aligned band is exact,
+        random masks are not known per user)."""
+        if not self.masks_from_update:
+            return self.attacker_view(candidate, shared)
+        masks = self.apply([c.detach() for c in candidate]).masks
+        return [c if m is None else c * m.to(c.device, c.dtype)
+                for c, m in zip(candidate, masks, strict=True)]
 
     def observation_nll(self, view: list[torch.Tensor],
                         shared: SharedGradient) -> torch.Tensor | None:

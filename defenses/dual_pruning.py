@@ -46,6 +46,7 @@ class DualGradientPruning(Defense):
     name = "dgp"
     compresses = True
     family = "pruning"
+    masks_from_update = True
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
     example_ratio = 0.8
     defaults = {"p1": 0.05, "top_count": "at_least_one"}

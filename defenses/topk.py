@@ -17,6 +17,7 @@ class TopK(Defense):
     name = "topk"
     compresses = True
     family = "pruning"
+    masks_from_update = True
     ratio_meaning = "fraction of entries not sent per tensor (the largest 1-ratio are sent)"
     example_ratio = 0.8
 
