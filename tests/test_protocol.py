@@ -222,3 +222,14 @@ def test_the_defense_aware_view_of_a_sum_is_exact_at_the_users_images(name: str)
     raw = candidate_update(target, images, labels)
     gap = sum(float((a.detach() - b).norm()) for a, b in zip(raw, shared.tensors, strict=True))
     assert (gap < 1e-5) == (name == "none")
+
+
+def test_a_job_attacks_batchnorm_in_train_mode() -> None:
+    """With batch statistics the attacker's candidate is normalised by its own batch, as the
+    user's was; the job records the mode and leaves the model's running statistics alone."""
+    convnet = {**DIGITS, "model": "convnet"}
+    record, _ = run(convnet, "none", 0, {}, "ig", {"iterations": 3}, 0, 2, 2, "cpu",
+                    protocol={"batchnorm": "train"})
+    assert record["job"]["protocol"] == "fedsgd-bntrain"
+    assert {r["status"] for r in record["rows"]} == {"ok"}
+    assert record["job"]["batchnorm"] == "train"
