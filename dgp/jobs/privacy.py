@@ -189,8 +189,8 @@ def _shared_gradient(job: _Job, inputs: list[torch.Tensor], targets: list[torch.
     if role == "member":
         return job.defense.apply_with_masks(updates[0], _broadcast_masks(job, len(inputs[0])))
     uploads = [job.defense.apply(updates[0], job.noise, UserBatch(job.model, inputs[0]))]
-    band = job.defense.band_masks(updates[0]) if job.defense.aligned and role == "aggregate" \
-        else None
+    aligned = job.defense.aligned and role == "aggregate"
+    band = job.defense.band_masks(updates[0]) if aligned else None
     for x, update in zip(inputs[1:], updates[1:], strict=True):
         uploads.append(job.defense.apply(update, job.noise, UserBatch(job.model, x))
                        if band is None else job.defense.apply_with_masks(update, band))
