@@ -10,9 +10,10 @@ from dgp.protocol import Protocol
 
 JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "model_round",
                "seed"]
-# The threat model of each row: the protocol's fields (dgp.protocol) and whether the
-# attack inferred the labels or was given them (label_rule: oracle).
-PROTOCOL_COLUMNS = [f.name for f in fields(Protocol)] + ["labels"]
+# The threat model of each row: the protocol's fields (dgp.protocol), whether the attack
+# inferred the labels or was given them (label_rule: oracle), and whether the server only
+# watches (honest-but-curious) or changes the model it sends (malicious: an active attack).
+THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server"]
 METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",
@@ -21,7 +22,7 @@ ROW_COLUMNS = [
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
 ]
-COLUMNS = JOB_COLUMNS + PROTOCOL_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
+COLUMNS = JOB_COLUMNS + THREAT_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
 PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
 UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
 # Wall-time columns: they differ between runs, so they go to the timing CSVs.

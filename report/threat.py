@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from attacks import ATTACKS
 from dgp.protocol import Protocol
 
 DEFAULT = Protocol()
@@ -15,6 +16,8 @@ def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
     """Tables from before the protocol axis attacked one user's FedSGD gradient with the
     labels inferred: fill those columns (or their empty cells) in, on a copy."""
     table = table.copy()
+    if "server" not in table.columns or table["server"].isna().all():
+        table["server"] = [_server(attack) for attack in table["attack"]]
     for name, value in {"protocol": DEFAULT.id, **DEFAULT.as_dict(),
                         "labels": "inferred"}.items():
         if name not in table.columns or table[name].isna().all():
@@ -23,6 +26,12 @@ def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
             table[name] = table[name].fillna(value)
     table["protocol"] = table["protocol"].astype("string")
     return table
+
+
+def _server(attack: str) -> str:
+    """From the registry: an active attack's server changes the model it sends."""
+    impl = ATTACKS.get(str(attack))
+    return "malicious" if impl is not None and impl.active else "honest-but-curious"
 
 
 def describe(rows: pd.DataFrame) -> str:
@@ -40,5 +49,10 @@ def describe(rows: pd.DataFrame) -> str:
     whose = ("of one user" if users == 1 else
              f"summed over {users} users (secure aggregation: only the sum is seen)")
     labels = ", ".join(sorted(rows["labels"].astype(str).unique()))
+    servers = sorted(rows["server"].astype(str).unique())
+    malicious = sorted(rows.loc[rows["server"] == "malicious", "attack"].astype(str).unique())
+    server = ("an honest-but-curious server" if servers == ["honest-but-curious"] else
+              f"servers {' and '.join(servers)} (malicious: {', '.join(malicious)}, which "
+              "change the model they send)")
     return (f"{first['protocol']}: {sent} {whose}, BatchNorm in {first['batchnorm']} mode; "
-            f"labels {labels}")
+            f"labels {labels}; {server}")

@@ -233,3 +233,24 @@ def test_a_job_attacks_batchnorm_in_train_mode() -> None:
     assert record["job"]["protocol"] == "fedsgd-bntrain"
     assert {r["status"] for r in record["rows"]} == {"ok"}
     assert record["job"]["batchnorm"] == "train"
+
+
+def test_the_report_says_each_sections_threat_model() -> None:
+    """Old tables get the default protocol and the server kind from the registry; the words
+    name the protocol, the users summed and any malicious (model-changing) attack."""
+    import pandas as pd
+
+    from report.threat import describe, with_protocol
+
+    old = with_protocol(pd.DataFrame({"attack": ["ig", "trap_weights"]}))
+    assert old["protocol"].tolist() == ["fedsgd", "fedsgd"]
+    assert old["server"].tolist() == ["honest-but-curious", "malicious"]
+    words = describe(old)
+    assert words.startswith("fedsgd: FedSGD, the gradient of one user")
+    assert "malicious: trap_weights" in words
+    summed_rows = with_protocol(pd.DataFrame({
+        "attack": ["idlg"], "protocol": ["fedavg-s2-lr0.05-n3"], "algorithm": ["fedavg"],
+        "local_steps": [2], "local_batch_size": [0], "local_lr": [0.05], "users": [3]}))
+    words = describe(summed_rows)
+    assert "2 local SGD steps (lr 0.05, the whole batch each step)" in words
+    assert "summed over 3 users" in words and "honest-but-curious" in words
