@@ -225,16 +225,17 @@ def _upload_share(claim: dict[str, Any], privacy: pd.DataFrame,
 
 def _sections(privacy: pd.DataFrame,
               utility: pd.DataFrame | None) -> dict[tuple[str, str], str]:
-    """Each (dataset, protocol) of the results, mapped to its dataset's first protocol
-    (where the utility claims are judged); a dataset with training rows only gets the
-    default protocol."""
+    """Each (dataset, protocol) of the results, mapped to the protocol where its dataset's
+    utility claims are judged: the default (FedSGD, one user) if it ran, else the first; a
+    dataset with training rows only gets the default."""
     pairs = set(map(tuple, privacy[["dataset", "protocol"]].dropna().astype(str)
                     .to_numpy().tolist()))
     if utility is not None:
         seen = {d for d, _ in pairs}
         pairs |= {(str(d), DEFAULT.id) for d in utility["dataset"].unique() if str(d) not in seen}
     first = {}
-    for dataset, protocol in sorted(pairs):
+    for dataset, protocol in sorted(pairs, key=lambda pair: (pair[0], pair[1] != DEFAULT.id,
+                                                             pair[1])):
         first.setdefault(dataset, protocol)
     return {(d, p): first[d] for d, p in sorted(pairs)}
 

@@ -254,3 +254,16 @@ def test_the_report_says_each_sections_threat_model() -> None:
     words = describe(summed_rows)
     assert "2 local SGD steps (lr 0.05, the whole batch each step)" in words
     assert "summed over 3 users" in words and "honest-but-curious" in words
+
+
+def test_utility_claims_are_judged_once_under_the_default_protocol() -> None:
+    import pandas as pd
+
+    from report.claims import _sections
+
+    privacy = pd.DataFrame({"dataset": ["d", "d", "e"],
+                            "protocol": ["fedavg-s2-lr0.1", "fedsgd", "fedsgd-n3"]})
+    utility = pd.DataFrame({"dataset": ["d", "f"]})
+    assert _sections(privacy, utility) == {
+        ("d", "fedavg-s2-lr0.1"): "fedsgd", ("d", "fedsgd"): "fedsgd",
+        ("e", "fedsgd-n3"): "fedsgd-n3", ("f", "fedsgd"): "fedsgd"}

@@ -180,21 +180,22 @@ def _broadcast_masks(job: _Job, count: int) -> list[torch.Tensor]:
 
 
 def _shared_gradient(job: _Job, inputs: list[torch.Tensor], targets: list[torch.Tensor],
-                     role: str) -> SharedGradient:
-    """What the server sees of the users' (``inputs``, ``targets``: one entry per user)
-    defended updates: one user's upload, or under aggregation the sum of all of them, each
-    defended on its own as in training (an aligned defense masks every member at the band
-    of the first user, the broadcaster)."""
+                     role: str) -> tuple[SharedGradient, SharedGradient]:
+    """(what the server sees, the first user's upload) of the users' (``inputs``,
+    ``targets``: one entry per user) defended updates: one user's upload, or under
+    aggregation the sum of all of them, each defended on its own as in training (an aligned
+    defense masks every member at the band of the first user, the broadcaster)."""
     updates = [_update(job, x, y) for x, y in zip(inputs, targets, strict=True)]
     if role == "member":
-        return job.defense.apply_with_masks(updates[0], _broadcast_masks(job, len(inputs[0])))
+        upload = job.defense.apply_with_masks(updates[0], _broadcast_masks(job, len(inputs[0])))
+        return upload, upload
     uploads = [job.defense.apply(updates[0], job.noise, UserBatch(job.model, inputs[0]))]
     aligned = job.defense.aligned and role == "aggregate"
     band = job.defense.band_masks(updates[0]) if aligned else None
     for x, update in zip(inputs[1:], updates[1:], strict=True):
         uploads.append(job.defense.apply(update, job.noise, UserBatch(job.model, x))
                        if band is None else job.defense.apply_with_masks(update, band))
-    return uploads[0] if len(uploads) == 1 else summed(uploads)
+    return (uploads[0] if len(uploads) == 1 else summed(uploads)), uploads[0]
 
 
 def _score(recovered: torch.Tensor, images: torch.Tensor,
@@ -259,8 +260,9 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
         inputs.append(data.normalize(shown).to(device))
         targets.append(target_part)
     transformed = torch.cat(transformed)
-    shared = _shared_gradient(job, inputs, targets, role)
-    cost = shared_cost(shared)
+    # Bytes are one user's upload (every user of a sum sends as many under each defense).
+    shared, upload = _shared_gradient(job, inputs, targets, role)
+    cost = shared_cost(upload)
     oracle = labels.clone() if job.attack.needs_true_labels else None  # labels-known model
     target = AttackTarget(job.model, shared, per_user, tuple(images.shape[1:]),
                           data.num_classes, _box(data), job.defense, job.public, oracle,
