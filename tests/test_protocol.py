@@ -124,22 +124,28 @@ def test_an_aggregate_marks_sent_what_any_user_sent() -> None:
 
 def test_under_aggregation_adgp_sends_one_support_and_dgp_the_union_of_many() -> None:
     """ADGP's members use the broadcaster's band, so the sum of 4 users has exactly one
-    user's support; DGP masks each user on its own, so the sum reveals more entries."""
+    user's support; DGP masks each user on its own, so the sum reveals more entries. The
+    bytes recorded are one user's upload, the same count under both."""
     from dgp.jobs import privacy
 
-    sent = {}
+    protocol = Protocol(users=4)
+    support, upload = {}, {}
     for name in ("dgp", "adgp"):
-        record, _ = run(DIGITS, name, 0.8, {}, "idlg", {"iterations": 1}, 0, 4, 1, "cpu",
-                        protocol={"users": 4})
-        sent[name] = record["rows"][0]["sent_values"]
-    single = create_defense("dgp", 0.8)
-    model = build_model("lenet", 1, 10, 16, 0)
-    images, labels = _batch(1)
-    one_user = single.apply(user_update(model, images, labels, Protocol()))
-    per_user = sum(int(m.sum()) for m in one_user.masks)
-    assert sent["adgp"] == pytest.approx(per_user, rel=0.02)
-    assert sent["dgp"] > 2 * per_user
-    assert privacy.roles(single, Protocol(users=4)) == ["aggregate"]
+        job = privacy._setup(DIGITS, name, 0.8, {}, "idlg", {"iterations": 1}, 0, 4,
+                             torch.device("cpu"), None, protocol)
+        images, labels = job.data.samples(job.indices)
+        inputs = [job.data.normalize(images[u:u + 1]) for u in range(4)]
+        shared, first = privacy._shared_gradient(job, inputs, [labels[u:u + 1] for u in
+                                                                range(4)], "aggregate")
+        support[name] = sum(int(m.sum()) for m in shared.masks)
+        upload[name] = sum(int(m.sum()) for m in first.masks)
+    assert upload["dgp"] == upload["adgp"]
+    assert support["adgp"] == upload["adgp"]
+    assert support["dgp"] > 2 * upload["dgp"]
+    assert privacy.roles(create_defense("adgp", 0.8), protocol) == ["aggregate"]
+    record, _ = run(DIGITS, "dgp", 0.8, {}, "idlg", {"iterations": 1}, 0, 4, 1, "cpu",
+                    protocol={"users": 4})
+    assert record["rows"][0]["sent_values"] == upload["dgp"]
 
 
 def _config_with(protocols: list[dict], attacks: list[dict] | None = None) -> dict:
