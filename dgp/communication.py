@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dgp.types import SharedGradient
+from dgp.types import SharedGradient, summed
 
 FLOAT32_BYTES = 4
 INDEX_BYTES = 4
@@ -87,16 +87,7 @@ def aggregate_cost(shared: list[SharedGradient]) -> Cost:
     as float32 values plus the index set, or dense when that is cheaper.
     """
     first = shared[0]
-    masks: list[torch.Tensor | None] = []
-    for i in range(len(first.tensors)):
-        per_user = [s.masks[i] for s in shared]
-        if any(m is None for m in per_user):
-            masks.append(None)
-        else:
-            union = per_user[0].clone()
-            for m in per_user[1:]:
-                union |= m
-            masks.append(union)
+    masks = summed(shared).masks  # the union, as a server under secure aggregation sees it
     numels = [t.numel() for t in first.tensors]
     sparse = _cost(numels, _sent_counts(first.tensors, masks), 32, positions_known=False)
     dense = _cost(numels, numels, 32, positions_known=False)
