@@ -1,4 +1,5 @@
 import json
+import shlex
 
 from dgp.jobs.config import (
     ConfigError,
@@ -58,53 +59,62 @@ def get_attack_checkpoint(wildcards):
     return [f"results/train/{TRAINING_PATTERN}/round{{round}}.pt".format(**wildcards)]
 
 
-def get_checkpoint_option(wildcards, input):
-    return f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
-
-
 def get_privacy_outputs(kind):
     """Paths of every privacy job's output of one kind ('json' or 'png')."""
     return [f"results/privacy/{PRIVACY_PATTERN.format(**job)}.{kind}" for job in PRIVACY_JOBS]
 
 
-# Each job's settings, serialised once at parse time: a dry run of the paper grid asks for
-# them thousands of times (benchmarks/dag.py).
-DATASET_JSON = {
-    dataset_id(d): json.dumps({**d, "id": dataset_id(d)}, sort_keys=True)
+# Each job's settings as command-line options, quoted once at parse time: a dry run of the
+# paper grid evaluates every params function of every job, and each one costs
+# (benchmarks/dag.py), so a job's rule has one.
+def quoted_json(value):
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+DATASET_OPTION = {
+    dataset_id(d): f"--dataset {quoted_json({**d, 'id': dataset_id(d)})}"
     for d in config["datasets"]
 }
-DEFENSE_PARAMS_JSON = {
-    d["name"]: json.dumps(d["params"], sort_keys=True) for d in config["defenses"]
+DEFENSE_PARAMS_OPTION = {
+    d["name"]: f"--defense-params {quoted_json(d['params'])}" for d in config["defenses"]
 }
-TRAINING_JSON = {
-    d["name"]: json.dumps(
-        {**training_settings(config, d["name"]), "checkpoint_rounds": CHECKPOINT_ROUNDS},
-        sort_keys=True,
-    )
+TRAINING_OPTION = {
+    d["name"]: "--training "
+    + quoted_json({**training_settings(config, d["name"]), "checkpoint_rounds": CHECKPOINT_ROUNDS})
     for d in config["defenses"]
 }
-PROTOCOL_JSON = {
-    protocol.id: json.dumps(protocol.as_dict(), sort_keys=True)
+PROTOCOL_OPTION = {
+    protocol.id: f"--protocol {quoted_json(protocol.as_dict())}"
     for protocol, _, _ in protocol_runs(config)
 }
-ATTACK_PARAMS_JSON = {a["name"]: json.dumps(a["params"], sort_keys=True) for a in config["attacks"]}
+ATTACK_PARAMS_OPTION = {
+    a["name"]: f"--attack-params {quoted_json(a['params'])}" for a in config["attacks"]
+}
+PRIVACY_SIZES = (
+    f"--num-images {config['privacy']['num_images']}"
+    f" --batch-size {config['privacy']['batch_size']} --device {config['device']}"
+)
 
 
-def get_dataset_json(wildcards):
-    return DATASET_JSON[wildcards.dataset]
+def get_privacy_options(wildcards):
+    """Every setting of one privacy job, as the options of dgp.jobs.privacy."""
+    w = wildcards
+    model = [f"--checkpoint {path}" for path in get_attack_checkpoint(w)]
+    return " ".join(
+        [DATASET_OPTION[w.dataset], PROTOCOL_OPTION[w.protocol]]
+        + [f"--defense {w.defense} --ratio {w.ratio}", DEFENSE_PARAMS_OPTION[w.defense]]
+        + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack]]
+        + [f"--seed {w.seed} --round {w.round}", PRIVACY_SIZES]
+        + model
+    )
 
 
-def get_defense_params_json(wildcards):
-    return DEFENSE_PARAMS_JSON[wildcards.defense]
-
-
-def get_training_json(wildcards):
-    return TRAINING_JSON[wildcards.defense]
-
-
-def get_protocol_json(wildcards):
-    return PROTOCOL_JSON[wildcards.protocol]
-
-
-def get_attack_params_json(wildcards):
-    return ATTACK_PARAMS_JSON[wildcards.attack]
+def get_training_options(wildcards):
+    """Every setting of one training job, as the options of dgp.jobs.train."""
+    w = wildcards
+    return " ".join(
+        [DATASET_OPTION[w.dataset], f"--defense {w.defense} --ratio {w.ratio}"]
+        + [DEFENSE_PARAMS_OPTION[w.defense], TRAINING_OPTION[w.defense]]
+        + [f"--seed {w.seed} --device {config['device']}"]
+        + [f"--checkpoint-dir results/train/{TRAINING_PATTERN}".format(**w)]
+    )

@@ -16,23 +16,9 @@ rule attack:
         # expression (input size) per job costs seconds in a dry run of the paper grid.
         disk_mb=1000,
     params:
-        dataset=get_dataset_json,
-        protocol=get_protocol_json,
-        defense_params=get_defense_params_json,
-        attack_params=get_attack_params_json,
-        num_images=config["privacy"]["num_images"],
-        batch_size=config["privacy"]["batch_size"],
-        device=config["device"],
-        checkpoint=get_checkpoint_option,
+        options=get_privacy_options,
     shell:
-        "python -m dgp.jobs.privacy --dataset {params.dataset:q}"
-        " --protocol {params.protocol:q}"
-        " --defense {wildcards.defense} --ratio {wildcards.ratio}"
-        " --defense-params {params.defense_params:q}"
-        " --attack {wildcards.attack} --attack-params {params.attack_params:q}"
-        " --seed {wildcards.seed} --round {wildcards.round} {params.checkpoint}"
-        " --num-images {params.num_images}"
-        " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
+        "python -m dgp.jobs.privacy {params.options} --threads {threads}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
 
 

@@ -14,17 +14,10 @@ rule train:
         # expression (input size) per job costs seconds in a dry run of the paper grid.
         disk_mb=1000,
     params:
-        dataset=get_dataset_json,
-        defense_params=get_defense_params_json,
-        training=get_training_json,
-        device=config["device"],
-        checkpoint_dir=lambda wc: f"results/train/{TRAINING_PATTERN}".format(**wc),
+        options=get_training_options,
     shell:
-        "python -m dgp.jobs.train --dataset {params.dataset:q}"
-        " --defense {wildcards.defense} --ratio {wildcards.ratio}"
-        " --defense-params {params.defense_params:q} --training {params.training:q}"
-        " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-        " --checkpoint-dir {params.checkpoint_dir} --out-csv {output.csv} > {log} 2>&1"
+        "python -m dgp.jobs.train {params.options} --threads {threads}"
+        " --out-csv {output.csv} > {log} 2>&1"
 
 
 rule aggregate_utility:
