@@ -64,6 +64,19 @@ def get_privacy_outputs(kind):
     return [f"results/privacy/{PRIVACY_PATTERN.format(**job)}.{kind}" for job in PRIVACY_JOBS]
 
 
+def get_gallery_images():
+    """The reconstructions the report can show: its gallery takes the first attacked round
+    and the smallest seed (report/render.py, gallery). Naming only these keeps a dry run of
+    the paper grid from looking up every job's image a second time."""
+    first_round = str(min(config["privacy"]["model_rounds"]))
+    seed = str(min(config["privacy"]["seeds"]))
+    return [
+        f"results/privacy/{PRIVACY_PATTERN.format(**job)}.png"
+        for job in PRIVACY_JOBS
+        if job["round"] == first_round and job["seed"] == seed
+    ]
+
+
 # Each job's settings as command-line options, quoted once at parse time: a dry run of the
 # paper grid evaluates every params function of every job, and each one costs
 # (benchmarks/dag.py), so a job's rule has one.

@@ -3,7 +3,7 @@ rule report:
         privacy="results/privacy.csv",
         timings="results/privacy_timings.csv",
         utility=get_utility_table(),
-        images=get_privacy_outputs("png"),
+        images=get_gallery_images(),
     output:
         "results/report.html",
     log:
