@@ -124,17 +124,19 @@ def test_gradinversion_recovers_an_undefended_digit_on_a_batchnorm_model():
 
 def test_clipping_alone_protects_nothing_against_defense_aware_attacks():
     # dp_gaussian at ratio 0 only rescales the gradient to norm 1 (the LeNet's is 24-30):
-    # measured, passive DLG 6.6 / 16.5 dB with both labels wrong, dlg_adaptive 27.4 / 58.8
-    # dB, idlg_adaptive 54.7 / 49.6 dB, as without a defense (> 50 dB).
+    # measured, passive DLG 6.6 / 18.8 dB with both labels wrong; idlg_adaptive 55.5 / 51.6
+    # dB, as without a defense (> 50 dB). dlg_adaptive gets both labels right, but its 20
+    # L-BFGS steps from a random start are chaotic across CPUs (27.4 / 58.8 dB on one, 7.7 /
+    # 7.9 dB on an AVX-512 EPYC), so only its labels are asserted.
     passive, _ = run(DIGITS, "dp_gaussian", 0.0, {}, "dlg", {"iterations": 20}, seed=0,
                      num_images=2, batch_size=1)
+    assert max(r["psnr"] for r in passive["rows"]) < 30
     aware, _ = run(DIGITS, "dp_gaussian", 0.0, {}, "dlg_adaptive", {"iterations": 20},
                    seed=0, num_images=2, batch_size=1)
-    assert aware["rows"][1]["psnr"] > 40 and aware["rows"][1]["label_acc"] == 1.0
-    assert passive["rows"][1]["psnr"] < 30
+    assert [r["label_acc"] for r in aware["rows"]] == [1.0, 1.0]
     aware, _ = run(DIGITS, "dp_gaussian", 0.0, {}, "idlg_adaptive", {"iterations": 20},
-                   seed=0, num_images=1, batch_size=1)
-    assert aware["rows"][0]["psnr"] > 40
+                   seed=0, num_images=2, batch_size=1)
+    assert min(r["psnr"] for r in aware["rows"]) > 40
 
 
 @pytest.mark.parametrize("attack", ["dlg_adaptive", "idlg_adaptive", "ig_adaptive",
@@ -294,9 +296,7 @@ def test_a_weak_attack_is_no_better_than_guessing_and_a_strong_one_clears_the_fl
 def test_one_run_records_the_attack_at_fractions_of_its_budget():
     # DLG, 16 L-BFGS steps, undefended: measured 11.7 / 16.8 / 29.7 / 49.2 dB after 1/8,
     # 1/4, 1/2 and all of its steps on this image; the analytic rtf has no budget.
-    from attacks.base import BUDGET_FRACTIONS
-    from dgp.columns import COLUMNS
-    from dgp.jobs.privacy import budget_column
+    from dgp.columns import BUDGET_FRACTIONS, COLUMNS, budget_column
 
     record, _ = run(DIGITS, "none", 0, {}, "dlg", {"iterations": 16}, seed=0, num_images=1,
                     batch_size=1)
