@@ -9,7 +9,8 @@ from torch.autograd.function import once_differentiable
 from attacks.base import AttackTarget, UserView
 from attacks.lean_conv import lean_convolutions
 from dgp.gradients import training_loss
-from dgp.protocol import Protocol, user_update
+from dgp.protocol import Protocol
+from dgp.updates import user_update
 
 
 def candidate_gradients(model: nn.Module, images: torch.Tensor,

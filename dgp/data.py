@@ -53,11 +53,6 @@ class ImageData:
         return images, labels
 
 
-def dataset_id(spec: dict[str, Any]) -> str:
-    """The name a dataset entry has in paths and tables: its ``id``, else its ``name``."""
-    return spec.get("id") or spec["name"]
-
-
 def missing_data_message(spec: dict[str, Any]) -> str | None:
     """Say what is missing for ``spec`` without loading it, or None when it can be loaded."""
     return DATASETS[spec["name"]].missing(spec)

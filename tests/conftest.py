@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ from dgp.data import load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR10_MINI = REPO.parent / "shared" / "data" / "cifar10-mini"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _validation_cache(tmp_path_factory):
+    """Memoised validations (dgp/jobs/plan.py) of the tests and the workflows they start go
+    to a scratch folder, not the user's cache."""
+    before = os.environ.get("DGP_CACHE_DIR")
+    os.environ["DGP_CACHE_DIR"] = str(tmp_path_factory.mktemp("validated"))
+    yield
+    if before is None:
+        os.environ.pop("DGP_CACHE_DIR", None)
+    else:
+        os.environ["DGP_CACHE_DIR"] = before
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dgp.jobs.config import ConfigError, privacy_jobs, training_jobs, validate_config
+from dgp.jobs.config import validate_config
+from dgp.jobs.plan import ConfigError, privacy_jobs, training_jobs
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 

@@ -11,11 +11,13 @@ import torch
 from attacks import ATTACKS, AttackTarget
 from attacks.objectives import candidate_update
 from defenses import create_defense
-from dgp.jobs.config import ConfigError, privacy_jobs, validate_config
+from dgp.jobs.config import validate_config
+from dgp.jobs.plan import ConfigError, privacy_jobs
 from dgp.jobs.privacy import run
 from dgp.models import build_model
-from dgp.protocol import Protocol, user_update
+from dgp.protocol import Protocol
 from dgp.types import SharedGradient, summed
+from dgp.updates import user_update
 from tests.test_config import SMOKE
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}

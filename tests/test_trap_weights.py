@@ -10,8 +10,9 @@ from dgp.data import load_dataset
 from dgp.jobs.privacy import match_labels, match_to_originals, public_samples
 from dgp.metrics import image_metrics
 from dgp.models import build_model
-from dgp.protocol import Protocol, user_update
+from dgp.protocol import Protocol
 from dgp.types import dense
+from dgp.updates import user_update
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
 

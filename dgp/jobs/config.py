@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -16,16 +15,10 @@ import yaml
 
 from attacks import ATTACKS, create_attack
 from defenses import DEFENSES, create_defense
-from dgp.data import DATASETS, dataset_id, missing_data_message
+from dgp.data import DATASETS, missing_data_message
+from dgp.jobs.plan import SCHEMA_PATH, ConfigError, dataset_id, training_settings
 from dgp.models import MODELS, MODELS_WITH_BATCHNORM
 from dgp.protocol import Protocol
-
-SCHEMA_PATH = (Path(__file__).resolve().parents[2] / "workflow" / "schemas"
-               / "config.schema.yaml")
-
-
-class ConfigError(ValueError):
-    """A config that must not run; the message says what and where."""
 
 
 def _with_defaults(validator_class):
@@ -91,12 +84,6 @@ def _check_training_override(override: dict[str, Any], where: str) -> None:
     if error is not None:
         inner = "." + _where(error.absolute_path) if error.absolute_path else ""
         raise ConfigError(f"{where}{inner}: {error.message}")
-
-
-def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, Any]:
-    """The training settings of one defense: the top-level ones with its overrides."""
-    entry = next(d for d in config["defenses"] if d["name"] == defense_name)
-    return {**config["training"], **entry["training"]}
 
 
 def _check_names_and_ranges(config: dict[str, Any]) -> None:
@@ -229,49 +216,3 @@ def _check_protocol_fits(config: dict[str, Any], protocol: Protocol, entry: dict
             problem = ATTACKS[attack["name"]].protocol_error(protocol)
             if problem:
                 raise ConfigError(f"{where}: {problem}")
-
-
-def protocol_runs(config: dict[str, Any]) -> list[tuple[Protocol, list[str], list[str]]]:
-    """Each configured protocol with the defense and attack names it runs."""
-    defenses = [d["name"] for d in config["defenses"]]
-    attacks = [a["name"] for a in config["attacks"]]
-    return [(Protocol.from_dict(entry),
-             [name for name in defenses if name in entry.get("defenses", defenses)],
-             [name for name in attacks if name in entry.get("attacks", attacks)])
-            for entry in config["privacy"]["protocols"]]
-
-
-def format_ratio(ratio: float) -> str:
-    """The ratio as it appears in paths and the CSV (shortest exact form)."""
-    return repr(float(ratio)).removesuffix(".0")
-
-
-def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, protocol, defense, ratio, attack, round, seed) of a validated config."""
-    return [
-        {**job, "protocol": protocol.id, "attack": attack, "round": str(model_round)}
-        for protocol, defenses, attacks in protocol_runs(config)
-        for job in _settings(config, config["privacy"]["seeds"], ignore_enabled=True)
-        if job["defense"] in defenses
-        for attack in attacks
-        for model_round in config["privacy"]["model_rounds"]
-    ]
-
-
-def training_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, defense, ratio, seed) trained (training can be disabled globally or
-    per defense with ``enabled: false``)."""
-    return _settings(config, config["seeds"], ignore_enabled=False)
-
-
-def _settings(config: dict[str, Any], seeds: list[int],
-              ignore_enabled: bool) -> list[dict[str, str]]:
-    return [
-        {"dataset": dataset_id(dataset), "defense": defense["name"],
-         "ratio": format_ratio(ratio), "seed": str(seed)}
-        for dataset in config["datasets"]
-        for defense in config["defenses"]
-        if ignore_enabled or training_settings(config, defense["name"])["enabled"]
-        for ratio in defense["ratios"]
-        for seed in seeds
-    ]

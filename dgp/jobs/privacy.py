@@ -25,16 +25,18 @@ from typing import Any
 import torch
 
 from attacks import Attack, AttackTarget, Reconstruction, create_attack
-from attacks.base import BUDGET_FRACTIONS
 from defenses import Defense, create_defense
+from dgp.columns import BUDGET_FRACTIONS, budget_column
 from dgp.communication import shared_cost
-from dgp.data import ImageData, dataset_id, draw_distinct, encoding_center, load_dataset
+from dgp.data import ImageData, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
 from dgp.io import write_atomically, write_json
+from dgp.jobs.plan import dataset_id
 from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
 from dgp.models import build_model, dense_reference_bytes
-from dgp.protocol import Protocol, user_update
+from dgp.protocol import Protocol
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, summed
+from dgp.updates import user_update
 
 # Training images the server may use as public knowledge of the data distribution (a
 # malicious server's imprint thresholds; the mean image of the guessing floor).
@@ -208,11 +210,6 @@ def _score(recovered: torch.Tensor, images: torch.Tensor,
     metrics.update({f"{name}_shared": values for name, values in shared.items()})
     metrics["psnr_tolerant"] = tolerant_psnr(recovered, images).tolist()
     return metrics
-
-
-def budget_column(fraction: float) -> str:
-    """'psnr_at_12' for the best reconstruction after 1/8 of the attack's budget."""
-    return f"psnr_at_{int(100 * fraction)}"
 
 
 def budget_curve(data: ImageData, result: Reconstruction,

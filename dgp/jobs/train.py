@@ -20,11 +20,12 @@ import torch
 
 from defenses import create_defense
 from dgp.columns import UTILITY_COLUMNS
-from dgp.data import dataset_id, load_dataset
+from dgp.data import load_dataset
 from dgp.device import resolve_device
 from dgp.fl.federated import TrainingSettings, train
 from dgp.fl.users import FederatedData
 from dgp.io import write_atomically
+from dgp.jobs.plan import dataset_id
 from dgp.models import build_model, dense_reference_bytes
 
 

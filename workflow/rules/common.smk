@@ -1,19 +1,20 @@
 import json
 import shlex
 
-from dgp.jobs.config import (
+from dgp.jobs.plan import (
     ConfigError,
+    dataset_id,
     protocol_runs,
     privacy_jobs,
     training_jobs,
     training_settings,
-    validate_config,
+    validated_config,
 )
-from dgp.data import dataset_id
 
-# Validate before any job is scheduled: a bad config stops here with one clear message.
+# Validate before any job is scheduled: a bad config stops here with one clear message. The
+# validation is memoised (dgp/jobs/plan.py): a repeated dry run imports no torch.
 try:
-    config.update(validate_config(config))
+    config.update(validated_config(config))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 

@@ -14,7 +14,8 @@ import pandas as pd
 import yaml
 
 from defenses import DEFENSES
-from dgp.jobs.config import privacy_jobs, protocol_runs, training_jobs, validate_config
+from dgp.jobs.config import validate_config
+from dgp.jobs.plan import privacy_jobs, protocol_runs, training_jobs
 from dgp.jobs.privacy import roles
 from report.stats import TOO_FEW, floor_verdict
 from report.strongest import SETTING, strongest_only, with_strongest
