@@ -13,6 +13,7 @@ from torch import nn
 
 from attacks.labels import LABEL_RULES, recover_labels
 from defenses.base import Defense
+from dgp.columns import BUDGET_FRACTIONS
 from dgp.params import Param, checked_params
 from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge, SharedGradient
@@ -54,7 +55,6 @@ class AttackTarget:
         return self.protocol.users * self.batch_size
 
 
-BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
 # One candidate user's update -> what of it the server would observe (Attack.user_view).
 UserView = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 

@@ -8,6 +8,17 @@ from dataclasses import fields
 from dgp.metrics import IMAGE_METRICS
 from dgp.protocol import Protocol
 
+# The shares of an attack's budget after which the best reconstruction so far is scored
+# (attacks record them, ``Reconstruction.checkpoints``): one ``psnr_at_<percent>`` column each.
+BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
+
+
+def budget_column(fraction: float) -> str:
+    """'psnr_at_12' for the best reconstruction after 1/8 of the attack's budget."""
+    return f"psnr_at_{int(100 * fraction)}"
+
+
+BUDGET_COLUMNS = [budget_column(f) for f in BUDGET_FRACTIONS]
 JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "model_round",
                "seed"]
 # The threat model of each row: the protocol's fields (dgp.protocol), whether the attack
@@ -17,8 +28,8 @@ THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server"]
 METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",
-    "floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25", "psnr_at_50",
-    "label_acc", "status", "attack_loss", "attack_iterations", "attack_seconds",
+    "floor_psnr", "floor_ssim", "start_psnr", *BUDGET_COLUMNS, "label_acc", "status",
+    "attack_loss", "attack_iterations", "attack_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
 ]

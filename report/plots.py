@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from defenses import DEFENSES, FAMILIES
+from dgp.columns import BUDGET_FRACTIONS, budget_column
 from report.strongest import STRONGEST
 
 # What ``ratio`` means differs per family (the defenses' ``family``), so each family gets its
@@ -258,7 +259,7 @@ def _setting_lines(ax, data: pd.DataFrame, x: str, y: str, title: str, xlabel: s
 
 
 # PSNR of the best reconstruction so far, by share of the attack's budget (1 = psnr).
-BUDGET_COLUMNS = {0.125: "psnr_at_12", 0.25: "psnr_at_25", 0.5: "psnr_at_50", 1.0: "psnr"}
+BUDGET_COLUMNS = {**{f: budget_column(f) for f in BUDGET_FRACTIONS}, 1.0: "psnr"}
 
 
 def psnr_vs_budget(strongest: pd.DataFrame) -> str | None:

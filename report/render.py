@@ -24,7 +24,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from defenses import DEFENSES
-from dgp.columns import PRIVACY_KEYS
+from dgp.columns import BUDGET_COLUMNS, PRIVACY_KEYS
 from dgp.io import write_text
 from dgp.metrics import IMAGE_METRICS
 from report.budget import best_by_budget
@@ -86,8 +86,8 @@ def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.Data
     for column in ("psnr_shared", "psnr_tolerant"):  # tables from before these columns
         if column not in table.columns:
             table[column] = table["psnr"]
-    for column in ("floor_psnr", "floor_ssim", "start_psnr", "psnr_at_12", "psnr_at_25",
-                   "psnr_at_50"):  # unknown in older tables
+    for column in ("floor_psnr", "floor_ssim", "start_psnr", *BUDGET_COLUMNS):  # unknown in
+        # older tables
         if column not in table.columns:
             table[column] = math.nan
     table["defense"] = table["defense"].where(table["role"] != "member",

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dgp.columns import budget_column
+
 
 def mean_ci(values: pd.Series) -> tuple[float, float, int]:
     """Mean, 95% t-interval half-width (NaN when n < 2) and n over the non-NaN values."""
@@ -66,10 +68,11 @@ def second_half_gain(rows: pd.DataFrame) -> float:
     """Mean PSNR gained over the second half of the attack's budget, counted up to
     ``EXACT_PSNR_DB`` (an exact image refined further is not an attack still gaining); NaN
     if unknown."""
-    if "psnr_at_50" not in rows:
+    half = budget_column(0.5)
+    if half not in rows:
         return math.nan
-    capped = rows[["psnr", "psnr_at_50"]].clip(upper=EXACT_PSNR_DB)
-    gain = (capped["psnr"] - capped["psnr_at_50"]).dropna()
+    capped = rows[["psnr", half]].clip(upper=EXACT_PSNR_DB)
+    gain = (capped["psnr"] - capped[half]).dropna()
     return float(gain.mean()) if len(gain) else math.nan
 
 
