@@ -1,6 +1,7 @@
+# A privacy job on the initial model (round 0); attack_trained below is the same job on a
+# trained model's checkpoint. Two rules rather than an input function: Snakemake evaluates
+# such a function per job, 2 s of a dry run of the paper grid (benchmarks/dag.py).
 rule attack:
-    input:
-        checkpoint=get_attack_checkpoint,
     output:
         json=f"results/privacy/{PRIVACY_PATTERN}.json",
         png=f"results/privacy/{PRIVACY_PATTERN}.png",
@@ -8,6 +9,8 @@ rule attack:
         f"logs/privacy/{PRIVACY_PATTERN}.log",
     benchmark:
         f"results/benchmarks/privacy/{PRIVACY_PATTERN}.tsv"
+    wildcard_constraints:
+        round="0",
     conda:
         "../../environment.yml"
     threads: 1
@@ -20,6 +23,13 @@ rule attack:
     shell:
         "python -m dgp.jobs.privacy {params.options} --threads {threads}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
+
+
+use rule attack as attack_trained with:
+    input:
+        checkpoint=f"results/train/{TRAINING_PATTERN}/round{{round}}.pt",
+    wildcard_constraints:
+        round="[1-9][0-9]*",
 
 
 rule aggregate_privacy:
