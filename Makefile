@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Workflow jobs run `python -m ...`: the environment's python must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report test smoke slurm-smoke report-check lint benchmark dag-benchmark clean
+.PHONY: report test smoke same-results slurm-smoke report-check lint benchmark dag-benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 # The CI smoke workflow; IMAGEFOLDER=<path> adds a natural-image run on an ImageFolder tree.
 smoke: $(STAMP)
 	bash workflow/scripts/smoke.sh $(IMAGEFOLDER)
+
+# After `make smoke`: the digits smoke grid again with the code of the commit in
+# .ci/results-reference, and its result CSVs compared with this code's, byte for byte.
+same-results: $(STAMP)
+	bash workflow/scripts/same_results.sh
 
 # The smoke grid (digits) through a one-node SLURM started on this machine (root; installs
 # slurm-wlm and munge with apt-get when missing) and workflow/profiles/slurm.
