@@ -22,6 +22,8 @@ PRIVACY_JOBS = privacy_jobs(config)
 TRAINING_JOBS = training_jobs(config)
 TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
 PRIVACY_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+# The trained model of one training job after a round (what attack_trained attacks).
+CHECKPOINT_PATTERN = f"results/train/{TRAINING_PATTERN}/round{{round}}.pt"
 CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
 
 
@@ -50,14 +52,14 @@ def get_utility_outputs():
 
 def get_checkpoint_outputs():
     """Checkpoints each training job writes: one per attacked round after the first."""
-    return [f"results/train/{TRAINING_PATTERN}/round{r}.pt" for r in CHECKPOINT_ROUNDS]
+    return [CHECKPOINT_PATTERN.replace("{round}", str(r)) for r in CHECKPOINT_ROUNDS]
 
 
 def get_attack_checkpoint(wildcards):
     """The trained model a privacy job attacks (none at round 0: the initial model)."""
     if int(wildcards.round) == 0:
         return []
-    return [f"results/train/{TRAINING_PATTERN}/round{{round}}.pt".format(**wildcards)]
+    return [CHECKPOINT_PATTERN.format(**wildcards)]
 
 
 def get_privacy_outputs(kind):

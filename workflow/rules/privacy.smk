@@ -27,7 +27,7 @@ rule attack:
 
 use rule attack as attack_trained with:
     input:
-        checkpoint=f"results/train/{TRAINING_PATTERN}/round{{round}}.pt",
+        checkpoint=CHECKPOINT_PATTERN,
     wildcard_constraints:
         round="[1-9][0-9]*",
 
