@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/privacy.smk"
 include: "workflow/rules/utility.smk"
+include: "workflow/rules/labels.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -67,8 +67,6 @@ gradient reveals once the image is reconstructed (``soft_targets``).
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -158,13 +156,21 @@ def public_impact(model: nn.Module, class_means: torch.Tensor,
     ``batch_size``, times 1 + 1/K) and offset (a class's mean row sum from a batch of other
     classes' images), from each public class mean's gradient under its own label."""
     num_classes = len(class_means)
-    probe = copy.deepcopy(model)  # a BatchNorm in training mode would move the model's stats
-    device = next(probe.parameters()).device
-    sums = torch.stack([
-        classifier_gradient(parameter_gradients(probe, class_means[c:c + 1].to(device),
-                                                torch.tensor([c], device=device)),
-                            num_classes).sum(dim=1).cpu()
-        for c in range(num_classes)])  # sums[c, j]: row j's sum for an image of class c
+    device = next(model.parameters()).device
+    # A BatchNorm in training mode would move the model's statistics: put them back after.
+    # (Not a deep copy: a model that keeps a tensor of its last forward, PRECODE's KL term,
+    # cannot be deep-copied.)
+    saved = [b.clone() for b in model.buffers()]
+    try:
+        sums = torch.stack([
+            classifier_gradient(parameter_gradients(model, class_means[c:c + 1].to(device),
+                                                    torch.tensor([c], device=device)),
+                                num_classes).sum(dim=1).cpu()
+            for c in range(num_classes)])  # sums[c, j]: row j's sum for an image of class c
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(model.buffers(), saved, strict=True):
+                buffer.copy_(value)
     own = sums.diagonal()
     impact = float(own.mean()) / batch_size * (1 + 1 / num_classes)
     offset = (sums.sum(0) - own) / max(num_classes - 1, 1)

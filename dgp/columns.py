@@ -45,3 +45,6 @@ UTILITY_COLUMNS = [
     "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
     "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds",
 ]
+# One row per (batch size, batch, label rule) of a label-recovery job (dgp.jobs.labels).
+LABEL_KEYS = ["dataset", "model", "defense", "ratio", "seed", "batch_size", "batch", "rule"]
+LABEL_COLUMNS = [*LABEL_KEYS, "label_acc"]

@@ -30,6 +30,7 @@ from dgp.metrics import IMAGE_METRICS
 from report.budget import best_by_budget
 from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
 from report.compute import compute_summary
+from report.labels import label_sections
 from report.plots import (
     MEMBER_SUFFIX,
     accuracy_vs_ratio,
@@ -271,11 +272,12 @@ def _utility_section(first_round: pd.DataFrame,
 
 def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None = None,
                   benchmarks: str | Path | None = None,
-                  claims_path: str | Path = CLAIMS_PATH) -> str:
+                  claims_path: str | Path = CLAIMS_PATH,
+                  labels: pd.DataFrame | None = None) -> str:
     """The report as an HTML string; every config and data value goes through autoescaping.
 
     ``benchmarks`` is the folder of Snakemake benchmark files (compute per rule);
-    ``claims_path`` the paper's claims to check.
+    ``claims_path`` the paper's claims to check; ``labels`` the label-recovery table.
     """
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -311,7 +313,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
     compute = compute_summary(benchmarks) if benchmarks else None
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
-        n_rows=len(data), claims=verdicts, compute=compute,
+        n_rows=len(data), claims=verdicts, compute=compute, labels=label_sections(labels),
         defense_legend=defense_legend(data["defense"].unique()), metric_headers=METRIC_HEADERS,
     )
     # Pure ASCII (non-ASCII as character references) reads the same whatever encoding the
@@ -328,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--privacy", required=True, help="per-image results CSV (privacy.csv)")
     parser.add_argument("--timings", help="the privacy jobs' wall times (privacy_timings.csv)")
     parser.add_argument("--utility", help="per-evaluation training CSV (utility.csv)")
+    parser.add_argument("--labels", help="label-recovery CSV (labels.csv)")
     parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
     parser.add_argument("--benchmarks", help="folder of Snakemake benchmark files")
     parser.add_argument("--claims", default=str(CLAIMS_PATH), help="claims to check (YAML)")
@@ -339,7 +342,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--config is not valid JSON: {error}")
     data = load_privacy(args.privacy, args.timings)
     utility = pd.read_csv(args.utility) if args.utility else None
-    write_text(args.out, render_report(data, config, utility, args.benchmarks, args.claims))
+    labels = pd.read_csv(args.labels) if args.labels else None
+    write_text(args.out, render_report(data, config, utility, args.benchmarks, args.claims,
+                                       labels))
     print(f"report of {len(data)} rows -> {args.out}")
 
 

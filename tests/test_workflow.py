@@ -31,6 +31,9 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
     # Round 0 (the initial model) and the trained round are two rules of one job.
     assert counts["attack"] == counts["attack_trained"] == str(expected // 2)
     assert counts["train"] == str(len(names))
-    assert counts["aggregate_privacy"] == "1" and counts["aggregate_utility"] == "1"
-    assert counts["report"] == "1"
-    assert counts["total"] == str(expected + len(names) + 4)  # + aggregates, report, all
+    # One label-recovery job per defense setting, like training.
+    assert counts["labels"] == str(len(names))
+    assert counts["aggregate_privacy"] == counts["aggregate_utility"] == "1"
+    assert counts["aggregate_labels"] == counts["report"] == "1"
+    # + three aggregates, the report and all
+    assert counts["total"] == str(expected + 2 * len(names) + 5)

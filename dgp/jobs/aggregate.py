@@ -4,6 +4,8 @@
 results/privacy_timings.csv <job JSON files>``: one row per attacked image.
 ``python -m dgp.jobs.aggregate utility --out results/utility.csv --timings
 results/utility_timings.csv <job CSV files>``: one row per evaluation of a training run.
+``python -m dgp.jobs.aggregate labels --out results/labels.csv <job CSV files>``: one row
+per (setting, batch size, batch, label rule); these rows hold no wall times.
 
 Results and times are kept apart so that the same config run twice on a CPU gives
 byte-identical result CSVs; the timing CSVs carry the same key columns to join on.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dgp.columns import COLUMNS, PRIVACY_KEYS, TIMING_COLUMNS, UTILITY_KEYS
+from dgp.columns import COLUMNS, LABEL_KEYS, PRIVACY_KEYS, TIMING_COLUMNS, UTILITY_KEYS
 from dgp.io import write_atomically
 
 
@@ -34,10 +36,15 @@ def privacy_table(paths: list[str | Path]) -> pd.DataFrame:
     return table.sort_values(PRIVACY_KEYS, kind="stable").reset_index(drop=True)
 
 
+def csv_table(paths: list[str | Path], keys: list[str]) -> pd.DataFrame:
+    """The jobs' CSV rows in one table, in a fixed order (by ``keys``)."""
+    table = pd.concat([pd.read_csv(p) for p in sorted(map(Path, paths))], ignore_index=True)
+    return table.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
 def utility_table(paths: list[str | Path]) -> pd.DataFrame:
     """All training runs' evaluation rows in one table, in a fixed order."""
-    table = pd.concat([pd.read_csv(p) for p in sorted(map(Path, paths))], ignore_index=True)
-    return table.sort_values(UTILITY_KEYS, kind="stable").reset_index(drop=True)
+    return csv_table(paths, UTILITY_KEYS)
 
 
 def split_timings(table: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,12 +56,19 @@ def split_timings(table: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, pd.Data
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["privacy", "utility"])
+    parser.add_argument("kind", choices=["privacy", "utility", "labels"])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--timings", required=True, help="CSV for the wall-time columns")
+    parser.add_argument("--timings", help="CSV for the wall-time columns (privacy, utility)")
     parser.add_argument("records", nargs="+", help="job outputs (JSON for privacy, CSV for "
-                                                    "utility)")
+                                                    "utility and labels)")
     args = parser.parse_args(argv)
+    if args.kind == "labels":
+        table = csv_table(args.records, LABEL_KEYS)
+        write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
+        print(f"{len(table)} rows from {len(args.records)} label jobs -> {args.out}")
+        return
+    if args.timings is None:
+        parser.error(f"{args.kind} needs --timings")
     table = (privacy_table if args.kind == "privacy" else utility_table)(args.records)
     results, timings = split_timings(table, args.kind)
     write_atomically(args.out, lambda tmp: results.to_csv(tmp, index=False))

@@ -143,3 +143,14 @@ def _settings(config: dict[str, Any], seeds: list[int],
         for ratio in defense["ratios"]
         for seed in seeds
     ]
+
+
+def label_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
+    """Every (dataset, defense, ratio) of a label-recovery run; none when disabled."""
+    if not config["labels"]["enabled"]:
+        return []
+    return [{"dataset": dataset_id(dataset), "defense": defense["name"],
+             "ratio": format_ratio(ratio)}
+            for dataset in config["datasets"]
+            for defense in config["defenses"]
+            for ratio in defense["ratios"]]

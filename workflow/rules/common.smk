@@ -4,6 +4,7 @@ import shlex
 from dgp.jobs.plan import (
     ConfigError,
     dataset_id,
+    label_jobs,
     protocol_runs,
     privacy_jobs,
     training_jobs,
@@ -20,7 +21,9 @@ except ConfigError as error:
 
 PRIVACY_JOBS = privacy_jobs(config)
 TRAINING_JOBS = training_jobs(config)
+LABEL_JOBS = label_jobs(config)
 TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
+LABEL_PATTERN = "{dataset}/{defense}/{ratio}"
 PRIVACY_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
 # The trained model of one training job after a round (what attack_trained attacks).
 CHECKPOINT_PATTERN = f"results/train/{TRAINING_PATTERN}/round{{round}}.pt"
@@ -38,12 +41,21 @@ wildcard_constraints:
 
 
 def get_final_output():
-    return ["results/privacy.csv", "results/report.html"] + get_utility_table()
+    return ["results/privacy.csv", "results/report.html"] + get_utility_table() + get_label_table()
 
 
 def get_utility_table():
     """The utility CSV when training is enabled, else nothing."""
     return ["results/utility.csv"] if TRAINING_JOBS else []
+
+
+def get_label_table():
+    """The label-recovery CSV when label jobs run, else nothing."""
+    return ["results/labels.csv"] if LABEL_JOBS else []
+
+
+def get_label_outputs():
+    return [f"results/labels/{LABEL_PATTERN.format(**job)}.csv" for job in LABEL_JOBS]
 
 
 def get_utility_outputs():
@@ -122,6 +134,23 @@ def get_privacy_options(wildcards):
         + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack]]
         + [f"--seed {w.seed} --round {w.round}", PRIVACY_SIZES]
         + model
+    )
+
+
+LABEL_SIZES = (
+    "--batch-sizes "
+    + " ".join(str(size) for size in config["labels"]["batch_sizes"])
+    + f" --batches {config['labels']['batches']} --seed {config['labels']['seed']}"
+    + f" --device {config['device']}"
+)
+
+
+def get_label_options(wildcards):
+    """Every setting of one label-recovery job, as the options of dgp.jobs.labels."""
+    w = wildcards
+    return " ".join(
+        [DATASET_OPTION[w.dataset], f"--defense {w.defense} --ratio {w.ratio}"]
+        + [DEFENSE_PARAMS_OPTION[w.defense], LABEL_SIZES]
     )
 
 

@@ -3,6 +3,7 @@ rule report:
         privacy="results/privacy.csv",
         timings="results/privacy_timings.csv",
         utility=get_utility_table(),
+        labels=get_label_table(),
         images=get_gallery_images(),
     output:
         "results/report.html",
@@ -13,8 +14,9 @@ rule report:
     params:
         config=json.dumps(config, sort_keys=True),
         utility=lambda wc, input: f"--utility {input.utility}" if input.utility else "",
+        labels=lambda wc, input: f"--labels {input.labels}" if input.labels else "",
     shell:
         "python -m report.render --privacy {input.privacy} --timings {input.timings}"
-        " {params.utility}"
+        " {params.utility} {params.labels}"
         " --benchmarks results/benchmarks --config {params.config:q}"
         " --out {output} > {log} 2>&1"

@@ -15,9 +15,10 @@ import yaml
 
 from defenses import DEFENSES
 from dgp.jobs.config import validate_config
-from dgp.jobs.plan import privacy_jobs, protocol_runs, training_jobs
+from dgp.jobs.plan import label_jobs, privacy_jobs, protocol_runs, training_jobs
 from dgp.jobs.privacy import roles
-from report.stats import TOO_FEW, floor_verdict
+from report.labels import strongest_table
+from report.stats import CLEARS, TOO_FEW, floor_verdict
 from report.strongest import SETTING, strongest_only, with_strongest
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str]) -> None:
     assert (undefended.test_acc > 0.15).all(), f"no learning: {undefended.test_acc.tolist()}"
     assert (workdir / "results" / "report.html").stat().st_size > 10_000
     check_verdicts(privacy)
+    check_labels(pd.read_csv(workdir / "results" / "labels.csv"), config)
     print(privacy.groupby(["dataset", "attack", "defense"])["psnr"].mean().round(2).to_string())
     print(final[["dataset", "defense", "ratio", "test_acc", "upload_bytes"]].to_string(index=False))
     absent = sorted(set(DEFENSES) - set(privacy["defense"]))
@@ -66,6 +68,22 @@ def check_verdicts(privacy: pd.DataFrame) -> None:
     assert set(undefended.values()) <= {"clears the floor"}, undefended
     print(f"verdicts: {sum(v == 'clears the floor' for v in verdicts.values())} of "
           f"{len(verdicts)} settings clear the floor")
+
+
+def check_labels(labels: pd.DataFrame, config: dict) -> None:
+    """Every label job wrote every batch; the oracle is exact; undefended single images'
+    labels are read (iDLG) well above the guess."""
+    settings = labels.groupby(["dataset", "defense", "ratio"])
+    assert len(settings) == len(label_jobs(config)), f"{len(settings)} label settings"
+    per_size = labels.groupby(["dataset", "defense", "ratio", "batch_size", "rule"]).size()
+    assert set(per_size) == {config["labels"]["batches"]}, per_size
+    assert (labels[labels["rule"] == "oracle"]["label_acc"] == 1).all()
+    single = labels[(labels["dataset"] == "digits") & (labels["defense"] == "none")
+                    & (labels["batch_size"] == 1)]
+    if not single.empty:
+        verdict = strongest_table(single)["rows"][0]["cells"][0]["verdict"]
+        assert verdict == CLEARS, f"undefended digits, one image: {verdict}"
+    print(f"labels OK: {len(labels)} rows over {len(settings)} settings")
 
 
 if __name__ == "__main__":

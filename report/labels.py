@@ -1,0 +1,95 @@
+"""Label recovery tables (results/labels.csv, from ``dgp.jobs.labels``).
+
+Per dataset, each defended setting's strongest label rule per batch size, judged against
+the guess that reads no gradient (``guess_prior``: the public class frequencies spread over
+the batch) on the same batches; and each setting's every rule, the oracle (the upper bound)
+and both guesses beside it. The unit resampled is one batch (each with its own model
+initialisation); n is the number of batches per cell.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from attacks.labels import LABEL_RULES
+from report.stats import CLEARS, MIN_SAMPLES, NO_BETTER, TOO_FEW, format_mean_ci, mean_ci
+
+FLOOR_RULE = "guess_prior"
+# What the strongest rule is chosen from: the rules an attacker can run, named for what they
+# do (not the oracle, which is handed the labels, nor the guesses, nor ``auto``, which is
+# iDLG for one image and the bias rule for a batch).
+ATTACK_RULES = [rule for rule in LABEL_RULES if rule not in ("oracle", "auto")]
+
+
+def label_verdict(rule_rows: pd.DataFrame, floor_rows: pd.DataFrame) -> str:
+    """Whether a rule beats the prior guess on the same batches: the 95% t-interval of the
+    paired difference lies above 0."""
+    paired = rule_rows.set_index("batch")["label_acc"] - floor_rows.set_index("batch")[
+        "label_acc"]
+    mean, half, n = mean_ci(paired)
+    if n < MIN_SAMPLES or math.isnan(half):
+        return TOO_FEW
+    return CLEARS if mean - half > 0 else NO_BETTER
+
+
+def _strongest(cell: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """The attack rule with the highest mean label accuracy in one (setting, size) cell."""
+    means = cell[cell["rule"].isin(ATTACK_RULES)].groupby("rule")["label_acc"].mean()
+    if means.empty:
+        return None
+    rule = means.sort_index().idxmax()
+    return str(rule), cell[cell["rule"] == rule]
+
+
+def _setting_name(defense: str, ratio: float) -> str:
+    return defense if defense == "none" else f"{defense} {ratio:g}"
+
+
+def strongest_table(part: pd.DataFrame) -> dict[str, Any]:
+    """One row per setting: per batch size, its strongest rule's accuracy and verdict."""
+    sizes = sorted(part["batch_size"].unique().tolist())
+    rows = []
+    for (defense, ratio), setting in part.groupby(["defense", "ratio"], sort=True):
+        cells = []
+        for size in sizes:
+            cell = setting[setting["batch_size"] == size]
+            found = _strongest(cell)
+            if found is None:
+                cells.append({"value": "n/a", "rule": "", "verdict": ""})
+                continue
+            rule, rule_rows = found
+            cells.append({"value": format_mean_ci(rule_rows["label_acc"], ".2f"), "rule": rule,
+                          "verdict": label_verdict(rule_rows, cell[cell["rule"] == FLOOR_RULE])})
+        rows.append({"setting": _setting_name(defense, ratio), "cells": cells})
+    floor = [format_mean_ci(part[(part["batch_size"] == s) & (part["rule"] == FLOOR_RULE)]
+                            ["label_acc"], ".2f") for s in sizes]
+    n = int(part.groupby(["defense", "ratio", "batch_size", "rule"]).size().min())
+    return {"sizes": sizes, "rows": rows, "floor": floor, "n": n}
+
+
+def rule_tables(part: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per setting, every rule's (and guess's) mean accuracy per batch size."""
+    sizes = sorted(part["batch_size"].unique().tolist())
+    order = [*LABEL_RULES, "guess_uniform", FLOOR_RULE]
+    tables = []
+    for (defense, ratio), setting in part.groupby(["defense", "ratio"], sort=True):
+        rows = []
+        for rule in [r for r in order if r in set(setting["rule"])]:
+            values = setting[setting["rule"] == rule]
+            rows.append({"rule": rule, "cells": [
+                format_mean_ci(values[values["batch_size"] == s]["label_acc"], ".2f")
+                for s in sizes]})
+        tables.append({"setting": _setting_name(defense, ratio), "sizes": sizes, "rows": rows})
+    return tables
+
+
+def label_sections(labels: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The report's label-recovery section, one entry per dataset."""
+    if labels is None or labels.empty:
+        return []
+    return [{"dataset": str(name), "strongest": strongest_table(part),
+             "rules": rule_tables(part)}
+            for name, part in labels.groupby("dataset", sort=True)]
