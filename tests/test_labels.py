@@ -20,15 +20,11 @@ from attacks.labels import (
 )
 from dgp.data import load_dataset
 from dgp.gradients import parameter_gradients
-from dgp.jobs.privacy import match_labels, run
+from dgp.jobs.labels import label_share
+from dgp.jobs.privacy import run
 from dgp.models import build_model
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
-
-
-def recovered_share(predicted: list[int], true: list[int]) -> float:
-    paired = match_labels(predicted, true)
-    return sum(p == t for p, t in zip(paired, true, strict=True)) / len(true)
 
 
 def _batches(count: int = 6, size: int = 8):
@@ -61,9 +57,9 @@ def test_every_rule_beats_chance_and_the_oracle_is_exact():
             predicted = recover_labels(rule, gradients, len(true), 10, model, class_means,
                                        torch.tensor(true)).tolist()
             assert len(predicted) == len(true), rule
-            shares[rule].append(recovered_share(predicted, true))
+            shares[rule].append(label_share(predicted, true))
         draw = torch.randint(10, (len(true),), generator=torch.Generator().manual_seed(len(chance)))
-        chance.append(recovered_share(draw.tolist(), true))
+        chance.append(label_share(draw.tolist(), true))
     mean = {rule: sum(v) / len(v) for rule, v in shares.items()}
     assert mean["oracle"] == 1.0
     for rule in ("llg", "bias"):
@@ -114,9 +110,9 @@ def test_llg_plus_and_ilrg_count_repeats_far_above_chance():
             for rule in ("llg", "llg_plus", "ilrg"):
                 predicted = recover_labels(rule, gradients, size, 10, model, class_means)
                 assert len(predicted) == size and predicted.dtype == torch.long, rule
-                shares[rule].append(recovered_share(predicted.tolist(), true))
+                shares[rule].append(label_share(predicted.tolist(), true))
             guess = torch.randint(10, (size,), generator=torch.Generator().manual_seed(len(chance)))
-            shares["guess"].append(recovered_share(guess.tolist(), true))
+            shares["guess"].append(label_share(guess.tolist(), true))
             chance.append(chance_share(true, 10))
     mean = {rule: sum(v) / len(v) for rule, v in shares.items()}
     bar = sum(chance) / len(chance) + 0.4
