@@ -40,7 +40,9 @@ from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
 from attacks.labels import soft_targets
+from defenses.base import Defense
 from dgp.params import Param
+from dgp.protocol import Protocol
 
 
 def band_weight(default: float) -> Param:
@@ -75,6 +77,18 @@ class _DefenseAware:
             return images
         lower, upper = (b.to(device) for b in target.box)
         return torch.maximum(torch.minimum(estimate, upper), lower)
+
+    def knowledge(self, defense: Defense | None, protocol: Protocol,
+                  num_images: int) -> list[str]:
+        """The passive attack's, plus the defense's protocol, and public data where the
+        defense transforms the data (its ``estimate_private`` reads the class means)."""
+        known = super().knowledge(defense, protocol, num_images)
+        if defense is None:
+            return known
+        if (type(defense).estimate_private is not Defense.estimate_private
+                and "public data" not in known):
+            known.append("public data")
+        return [*known, "defense protocol"]
 
     def user_view(self, target: AttackTarget) -> UserView | None:
         """Under aggregation, each candidate user's update as its defense lets it through

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from attacks.labels import LABEL_RULES, recover_labels
+from attacks.labels import LABEL_RULES, reads_public_data, recover_labels
 from defenses.base import Defense
 from dgp.columns import BUDGET_FRACTIONS
 from dgp.params import Param, checked_params
@@ -133,6 +133,26 @@ class Attack(ABC):
         """Whether this attack runs in the labels-known threat model (``label_rule:
         oracle``): the job then hands it the true labels (``AttackTarget.oracle_labels``)."""
         return self.params.get("label_rule") == "oracle"
+
+    def knowledge(self, defense: Defense | None, protocol: Protocol,
+                  num_images: int) -> list[str]:
+        """What this attack uses beyond what every attacker has (the model it sent, the
+        update, the batch size, image shape and class count), in the terms of the SoK's
+        adversary knowledge (Carletti et al., USENIX Security 2025): ``public data`` (images
+        or class means of the data distribution), ``BatchNorm statistics`` (the model's
+        running statistics as a prior), ``local hyperparameters`` (a FedAvg user's steps, lr
+        and batch size), ``defense protocol`` (defense-aware attacks). Whether the labels
+        were given is the ``labels`` column, whether the server changed the model
+        ``server``; ``num_images`` is every image behind the update."""
+        rule = self.params.get("label_rule")
+        known = []
+        if self.active or (rule is not None and reads_public_data(rule, num_images)):
+            known.append("public data")
+        if self.needs_batchnorm:
+            known.append("BatchNorm statistics")
+        if protocol.algorithm == "fedavg":
+            known.append("local hyperparameters")
+        return known
 
     def recovered_labels(self, target: AttackTarget,
                          observed: list[torch.Tensor]) -> torch.Tensor:

@@ -269,6 +269,12 @@ def ilrg_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int
 LABEL_RULES = ("auto", "idlg", "yin", "llg", "llg_plus", "bias", "ilrg", "oracle")
 
 
+def reads_public_data(rule: str, batch_size: int) -> bool:
+    """Whether ``rule`` reads the public class means for a batch of ``batch_size`` (the
+    attacker's knowledge of the data distribution; see ``recover_labels``)."""
+    return rule in ("bias", "llg_plus") or (rule == "auto" and batch_size > 1)
+
+
 def recover_labels(rule: str, gradients: list[torch.Tensor], batch_size: int,
                    num_classes: int, model: nn.Module | None = None,
                    class_means: torch.Tensor | None = None,

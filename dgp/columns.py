@@ -22,9 +22,10 @@ BUDGET_COLUMNS = [budget_column(f) for f in BUDGET_FRACTIONS]
 JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "model_round",
                "seed"]
 # The threat model of each row: the protocol's fields (dgp.protocol), whether the attack
-# inferred the labels or was given them (label_rule: oracle), and whether the server only
-# watches (honest-but-curious) or changes the model it sends (malicious: an active attack).
-THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server"]
+# inferred the labels or was given them (label_rule: oracle), whether the server only
+# watches (honest-but-curious) or changes the model it sends (malicious: an active attack),
+# and what else the attacker used (``Attack.knowledge``).
+THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server", "knowledge"]
 METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",

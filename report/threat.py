@@ -19,7 +19,7 @@ def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
     if "server" not in table.columns or table["server"].isna().all():
         table["server"] = [_server(attack) for attack in table["attack"]]
     for name, value in {"protocol": DEFAULT.id, **DEFAULT.as_dict(),
-                        "labels": "inferred"}.items():
+                        "labels": "inferred", "knowledge": "not recorded"}.items():
         if name not in table.columns or table[name].isna().all():
             table[name] = value  # (an all-empty column is float: replace, not fill)
         else:
@@ -55,4 +55,16 @@ def describe(rows: pd.DataFrame) -> str:
               f"servers {' and '.join(servers)} (malicious: {', '.join(malicious)}, which "
               "change the model they send)")
     return (f"{first['protocol']}: {sent} {whose}, BatchNorm in {first['batchnorm']} mode; "
-            f"labels {labels}; {server}")
+            f"labels {labels}; {server}; besides the model and the update, {_knowledge(rows)}")
+
+
+def _knowledge(rows: pd.DataFrame) -> str:
+    """What each attack used (``Attack.knowledge``, over the section's defenses), e.g. 'ig
+    used nothing else; idlg_adaptive used defense protocol, public data'."""
+    parts = []
+    for attack, values in rows.groupby("attack", sort=True)["knowledge"]:
+        items = sorted({item for value in values.astype(str) for item in value.split(", ")
+                        if item != "none"})
+        parts.append(f"{attack} used {', '.join(items)}" if items else
+                     f"{attack} used nothing else")
+    return "; ".join(parts)

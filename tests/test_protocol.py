@@ -275,3 +275,41 @@ def test_utility_claims_are_judged_once_under_the_default_protocol() -> None:
     assert _sections(privacy, utility) == {
         ("d", "fedavg-s2-lr0.1"): "fedsgd", ("d", "fedsgd"): "fedsgd",
         ("e", "fedsgd-n3"): "fedsgd-n3", ("f", "fedsgd"): "fedsgd"}
+
+
+def test_each_attack_declares_what_it_knows_beyond_the_model_and_the_update() -> None:
+    """The SoK's adversary knowledge per row (``Attack.knowledge``): public data where a
+    label rule, an active attack or a data defense's estimate reads it; BatchNorm
+    statistics for GradInversion's prior; a FedAvg user's local hyperparameters; the
+    defense's protocol for the defense-aware variants."""
+    from attacks import create_attack
+
+    fedsgd, fedavg = Protocol(), Protocol(algorithm="fedavg", local_steps=2)
+    dgp, mixup = create_defense("dgp", 0.8), create_defense("mixup", 4)
+    assert create_attack("ig").knowledge(None, fedsgd, 1) == []
+    assert create_attack("ig").knowledge(dgp, fedsgd, 4) == ["public data"]  # auto: bias
+    assert create_attack("ig", {"label_rule": "yin"}).knowledge(dgp, fedsgd, 4) == []
+    assert create_attack("idlg_adaptive").knowledge(dgp, fedavg, 1) == [
+        "local hyperparameters", "defense protocol"]
+    assert create_attack("idlg_adaptive").knowledge(mixup, fedsgd, 1) == [
+        "public data", "defense protocol"]
+    assert create_attack("trap_weights").knowledge(None, fedsgd, 8) == ["public data"]
+    assert create_attack("gradinversion").knowledge(None, fedsgd, 2) == [
+        "BatchNorm statistics"]
+
+
+def test_the_privacy_record_and_the_report_say_what_the_attacker_used() -> None:
+    import pandas as pd
+
+    from report.threat import describe, with_protocol
+
+    record, _ = run({"name": "digits", "model": "lenet", "image_size": 16}, "dgp", 0.8, {},
+                    "idlg_adaptive", {"iterations": 1}, 0, 1, 1, "cpu")
+    assert record["job"]["knowledge"] == "defense protocol"
+    rows = with_protocol(pd.DataFrame({"attack": ["ig", "idlg_adaptive", "idlg_adaptive"],
+                                       "knowledge": ["none", "defense protocol",
+                                                     "public data, defense protocol"]}))
+    assert describe(rows).endswith("besides the model and the update, idlg_adaptive used "
+                                   "defense protocol, public data; ig used nothing else")
+    assert with_protocol(pd.DataFrame({"attack": ["ig"]}))["knowledge"].tolist() == [
+        "not recorded"]

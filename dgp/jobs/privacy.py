@@ -331,6 +331,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                 "protocol": threat.id, **threat.as_dict(),
                 "labels": "given" if job.attack.needs_true_labels else "inferred",
                 "server": "malicious" if job.attack.active else "honest-but-curious",
+                "knowledge": ", ".join(job.attack.knowledge(job.defense, threat, case)) or "none",
                 "defense": defense, "ratio": ratio, "attack": attack,
                 "model_round": model_round, "seed": seed,
                 "device": str(torch_device)},
