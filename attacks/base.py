@@ -169,10 +169,12 @@ class Attack(ABC):
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
 
-    def user_view(self, target: AttackTarget) -> UserView | None:
+    def user_view(self, target: AttackTarget, evaluations: int) -> UserView | None:
         """What the attack applies to each candidate user's update before a sum of users'
-        updates is formed (``attacks.objectives.candidate_update``). Passive attacks match
-        the raw sum (None); defense-aware ones model each user's defense."""
+        updates is formed (``attacks.objectives.candidate_update``), over a run that
+        evaluates its objective about ``evaluations`` times (a view may change along the
+        run). Passive attacks match the raw sum (None); defense-aware ones model each
+        user's defense."""
         return None
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:

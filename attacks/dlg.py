@@ -82,7 +82,9 @@ class DeepLeakage(Attack):
         # returns the loss at the step's start, not at its end: the best iterate is kept
         # here, at every evaluation, paired with the images it was evaluated at.
         best = {"loss": math.inf, "images": start.clone(), "labels": hard_labels()}
-        view = self.user_view(target)
+        # L-BFGS evaluates at most max_evaluations times per step (fewer once converged).
+        view = self.user_view(target, evaluations=self.params["iterations"]
+                              * self.params["max_evaluations"])
 
         def evaluate() -> torch.Tensor:
             loss = self.matching_loss(candidate_update(target, images, current_labels(), view),

@@ -107,7 +107,7 @@ class GradInversion(Attack):
         optimizer = torch.optim.Adam([images], lr=p["lr"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
-        view = self.user_view(target)
+        view = self.user_view(target, evaluations=n)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             statistics.pop()

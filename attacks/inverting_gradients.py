@@ -68,7 +68,7 @@ class InvertingGradients(Attack):
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
         tv_weight = self.params["tv_weight"]
-        view = self.user_view(target)
+        view = self.user_view(target, evaluations=n)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             matching = self.matching_loss(

@@ -28,7 +28,9 @@ class AlignedDualGradientPruning(DualGradientPruning):
     ratio_meaning = ("fraction of entries not sent per tensor (dgp band of a broadcaster's "
                      "gradient, shared by all users)")
     aligned = True
-    masks_from_update = False  # members send at the broadcaster's band, not their own
+
+    def update_band(self, numel: int) -> tuple[int, int] | None:
+        return None  # members send at the broadcaster's band, not their own
 
     def band_masks(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
         """The broadcaster's masks: the DGP band of its own gradient."""

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from defenses.pruning import rank_band_mask, soft_band_mask
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, dense
 
 
@@ -48,10 +49,6 @@ class Defense(ABC):
     # Aligned defenses (ADGP) mask every user of a round at one broadcast mask: training
     # calls ``band_masks`` on the broadcaster's gradient, then ``apply_with_masks`` per user.
     aligned: ClassVar[bool] = False
-    # Whether the sent positions are a deterministic function of the user's own update
-    # (dgp, topk): an attacker of a sum of users then recomputes them for each candidate
-    # user (``aggregate_view``).
-    masks_from_update: ClassVar[bool] = False
 
     def __init__(self, ratio: float, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -118,19 +115,31 @@ class Defense(ABC):
         return [c if m is None else c * m.to(c.device)
                 for c, m in zip(candidate, shared.masks, strict=True)]
 
-    def aggregate_view(self, candidate: list[torch.Tensor],
-                       shared: SharedGradient) -> list[torch.Tensor]:
+    def update_band(self, numel: int) -> tuple[int, int] | None:
+        """Where the sent positions of a tensor of ``numel`` entries are a band of the
+        user's own update's magnitude ranking (dgp, topk): (largest entries skipped,
+        entries sent); None where they are not (an attacker of a sum of users then cannot
+        recompute them per candidate user: ``aggregate_view``)."""
+        return None
+
+    def aggregate_view(self, candidate: list[torch.Tensor], shared: SharedGradient,
+                       temperature: float = 0.0) -> list[torch.Tensor]:
         """One candidate user's part of a sum of users' uploads (``shared``) as the server
-        would observe it; differentiable. Where the sent positions follow from the user's
-        own update (``masks_from_update``) they are recomputed from the candidate, so the
-        sum of the users' views is the observed sum at the true images; otherwise the
-        ``attacker_view`` at the sum's positions (every user's: an aligned band is exact,
-        random masks are not known per user)."""
-        if not self.masks_from_update:
+        would observe it; differentiable. Where the sent positions are a band of the user's
+        own update (``update_band``) they are recomputed from the candidate, so the sum of
+        the users' views is the observed sum at the true images: hard masks, or at a
+        ``temperature`` > 0 soft ones (``soft_band_mask``) through which an entry's way
+        into or out of the band has a gradient. Otherwise the ``attacker_view`` at the
+        sum's positions (every user's: an aligned band is exact, random masks are not
+        known per user)."""
+        bands = [self.update_band(c.numel()) for c in candidate]
+        if any(band is None for band in bands):
             return self.attacker_view(candidate, shared)
-        masks = self.apply([c.detach() for c in candidate]).masks
-        return [c if m is None else c * m.to(c.device, c.dtype)
-                for c, m in zip(candidate, masks, strict=True)]
+        if temperature > 0:
+            return [c * soft_band_mask(c, *band, temperature)
+                    for c, band in zip(candidate, bands, strict=True)]
+        return [c * rank_band_mask(c.detach(), *band).to(c.device, c.dtype)
+                for c, band in zip(candidate, bands, strict=True)]
 
     def observation_nll(self, view: list[torch.Tensor],
                         shared: SharedGradient) -> torch.Tensor | None:

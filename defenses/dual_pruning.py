@@ -46,7 +46,6 @@ class DualGradientPruning(Defense):
     name = "dgp"
     compresses = True
     family = "pruning"
-    masks_from_update = True
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
     example_ratio = 0.8
     defaults = {"p1": 0.05, "top_count": "at_least_one"}
@@ -65,11 +64,18 @@ class DualGradientPruning(Defense):
         """How many of a tensor's largest entries are dropped."""
         return top_drop_count(numel, self.ratio, self.params["p1"], self.params["top_count"])
 
+    def band(self, numel: int) -> tuple[int, int]:
+        """(largest entries dropped, entries sent) of a tensor of ``numel`` entries."""
+        return self.top_count(numel), sent_count(numel, self.ratio)
+
+    def update_band(self, numel: int) -> tuple[int, int] | None:
+        return self.band(numel)
+
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
         tensors, masks = [], []
         for g in gradients:
-            mask = rank_band_mask(g, self.top_count(g.numel()), sent_count(g.numel(), self.ratio))
+            mask = rank_band_mask(g, *self.band(g.numel()))
             tensors.append(g * mask)
             masks.append(mask)
         return SharedGradient(tensors, masks)

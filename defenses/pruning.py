@@ -75,6 +75,36 @@ def rank_band_mask(tensor: torch.Tensor, skip_top: int, keep: int) -> torch.Tens
     return torch.from_numpy(band(keys, skip_top, keep).reshape(tensor.shape))
 
 
+def soft_band_mask(tensor: torch.Tensor, skip_top: int, keep: int,
+                   temperature: float) -> torch.Tensor:
+    """A differentiable stand-in for ``rank_band_mask``: sigmoid(( |x| - lower) / s) x
+    sigmoid((upper - |x|) / s), the cut-offs half-way between the magnitudes ranked either
+    side of the band's ends (from ``tensor`` itself, not differentiated), the width
+    ``s = temperature x lower``. A defense-aware attacker's model of a band that each
+    candidate recomputes from its own update: with the hard mask, no gradient moves an entry
+    into or out of the band; this one has it near the cut-offs, and tends to the hard mask
+    as the temperature goes to 0 (where magnitudes are distinct)."""
+    flat = tensor.detach().abs().reshape(-1)
+    numel = flat.numel()
+    if not 0 <= skip_top <= skip_top + keep <= numel:
+        raise ValueError(f"rank band {skip_top}+{keep} does not fit {numel} entries")
+    if keep <= 0 or keep == numel:
+        return torch.full_like(tensor, 0.0 if keep <= 0 else 1.0)
+
+    def magnitude(rank: int) -> torch.Tensor:  # rank 0: the largest
+        return torch.kthvalue(flat, numel - rank).values
+
+    end = skip_top + keep
+    lower = (magnitude(end - 1) + magnitude(end)) / 2 if end < numel else flat.new_zeros(())
+    width = temperature * lower.clamp_min(torch.finfo(flat.dtype).tiny)
+    magnitudes = tensor.abs()
+    mask = torch.sigmoid((magnitudes - lower) / width)
+    if skip_top > 0:
+        upper = (magnitude(skip_top - 1) + magnitude(skip_top)) / 2
+        mask = mask * torch.sigmoid((upper - magnitudes) / width)
+    return mask
+
+
 def _magnitude_keys(flat: torch.Tensor) -> torch.Tensor:
     """Keys ordered like |flat| (for floats: the bits of |x|, so NaN sorts above inf)."""
     magnitudes = flat.abs() if flat.dtype != torch.bool else flat.to(torch.uint8)

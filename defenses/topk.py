@@ -17,7 +17,6 @@ class TopK(Defense):
     name = "topk"
     compresses = True
     family = "pruning"
-    masks_from_update = True
     ratio_meaning = "fraction of entries not sent per tensor (the largest 1-ratio are sent)"
     example_ratio = 0.8
 
@@ -25,9 +24,12 @@ class TopK(Defense):
     def ratio_error(cls, ratio, params):
         return prune_ratio_error(cls.name, ratio)
 
+    def update_band(self, numel: int) -> tuple[int, int] | None:
+        return 0, sent_count(numel, self.ratio)
+
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
-        masks = [rank_band_mask(g, 0, sent_count(g.numel(), self.ratio)) for g in gradients]
+        masks = [rank_band_mask(g, *self.update_band(g.numel())) for g in gradients]
         return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)], masks)
 
     def constraint_penalty(self, candidate: list[torch.Tensor],

@@ -224,7 +224,9 @@ def test_the_defense_aware_view_of_a_sum_is_exact_at_the_users_images(name: str)
                           (torch.full((1, 1, 1, 1), -9.0), torch.full((1, 1, 1, 1), 9.0)),
                           defense=defense, protocol=protocol)
     attack = AdaptiveImprovedDeepLeakage()
-    viewed = candidate_update(target, images, labels, attack.user_view(target))
+    view = attack.user_view(target, evaluations=2)  # soft masks on the first of 2
+    view.calls = view.soft_calls  # the second half: the exact, hard masks
+    viewed = candidate_update(target, images, labels, view)
     for a, b in zip(viewed, shared.tensors, strict=True):
         torch.testing.assert_close(a.detach(), b, rtol=1e-4, atol=1e-6)
     raw = candidate_update(target, images, labels)
@@ -313,3 +315,36 @@ def test_the_privacy_record_and_the_report_say_what_the_attacker_used() -> None:
                                    "defense protocol, public data; ig used nothing else")
     assert with_protocol(pd.DataFrame({"attack": ["ig"]}))["knowledge"].tolist() == [
         "not recorded"]
+
+
+def test_soft_band_masks_tend_to_the_hard_band_and_let_entries_cross_its_ends() -> None:
+    """``soft_band_mask``: near 1 inside the band and near 0 outside at a small
+    temperature, and (unlike the hard mask) a gradient on an entry just outside the band."""
+    from defenses.pruning import rank_band_mask, soft_band_mask
+
+    values = torch.linspace(0.1, 2.0, 20)[torch.randperm(20, generator=torch.Generator()
+                                                         .manual_seed(0))]
+    hard = rank_band_mask(values, 2, 5).float()  # ranks 2..6: 1.7 .. 1.3
+    torch.testing.assert_close(soft_band_mask(values, 2, 5, 0.001), hard, atol=1e-6, rtol=0)
+    x = values.clone().requires_grad_(True)
+    (x * soft_band_mask(x, 2, 5, 0.1)).sum().backward()
+    below = int((values - 1.2).abs().argmin())  # rank 7, just below the band
+    assert hard[below] == 0 and x.grad[below].abs() > 0.1
+    assert torch.equal(soft_band_mask(values, 0, 20, 0.1), torch.ones(20))
+
+
+def test_the_annealed_view_is_soft_for_the_first_half_of_the_run_then_exact() -> None:
+    from attacks.adaptive import AnnealedBands
+
+    target = AttackTarget(build_model("lenet", 1, 10, 16, 0), None, 1, (1, 16, 16), 10,
+                          (torch.zeros(1), torch.ones(1)), defense=create_defense("dgp", 0.8),
+                          protocol=Protocol(users=2))
+    view = AnnealedBands(target, 1.0, evaluations=10)  # 2 users: 20 calls, 10 soft
+    temperatures = []
+    for _ in range(20):
+        temperatures.append(view.current_temperature())
+        view.calls += 1
+    assert temperatures[0] == 1.0 and all(t == 0 for t in temperatures[10:])
+    soft = temperatures[:10]
+    assert all(a > b > 0.01 - 1e-9 for a, b in zip(soft, soft[1:], strict=False))
+    assert AnnealedBands(target, 0.0, 10).current_temperature() == 0.0
