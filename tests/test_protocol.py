@@ -348,3 +348,21 @@ def test_the_annealed_view_is_soft_for_the_first_half_of_the_run_then_exact() ->
     soft = temperatures[:10]
     assert all(a > b > 0.01 - 1e-9 for a, b in zip(soft, soft[1:], strict=False))
     assert AnnealedBands(target, 0.0, 10).current_temperature() == 0.0
+
+
+def test_soft_band_masks_let_the_defense_aware_attack_beat_the_floor_on_a_dgp_sum() -> None:
+    """Against the sum of 2 users' DGP 0.8 gradients, the exact per-user model with hard
+    masks stays below the guessing floor from a random start (measured: 7.1 / 7.9 dB, floor
+    14.6); annealed soft masks (the default) find both images (17.9 / 19.7 dB)."""
+    digits = {"name": "digits", "model": "lenet", "image_size": 16}
+    params = {"iterations": 400, "tv_weight": 0.0, "lr": 0.1, "band_weight": 0.0}
+    mean = {}
+    for temperature in (1.0, 0.0):
+        record, _ = run(digits, "dgp", 0.8, {}, "ig_adaptive",
+                        {**params, "mask_temperature": temperature}, 0, 2, 1, "cpu",
+                        protocol={"users": 2})
+        rows = record["rows"]
+        mean[temperature] = sum(r["psnr"] for r in rows) / 2
+        floor = sum(r["floor_psnr"] for r in rows) / 2
+    assert mean[0.0] < floor < floor + 2 < mean[1.0]
+    assert mean[1.0] > mean[0.0] + 5
