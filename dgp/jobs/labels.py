@@ -20,7 +20,6 @@ Usable by hand: ``python -m dgp.jobs.labels --help``.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import pandas as pd
@@ -32,6 +31,7 @@ from dgp.columns import LABEL_COLUMNS, LABEL_KEYS
 from dgp.data import ImageData, encoding_center, load_dataset
 from dgp.device import resolve_device
 from dgp.io import write_atomically
+from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
 from dgp.jobs.privacy import match_labels, partner_draw, public_samples
 from dgp.models import build_model
@@ -133,17 +133,10 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, type=json.loads,
-                        help='dataset config entry as JSON, e.g. \'{"name": "digits", '
-                             '"model": "lenet", "image_size": 16}\'')
-    parser.add_argument("--defense", required=True)
-    parser.add_argument("--ratio", required=True, type=float)
-    parser.add_argument("--defense-params", type=json.loads, default={})
+    add_setting_options(parser)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--batches", type=int, default=20, help="batches per batch size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws and models")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--out", required=True, help="CSV to write")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -31,6 +31,7 @@ from dgp.communication import shared_cost
 from dgp.data import ImageData, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
 from dgp.io import write_atomically, write_json
+from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
 from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
 from dgp.models import build_model, dense_reference_bytes
@@ -371,12 +372,7 @@ def save_grid(path: str | Path, grid: torch.Tensor, per_row: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, type=json.loads,
-                        help='dataset config entry as JSON, e.g. \'{"name": "digits", '
-                             '"model": "lenet", "image_size": 32}\'')
-    parser.add_argument("--defense", required=True)
-    parser.add_argument("--ratio", required=True, type=float)
-    parser.add_argument("--defense-params", type=json.loads, default={})
+    add_setting_options(parser)
     parser.add_argument("--attack", required=True)
     parser.add_argument("--attack-params", type=json.loads, default={})
     parser.add_argument("--seed", type=int, default=0)
@@ -389,8 +385,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="state dict of the trained model at --round (from dgp.jobs.train)")
     parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-png", required=True)
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ from dgp.device import resolve_device
 from dgp.fl.federated import TrainingSettings, train
 from dgp.fl.users import FederatedData
 from dgp.io import write_atomically
+from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
 from dgp.models import build_model, dense_reference_bytes
 
@@ -75,16 +76,10 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, type=json.loads,
-                        help="dataset config entry as JSON")
-    parser.add_argument("--defense", required=True)
-    parser.add_argument("--ratio", required=True, type=float)
-    parser.add_argument("--defense-params", type=json.loads, default={})
+    add_setting_options(parser)
     parser.add_argument("--training", type=json.loads, default={},
                         help="training settings as JSON (config key 'training')")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--out-csv", required=True)
     args = parser.parse_args(argv)
