@@ -25,6 +25,7 @@ from torch import nn
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_update, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.optim import Adam, LambdaLR
 from dgp.params import Param
 
 
@@ -104,9 +105,8 @@ class GradInversion(Attack):
         shape = (target.num_images, *target.image_shape)
         images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
         n = p["iterations"]
-        optimizer = torch.optim.Adam([images], lr=p["lr"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
+        optimizer = Adam([images], lr=p["lr"])
+        scheduler = LambdaLR(optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
         view = self.user_view(target, evaluations=n)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,7 @@ class GradInversion(Attack):
                     + p["l2_weight"] * 0.5 * candidate.pow(2).mean())
 
         def langevin(gradient: torch.Tensor) -> None:
-            scale = p["langevin"] * scheduler.get_last_lr()[0]
+            scale = p["langevin"] * optimizer.lr
             gradient.add_(scale * torch.randn(shape, generator=generator).to(device))
 
         try:

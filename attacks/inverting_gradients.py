@@ -16,6 +16,7 @@ import torch
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_update, cosine_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.optim import Adam, MultiStepLR
 from dgp.params import Param
 
 
@@ -64,9 +65,9 @@ class InvertingGradients(Attack):
         n = self.params["iterations"]
         shape = (target.num_images, *target.image_shape)
         images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
-        optimizer = torch.optim.Adam([images], lr=self.params["lr"])
+        optimizer = Adam([images], lr=self.params["lr"])
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
+        scheduler = MultiStepLR(optimizer, milestones, gamma=0.1)
         tv_weight = self.params["tv_weight"]
         view = self.user_view(target, evaluations=n)
 

@@ -13,10 +13,11 @@ import torch
 from tqdm import tqdm
 
 from attacks.base import checkpoint_steps
+from dgp.optim import Adam, LambdaLR, MultiStepLR
 
 
 def optimize_images(images: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-                    optimizer: torch.optim.Optimizer, scheduler, iterations: int,
+                    optimizer: Adam, scheduler: MultiStepLR | LambdaLR, iterations: int,
                     box: tuple[torch.Tensor, torch.Tensor], desc: str, signed: bool = False,
                     gradient_noise: Callable[[torch.Tensor], None] | None = None,
                     ) -> tuple[torch.Tensor, float, str, int, dict[float, torch.Tensor]]:

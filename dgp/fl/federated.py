@@ -170,8 +170,7 @@ def train(model: nn.Module, data: FederatedData, defense: Defense, settings: Tra
         if (settings.reset_optimizer_at_lr_change and epoch in settings.lr_schedule
                 and round_index == (epoch - 1) * schedule.rounds_per_epoch and round_index):
             optimizer = strategy.server_optimizer(model, settings)  # as the DGP code
-        for group in optimizer.param_groups:
-            group["lr"] = strategy.server_lr(lr)
+        optimizer.lr = strategy.server_lr(lr)
         updates, inputs = [], []
         for user in range(settings.users):
             x, y = users.next_batch(user)

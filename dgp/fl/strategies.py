@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dgp.gradients import loss_and_gradients, training_loss
+from dgp.optim import SGD
 
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
@@ -21,7 +22,7 @@ class Strategy:
 
     name: ClassVar[str]
 
-    def server_optimizer(self, model: nn.Module, settings) -> torch.optim.SGD:
+    def server_optimizer(self, model: nn.Module, settings) -> SGD:
         raise NotImplementedError
 
     def server_lr(self, lr: float) -> float:
@@ -42,8 +43,8 @@ class FedSGD(Strategy):
     name = "fedsgd"
 
     def server_optimizer(self, model, settings):
-        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
+        return SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                   weight_decay=settings.weight_decay)
 
     def server_lr(self, lr):
         return lr
@@ -60,8 +61,7 @@ class FedAvg(Strategy):
     name = "fedavg"
 
     def server_optimizer(self, model, settings):
-        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.0,
-                               weight_decay=0.0)
+        return SGD(model.parameters(), lr=settings.lr, momentum=0.0, weight_decay=0.0)
 
     def server_lr(self, lr):
         return 1.0
@@ -77,8 +77,8 @@ def _local_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   settings, lr: float, draw: NextBatch) -> tuple[list, float]:
     """FedAvg: the weight change after local SGD steps (first batch given, rest drawn)."""
     local = copy.deepcopy(model)
-    optimizer = torch.optim.SGD(local.parameters(), lr=lr, momentum=settings.momentum,
-                                weight_decay=settings.weight_decay)
+    optimizer = SGD(local.parameters(), lr=lr, momentum=settings.momentum,
+                    weight_decay=settings.weight_decay)
     losses = []
     for step in range(settings.local_steps):
         x, y = (images, labels) if step == 0 else draw()
