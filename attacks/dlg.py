@@ -35,7 +35,7 @@ class DeepLeakage(Attack):
     batchnorm_modes = ("eval", "train")
     parameters = {
         "iterations": Param(300, int, low=1, doc="L-BFGS steps"),
-        "lr": Param(1.0, float, low=0, low_open=True),
+        "lr": Param(1.0, float, low=0, low_open=True, doc="L-BFGS step size"),
         "max_evaluations": Param(20, int, low=1, doc="objective evaluations per step"),
         "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),
     }

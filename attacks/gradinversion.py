@@ -74,16 +74,17 @@ class GradInversion(Attack):
     batchnorm_modes = ("eval", "train")
     needs_batchnorm = True
     parameters = {
-        "iterations": Param(20_000, int, low=1),
-        "lr": Param(0.1, float, low=0, low_open=True),
-        "warmup": Param(50, int, low=0),
+        "iterations": Param(20_000, int, low=1, doc="Adam steps"),
+        "lr": Param(0.1, float, low=0, low_open=True, doc="Adam's peak lr"),
+        "warmup": Param(50, int, low=0, doc="steps of linear lr warm-up before the cosine"),
         "scale": Param(1e-4, float, low=0, low_open=True, doc="Euclidean matching scale"),
-        "bn_weight": Param(0.01, float, low=0),
-        "first_bn_multiplier": Param(10.0, float, low=0),
-        "tv_weight": Param(1e-4, float, low=0),
-        "l2_weight": Param(1e-6, float, low=0),
-        "langevin": Param(0.02, float, low=0),
-        "signed": Param(True, bool),
+        "bn_weight": Param(0.01, float, low=0, doc="weight of the BatchNorm-statistics prior"),
+        "first_bn_multiplier": Param(10.0, float, low=0,
+                                     doc="extra weight of the first BatchNorm layer's term"),
+        "tv_weight": Param(1e-4, float, low=0, doc="weight of the total-variation prior"),
+        "l2_weight": Param(1e-6, float, low=0, doc="weight of the L2 image prior"),
+        "langevin": Param(0.02, float, low=0, doc="Langevin noise: std langevin x lr"),
+        "signed": Param(True, bool, doc="step on the sign of the image gradient"),
         "label_rule": label_rule("yin"),
     }
 

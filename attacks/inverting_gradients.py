@@ -28,10 +28,11 @@ class InvertingGradients(Attack):
     aggregates = True
     batchnorm_modes = ("eval", "train")
     parameters = {
-        "iterations": Param(24_000, int, low=1),
-        "restarts": Param(1, int, low=1),
-        "lr": Param(0.1, float, low=0, low_open=True),
-        "tv_weight": Param(0.2, float, low=0),
+        "iterations": Param(24_000, int, low=1, doc="Adam steps per restart"),
+        "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),
+        "lr": Param(0.1, float, low=0, low_open=True,
+                    doc="Adam's initial lr (x0.1 at 3/8, 5/8 and 7/8 of the steps)"),
+        "tv_weight": Param(0.2, float, low=0, doc="weight of the total-variation prior"),
         "label_rule": label_rule("auto"),
     }
 

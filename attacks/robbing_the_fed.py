@@ -49,7 +49,7 @@ class ImprintBlock(nn.Module):
 
 class RobbingTheFed(Attack):
     name = "rtf"
-    parameters = {"bins": Param(128, int, low=2)}
+    parameters = {"bins": Param(128, int, low=2, doc="imprint rows: cut-offs on the mean pixel")}
     active = True
     # The bins count images whoever sent them: the sum of several users' gradients is read
     # the same way (Fowl et al. make this point for secure aggregation).

@@ -23,6 +23,7 @@ import math
 import torch
 
 from defenses.base import Defense
+from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
 
 # ATS's table: (operation, magnitude index 0-9), by position.
@@ -162,12 +163,13 @@ class TransformationPolicy(Defense):
     family = "data"
     ratio_meaning = "share of images passed through the policy (1 = all, as in ATS)"
     example_ratio = 1.0
-    defaults = {"policy": "3-1-7+43-18-18"}
+    parameters = {"policy": Param("3-1-7+43-18-18", str,
+                                  doc="ATS operation indices, '-' within a chain, '+' between")}
 
     @classmethod
     def ratio_error(cls, ratio, params):
         try:
-            parse_policy(str(params["policy"]))
+            parse_policy(params["policy"])
         except ValueError as error:
             return str(error)
         if not 0 <= ratio <= 1:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from defenses.pruning import rank_band_mask, soft_band_mask
+from dgp.params import Param, checked_params
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, dense
 
 
@@ -33,8 +34,10 @@ class Defense(ABC):
     """A defense applied by a user before sharing.
 
     ``ratio`` is the defense's strength axis (``ratio_meaning`` says what it is for each
-    defense). Subclasses declare their parameters with defaults in ``defaults`` and validate
-    a ratio in ``ratio_error``. ``family`` groups defenses in the report's figures.
+    defense). Subclasses declare their parameters in ``parameters`` (``dgp.params.Param``:
+    default, type, range, as attacks do; ``defaults`` follows from it) and check a ratio, and
+    whatever ties it to the parameters, in ``ratio_error``. ``family`` groups defenses in the
+    report's figures.
     """
 
     name: ClassVar[str]
@@ -42,6 +45,7 @@ class Defense(ABC):
     # A valid ratio that runs fast: the tests exercise every registered defense at it.
     example_ratio: ClassVar[float]
     family: ClassVar[str]  # one of defenses.FAMILIES
+    parameters: ClassVar[dict[str, Param]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
     # Compressing defenses drop information that error feedback can carry to later rounds;
     # they get error feedback in training by default (as in the DGP code).
@@ -50,12 +54,12 @@ class Defense(ABC):
     # calls ``band_masks`` on the broadcaster's gradient, then ``apply_with_masks`` per user.
     aligned: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.defaults = {name: p.default for name, p in cls.parameters.items()}
+
     def __init__(self, ratio: float, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"defense {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                             f"known: {sorted(self.defaults) or 'none'}")
-        self.params = {**self.defaults, **params}
+        self.params = checked_params(f"defense {self.name!r}", self.parameters, params)
         error = self.ratio_error(ratio, self.params)
         if error:
             raise ValueError(error)
@@ -63,7 +67,8 @@ class Defense(ABC):
 
     @classmethod
     def ratio_error(cls, ratio: float, params: dict[str, Any]) -> str | None:
-        """Return why ``ratio`` is invalid for this defense, or None when it is valid."""
+        """Return why ``ratio`` is invalid for this defense (``params`` already have their
+        declared types and ranges), or None when it is valid."""
         return None
 
     @property

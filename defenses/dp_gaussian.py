@@ -22,6 +22,7 @@ import warnings
 import torch
 
 from defenses.base import Defense
+from dgp.params import Param
 from dgp.types import SharedGradient, UserBatch, dense
 
 
@@ -32,10 +33,11 @@ def clip_to_norm(gradients: list[torch.Tensor], max_norm: float) -> list[torch.T
     return [g * scale for g in gradients]
 
 
-def noise_ratio_error(name: str, ratio: float, clip_norm: float) -> str | None:
-    """Why a clipped-noise defense's ratio or clip norm is invalid, or None."""
-    if clip_norm <= 0:
-        return f"{name} parameter clip_norm must be > 0, got {clip_norm}"
+CLIP_NORM = Param(1.0, float, low=0, low_open=True, doc="each user's update is clipped to it")
+
+
+def noise_ratio_error(name: str, ratio: float) -> str | None:
+    """Why a clipped-noise defense's ratio (noise multiplier) is invalid, or None."""
     if ratio < 0:
         return f"defense {name!r} needs ratio >= 0 (noise multiplier), got {ratio}"
     return None
@@ -61,13 +63,13 @@ class GaussianNoise(Defense):
     family = "noise"
     ratio_meaning = "noise multiplier: noise std = ratio x clip_norm"
     example_ratio = 0.01
-    defaults = {"clip_norm": 1.0, "delta": 1e-5}
+    parameters = {"clip_norm": CLIP_NORM,
+                  "delta": Param(1e-5, float, low=0, high=1, low_open=True, high_open=True,
+                                 doc="the delta of the (epsilon, delta) guarantee")}
 
     @classmethod
     def ratio_error(cls, ratio, params):
-        if not 0 < params["delta"] < 1:
-            return f"{cls.name} parameter delta must be in (0, 1), got {params['delta']}"
-        return noise_ratio_error(cls.name, ratio, params["clip_norm"])
+        return noise_ratio_error(cls.name, ratio)
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:

@@ -13,6 +13,7 @@ import torch
 
 from defenses.base import Defense
 from defenses.dp_gaussian import (
+    CLIP_NORM,
     GaussianNoise,
     clip_to_norm,
     mean_over_entries,
@@ -33,11 +34,11 @@ class LaplaceNoise(Defense):
     family = "noise"
     ratio_meaning = "noise multiplier: Laplace scale b = ratio x clip_norm"
     example_ratio = 0.01
-    defaults = {"clip_norm": 1.0}
+    parameters = {"clip_norm": CLIP_NORM}
 
     @classmethod
     def ratio_error(cls, ratio, params):
-        return noise_ratio_error(cls.name, ratio, params["clip_norm"])
+        return noise_ratio_error(cls.name, ratio)
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:

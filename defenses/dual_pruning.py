@@ -25,6 +25,7 @@ import torch
 
 from defenses.base import Defense
 from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.params import Param
 from dgp.types import SharedGradient, UserBatch
 
 TOP_COUNTS = ("at_least_one", "floor")
@@ -48,17 +49,16 @@ class DualGradientPruning(Defense):
     family = "pruning"
     ratio_meaning = "fraction of entries not sent per tensor (top p1 dropped, next 1-ratio sent)"
     example_ratio = 0.8
-    defaults = {"p1": 0.05, "top_count": "at_least_one"}
+    parameters = {
+        "p1": Param(0.05, float, low=0, high=1, high_open=True,
+                    doc="share of each tensor's largest entries dropped"),
+        "top_count": Param("at_least_one", str, choices=TOP_COUNTS,
+                           doc="how p1 x numel is rounded (at_least_one: the DGP code's)"),
+    }
 
     @classmethod
     def ratio_error(cls, ratio, params):
-        p1 = params["p1"]
-        if isinstance(p1, bool) or not isinstance(p1, int | float) or not 0.0 <= p1 < 1.0:
-            return f"{cls.name} parameter p1 must be a number in [0, 1), got {p1!r}"
-        if params["top_count"] not in TOP_COUNTS:
-            return (f"{cls.name} parameter top_count must be one of {', '.join(TOP_COUNTS)}, "
-                    f"got {params['top_count']!r}")
-        return prune_ratio_error(cls.name, ratio, low=p1)
+        return prune_ratio_error(cls.name, ratio, low=params["p1"])
 
     def top_count(self, numel: int) -> int:
         """How many of a tensor's largest entries are dropped."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from defenses.mixup import MixUp, mix
+from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
 
 FLIP_CENTERS = ("mean", "half")
@@ -44,14 +45,9 @@ def unflip_estimate(flipped: torch.Tensor, targets: torch.Tensor, class_means: t
 class InstaHide(MixUp):
     name = "instahide"
     ratio_meaning = "k, the number of images mixed before the random sign flip"
-    defaults = {**MixUp.defaults, "flip_center": "mean"}
-
-    @classmethod
-    def ratio_error(cls, ratio, params):
-        if params["flip_center"] not in FLIP_CENTERS:
-            return (f"{cls.name} parameter flip_center must be one of "
-                    f"{', '.join(FLIP_CENTERS)}, got {params['flip_center']!r}")
-        return super().ratio_error(ratio, params)
+    parameters = {**MixUp.parameters,
+                  "flip_center": Param("mean", str, choices=FLIP_CENTERS,
+                                       doc="the value the random sign flip reflects about")}
 
     def transform_batch(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                         generator: torch.Generator | None = None,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from defenses.base import Defense
+from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
 
 MAX_REDRAWS = 10_000
@@ -108,14 +109,16 @@ class MixUp(Defense):
     family = "data"
     ratio_meaning = "k, the number of images mixed into each training image"
     example_ratio = 4
-    defaults = {"upper_bound": 0.65, "lower_bound": 0.0}
+    parameters = {"upper_bound": Param(0.65, float, low=0, high=1,
+                                       doc="largest mixing coefficient (the first image's)"),
+                  "lower_bound": Param(0.0, float, low=0, high=1,
+                                       doc="smallest mixing coefficient")}
 
     @classmethod
     def ratio_error(cls, ratio, params):
         if ratio != int(ratio) or ratio < 1:
             return f"defense {cls.name!r} needs an integer ratio k >= 1, got {ratio}"
-        if ratio > 1 and not (0 <= params["lower_bound"] <= 1 / ratio
-                              <= params["upper_bound"] <= 1):
+        if ratio > 1 and not params["lower_bound"] <= 1 / ratio <= params["upper_bound"]:
             return (f"{cls.name} needs 0 <= lower_bound <= 1/k <= upper_bound <= 1, got "
                     f"[{params['lower_bound']}, {params['upper_bound']}] for k = {ratio:g}")
         return None

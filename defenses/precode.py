@@ -24,6 +24,7 @@ from torch import nn
 
 from defenses.base import Defense
 from dgp.gradients import PenalizedModule
+from dgp.params import Param
 
 KL_UNITS = ("bits", "nats")
 
@@ -59,15 +60,12 @@ class Precode(Defense):
     family = "model"
     ratio_meaning = "beta, the weight of the bottleneck's KL term (K = params.size)"
     example_ratio = 1e-3
-    defaults = {"size": 256, "kl_unit": "bits"}
+    parameters = {"size": Param(256, int, low=1, doc="K, the bottleneck's width"),
+                  "kl_unit": Param("bits", str, choices=KL_UNITS,
+                                   doc="the unit of the KL term beta weighs")}
 
     @classmethod
     def ratio_error(cls, ratio, params):
-        if int(params["size"]) != params["size"] or params["size"] < 1:
-            return f"precode parameter size (K) must be a positive integer, got {params['size']}"
-        if params["kl_unit"] not in KL_UNITS:
-            return (f"precode parameter kl_unit must be one of {', '.join(KL_UNITS)}, got "
-                    f"{params['kl_unit']!r}")
         if ratio < 0:
             return f"defense {cls.name!r} needs ratio (beta) >= 0, got {ratio}"
         return None

@@ -13,6 +13,7 @@ import torch
 
 from defenses.base import Defense
 from defenses.pruning import prune_ratio_error, sent_count
+from dgp.params import Param
 from dgp.types import SharedGradient, UserBatch
 
 
@@ -22,7 +23,7 @@ class RandomSparsification(Defense):
     compresses = True
     ratio_meaning = "fraction of entries not sent per tensor (a uniform random 1-ratio sent)"
     example_ratio = 0.8
-    defaults = {"rescale": False}
+    parameters = {"rescale": Param(False, bool, doc="scale sent entries by 1 / (1 - ratio)")}
 
     @classmethod
     def ratio_error(cls, ratio, params):
@@ -33,7 +34,7 @@ class RandomSparsification(Defense):
         """Rescaled, the shared gradient is unbiased and error feedback would amplify its
         residual (> the input); ``error_feedback: auto`` then leaves it off. Unscaled, error
         feedback delays each entry by ratio / (1 - ratio) rounds on average."""
-        return bool(self.params["rescale"])
+        return self.params["rescale"]
 
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:

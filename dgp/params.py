@@ -1,4 +1,4 @@
-"""Typed, range-checked plugin parameters (attacks declare theirs with these).
+"""Typed, range-checked plugin parameters (attacks and defenses declare theirs with these).
 
 A config entry's parameters are checked before any job runs, so that ``iterations: -5`` or
 ``lr: -0.1`` stops the workflow with a message naming the key, not a job hours later.
@@ -34,9 +34,9 @@ class Param:
         if self.kind is bool:
             return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
         if self.kind is str:
-            if not isinstance(value, str) or self.choices and value not in self.choices:
+            if self.choices and value not in self.choices:
                 return f"must be one of {', '.join(self.choices)}, got {value!r}"
-            return None
+            return None if isinstance(value, str) else f"must be a string, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be a number, got {value!r}"
         if self.kind is int and value != int(value):

@@ -56,6 +56,12 @@ def test_smoke_config_is_valid_and_gets_defaults():
     (lambda c: c["attacks"][0]["params"].update(lr="fast"), "lr must be a number"),
     (lambda c: c["attacks"].append({"name": "rtf", "params": {"bins": 1}}), "bins .* >= 2"),
     (lambda c: c["defenses"][1].update(params={"top_count": "ceil"}), "top_count must be one"),
+    (lambda c: c["defenses"][5].update(params={"clip_norm": "big"}),
+     r"defenses\[5\]: defense 'dp_gaussian' parameter clip_norm must be a number, got 'big'"),
+    (lambda c: c["defenses"][5].update(params={"delta": 1}), "delta must be a number in"),
+    (lambda c: c["defenses"][4].update(params={"rescale": "yes"}),
+     "rescale must be true or false"),
+    (lambda c: c["defenses"][10].update(params={"policy": 3}), "policy must be a string"),
     (lambda c: c["privacy"].update(num_images=3, batch_size=2), "multiple of batch_size"),
     (lambda c: c["defenses"].append({"name": "dgp", "ratios": [0.5]}), "appears twice"),
     (lambda c: c["training"].update(enabled=False), "needs training.enabled"),
@@ -155,3 +161,21 @@ def test_the_schema_lists_no_names_of_its_own():
     for text in descriptions:
         mentioned = {n for n in names if re.search(rf"(?<![\w.-]){n}(?![\w-])", text)}
         assert len(mentioned) <= 1, (mentioned, text)
+
+
+def test_every_plugin_parameter_is_declared_documented_and_listed():
+    """``python -m dgp.jobs.parameters`` lists each registered defense's and attack's
+    declared parameters, each with a meaning, from the same declarations validation checks."""
+    from attacks import ATTACKS
+    from defenses import DEFENSES
+    from dgp.jobs.parameters import parameter_rows
+
+    for kind, registry in (("defense", DEFENSES), ("attack", ATTACKS)):
+        rows = parameter_rows(kind, registry)
+        for name, cls in registry.items():
+            for key, param in cls.parameters.items():
+                assert param.doc, f"{kind} {name} parameter {key} has no doc"
+                assert any(row.startswith(f"| {kind} `{name}` | `{key}` |") for row in rows)
+    listing = subprocess.run([sys.executable, "-m", "dgp.jobs.parameters"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+    assert "| defense `precode` | `kl_unit` | `'bits'` | bits, nats |" in listing

@@ -152,3 +152,18 @@ def test_dgp_top_count_floor_keeps_the_largest_entry_of_tiny_tensors_as_the_dgp_
     weight = torch.randn(400, generator=torch.Generator().manual_seed(0))
     assert torch.equal(create_defense("dgp", 0.8).apply([weight]).masks[0],
                        create_defense("dgp", 0.8, {"top_count": "floor"}).apply([weight]).masks[0])
+
+
+_WRONG_KIND = {bool: "yes", str: 3, int: "many", float: "big"}
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_every_declared_parameter_refuses_a_wrong_type_with_its_name(name):
+    """A defense's parameters are declared (dgp.params.Param) and checked before use: a
+    value of the wrong type is a ValueError naming the parameter, never a crash later."""
+    cls = DEFENSES[name]
+    assert cls.defaults == {key: p.default for key, p in cls.parameters.items()}
+    create_defense(name, cls.example_ratio, cls.defaults)
+    for key, param in cls.parameters.items():
+        with pytest.raises(ValueError, match=f"defense '{name}' parameter {key} must be"):
+            create_defense(name, cls.example_ratio, {key: _WRONG_KIND[param.kind]})
