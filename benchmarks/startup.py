@@ -85,6 +85,11 @@ def main() -> None:
     print(f"{len(jobs)} privacy jobs in {args.results}: everything but the attack is "
           f"{total:.0%} of their wall time (per job: median {jobs['rest_share'].median():.0%}, "
           f"max {jobs['rest_share'].max():.0%}; target <= 15 %)")
+    for attack, group in jobs.groupby("attack"):
+        share = 1 - group["attack_s"].sum() / group["wall_s"].sum()
+        rest = (group["wall_s"] - group["attack_s"]).median()
+        print(f"  {attack}: {len(group)} jobs, {share:.0%} outside the attack (median "
+              f"{rest:.2f} s of {group['wall_s'].median():.1f} s)")
 
 
 if __name__ == "__main__":
