@@ -14,7 +14,7 @@ from torch import nn
 from attacks.labels import LABEL_RULES, reads_public_data, recover_labels
 from defenses.base import Defense
 from dgp.columns import BUDGET_FRACTIONS
-from dgp.params import Param, checked_params
+from dgp.params import Param, checked_params, default_values
 from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge, SharedGradient
 
@@ -108,7 +108,7 @@ class Attack(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.defaults = {name: p.default for name, p in cls.parameters.items()}
+        cls.defaults = default_values(cls.parameters)
 
     def __init__(self, **params: Any) -> None:
         self.params = checked_params(f"attack {self.name!r}", self.parameters, params)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from defenses.pruning import rank_band_mask, soft_band_mask
-from dgp.params import Param, checked_params
+from dgp.params import Param, checked_params, default_values
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, dense
 
 
@@ -56,7 +56,7 @@ class Defense(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.defaults = {name: p.default for name, p in cls.parameters.items()}
+        cls.defaults = default_values(cls.parameters)
 
     def __init__(self, ratio: float, **params: Any) -> None:
         self.params = checked_params(f"defense {self.name!r}", self.parameters, params)

@@ -63,6 +63,11 @@ class Param:
         return f"{what} (finite)"
 
 
+def default_values(declared: dict[str, Param]) -> dict[str, Any]:
+    """Each declared parameter's default, by name (a plugin class's ``defaults``)."""
+    return {name: p.default for name, p in declared.items()}
+
+
 def checked_params(owner: str, declared: dict[str, Param],
                    given: dict[str, Any]) -> dict[str, Any]:
     """The defaults updated with ``given``; unknown names and bad values raise ValueError."""
@@ -74,4 +79,4 @@ def checked_params(owner: str, declared: dict[str, Param],
         problem = declared[name].error(value)
         if problem:
             raise ValueError(f"{owner} parameter {name} {problem}")
-    return {**{name: p.default for name, p in declared.items()}, **given}
+    return {**default_values(declared), **given}
