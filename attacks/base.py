@@ -95,6 +95,9 @@ class Attack(ABC):
     name: ClassVar[str]
     parameters: ClassVar[dict[str, Param]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
+    # Parameters that make a run fast (a few iterations): the tests run every registered
+    # attack with them in a whole privacy job.
+    example_params: ClassVar[dict[str, Any]] = {}
     # Attacks whose prior reads BatchNorm statistics cannot run on models without them.
     needs_batchnorm: ClassVar[bool] = False
     # Active (malicious-server) attacks change the model users receive: see prepare_model.

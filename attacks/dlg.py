@@ -39,6 +39,7 @@ class DeepLeakage(Attack):
         "max_evaluations": Param(20, int, low=1, doc="objective evaluations per step"),
         "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),
     }
+    example_params = {"iterations": 2}
     optimize_labels = True
 
     def reconstruct(self, target: AttackTarget,

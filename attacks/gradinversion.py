@@ -73,6 +73,7 @@ class GradInversion(Attack):
     aggregates = True
     batchnorm_modes = ("eval", "train")
     needs_batchnorm = True
+    example_params = {"iterations": 3, "warmup": 1}
     parameters = {
         "iterations": Param(20_000, int, low=1, doc="Adam steps"),
         "lr": Param(0.1, float, low=0, low_open=True, doc="Adam's peak lr"),

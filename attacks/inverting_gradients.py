@@ -27,6 +27,7 @@ class InvertingGradients(Attack):
     algorithms = ("fedsgd", "fedavg")
     aggregates = True
     batchnorm_modes = ("eval", "train")
+    example_params = {"iterations": 3}
     parameters = {
         "iterations": Param(24_000, int, low=1, doc="Adam steps per restart"),
         "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),

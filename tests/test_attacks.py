@@ -95,6 +95,22 @@ def test_unknown_attack_parameter_is_rejected():
     assert all(cls.name == name for name, cls in ATTACKS.items())
 
 
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_attack_runs_in_a_privacy_job(name):
+    # Adding an attack is one module plus one registry line: this runs it end to end, on
+    # a model it can attack, with its declared fast parameters.
+    attack = ATTACKS[name]
+    dataset = {"name": "digits", "model": "convnet" if attack.needs_batchnorm else "lenet",
+               "image_size": 8}
+    record, grid = run(dataset, "none", 0, {}, name, attack.example_params, seed=0,
+                       num_images=2, batch_size=2)
+    assert len(record["rows"]) == 2 and grid.shape[0] == 4  # originals, reconstructions
+    for row in record["rows"]:
+        assert row["status"] in ("ok", "diverged")
+        assert 0 <= row["label_acc"] <= 1
+        assert row["status"] == "diverged" or math.isfinite(row["mse"])
+
+
 def test_robbing_the_fed_recovers_a_batch_exactly():
     # Four digits whose mean brightness falls in different bins of 128: exact recovery.
     record, _ = run(DIGITS, "none", 0, {}, "rtf", {"bins": 128}, seed=0, num_images=4,

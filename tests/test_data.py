@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgp.data import DataNotFoundError, load_dataset
+from dgp.data import DATASETS, DataNotFoundError, load_dataset, missing_data_message
 
 
 def test_digits_is_embedded_and_resized():
@@ -28,6 +28,26 @@ def test_imagefolder_reads_real_cifar_images(cifar10_mini):
     assert images.shape == (3, 3, 32, 32) and data.num_classes == 10
     assert labels.tolist() == [0, 1, 9]  # alphabetical classes: airplane, automobile, truck
     assert images.std() > 0.05  # natural images, not blanks
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_dataset_loads_or_says_first_what_is_missing(name, tmp_path):
+    # Adding a dataset is one DATASETS entry: offline, with a data root that does not
+    # exist, it either loads consistent splits or says what is missing, and loading fails
+    # with that message (so config validation catches it before any job runs).
+    spec = {"name": name, "root": str(tmp_path / "absent"), "image_size": 8}
+    missing = missing_data_message(spec)
+    if missing:
+        with pytest.raises(DataNotFoundError):
+            load_dataset(spec, "test")
+        return
+    for split in ("train", "test"):
+        data = load_dataset(spec, split)
+        images, labels = data.samples([0, len(data.dataset) - 1])
+        assert images.shape == (2, data.channels, 8, 8)
+        assert 0 <= images.min() and images.max() <= 1
+        assert all(0 <= label < data.num_classes for label in labels.tolist())
+        assert len(data.mean) == len(data.std) == data.channels
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "mnist"])
