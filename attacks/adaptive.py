@@ -33,14 +33,13 @@ each defense declares on ``Defense``:
 
 from __future__ import annotations
 
-import torch
-
 from attacks.base import AttackTarget, Reconstruction, UserView
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
 from attacks.labels import soft_targets
 from defenses.base import Defense
+from dgp.lazy import torch
 from dgp.params import Param
 from dgp.protocol import Protocol
 

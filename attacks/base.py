@@ -6,17 +6,18 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from attacks.labels import LABEL_RULES, reads_public_data, recover_labels
 from defenses.base import Defense
 from dgp.columns import BUDGET_FRACTIONS
+from dgp.lazy import torch
 from dgp.params import Param, checked_params, default_values
 from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge, SharedGradient
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -56,7 +57,7 @@ class AttackTarget:
 
 
 # One candidate user's update -> what of it the server would observe (Attack.user_view).
-UserView = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+UserView = Callable[[list["torch.Tensor"]], list["torch.Tensor"]]  # text: no torch at import
 
 
 def label_rule(default: str) -> Param:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 
-import torch
 from tqdm import tqdm
 
 from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps, label_rule
 from attacks.objectives import candidate_update, euclidean_distance
+from dgp.lazy import torch
 from dgp.params import Param
 
 

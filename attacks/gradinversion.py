@@ -18,15 +18,17 @@ cosine factor rather than breaching's GradualWarmupScheduler (the same shape).
 from __future__ import annotations
 
 import math
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_update, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.lazy import torch
 from dgp.optim import Adam, LambdaLR
 from dgp.params import Param
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class BatchNormStatistics:
@@ -37,7 +39,7 @@ class BatchNormStatistics:
         self.losses: list[torch.Tensor] = []
         self.first_multiplier = first_multiplier
         self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
-                        if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+                        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def _hook(self, module, inputs, output) -> None:
         x = inputs[0]

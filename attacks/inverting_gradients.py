@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_update, cosine_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
 from dgp.params import Param
 

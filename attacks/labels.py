@@ -69,10 +69,13 @@ gradient reveals once the image is reconstructed (``soft_targets``).
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from dgp.gradients import parameter_gradients
+from dgp.lazy import torch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _classifier_index(gradients: list[torch.Tensor], num_classes: int) -> int:
@@ -108,7 +111,7 @@ def soft_targets(model: nn.Module, images: torch.Tensor, gradients: list[torch.T
     bias gradient holds only the batch's mean target, which does not say whose mass is
     whose: a batch, or a model without a classifier bias, keeps the one-hot ``labels``.
     """
-    onehot = nn.functional.one_hot(labels.long(), num_classes).float().to(images.device)
+    onehot = torch.nn.functional.one_hot(labels.long(), num_classes).float().to(images.device)
     bias = classifier_bias_gradient(gradients, num_classes)
     if bias is None or len(images) != 1:
         return onehot
@@ -208,7 +211,7 @@ def mean_prediction(model: nn.Module, class_means: torch.Tensor | None,
 def _classifier_layer(model: nn.Module, rows: torch.Tensor) -> nn.Linear:
     """The model's last linear layer with the classifier gradient's shape."""
     layers = [m for m in model.modules()
-              if isinstance(m, nn.Linear) and m.weight.shape == rows.shape]
+              if isinstance(m, torch.nn.Linear) and m.weight.shape == rows.shape]
     if not layers:
         raise ValueError(f"no linear layer of shape {tuple(rows.shape)} in the model")
     return layers[-1]

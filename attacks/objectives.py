@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.autograd.function import once_differentiable
+from typing import TYPE_CHECKING
 
 from attacks.base import AttackTarget, UserView
-from attacks.lean_conv import lean_convolutions
 from dgp.gradients import training_loss
+from dgp.lazy import torch
 from dgp.protocol import Protocol
 from dgp.updates import user_update
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def candidate_gradients(model: nn.Module, images: torch.Tensor,
@@ -19,6 +20,8 @@ def candidate_gradients(model: nn.Module, images: torch.Tensor,
     user's loss as the server knows it, model penalties such as PRECODE's included).
     Convolutions are recorded lean: differentiating this gradient w.r.t. the images then
     skips the weight-gradient pass stock PyTorch would waste."""
+    from attacks.lean_conv import lean_convolutions  # a torch mode: not read by validation
+
     with lean_convolutions():
         loss = training_loss(model, images, labels)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -37,6 +40,8 @@ def candidate_update(target: AttackTarget, images: torch.Tensor, labels: torch.T
     protocol = target.protocol
     if protocol == Protocol() and user_view is None:
         return candidate_gradients(target.model, images, labels)
+    from attacks.lean_conv import lean_convolutions
+
     size = target.batch_size
     with lean_convolutions():
         per_user = [user_update(target.model, images[u * size:(u + 1) * size],
@@ -47,78 +52,18 @@ def candidate_update(target: AttackTarget, images: torch.Tensor, labels: torch.T
     return [sum(parts) for parts in zip(*per_user, strict=True)]
 
 
-def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.dot(a.reshape(-1), b.reshape(-1))
-
-
-class _EuclideanDistance(torch.autograd.Function):
-    """Sum of squared differences with one temporary per tensor: a large model's gradient is
-    tens of MB per tensor, and autograd's elementwise graph (difference, square, their
-    backward) would allocate and sweep it several times per iteration."""
-
-    @staticmethod
-    def forward(ctx, count: int, *tensors: torch.Tensor) -> torch.Tensor:
-        differences = [c - t for c, t in zip(tensors[:count], tensors[count:], strict=True)]
-        ctx.save_for_backward(*differences)
-        ctx.count = count
-        return sum(_flat_dot(d, d) for d in differences)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        differences = ctx.saved_tensors
-        scaled = [d * (2 * grad) for d in differences]
-        target_grads = [-g if ctx.needs_input_grad[1 + ctx.count + i] else None
-                        for i, g in enumerate(scaled)]
-        candidate_grads = [g if ctx.needs_input_grad[1 + i] else None
-                           for i, g in enumerate(scaled)]
-        return None, *candidate_grads, *target_grads
-
-
-class _CosineDistance(torch.autograd.Function):
-    """1 - cosine similarity with dot products (no temporaries) forward and one fused
-    ``a * t + b * c`` per tensor backward, for the same reason as the Euclidean one."""
-
-    @staticmethod
-    def forward(ctx, count: int, *tensors: torch.Tensor) -> torch.Tensor:
-        candidate, target = tensors[:count], tensors[count:]
-        dot = sum(_flat_dot(c, t) for c, t in zip(candidate, target, strict=True))
-        c_norm = torch.sqrt(sum(_flat_dot(c, c) for c in candidate))
-        t_norm = torch.sqrt(sum(_flat_dot(t, t) for t in target))
-        ctx.save_for_backward(dot, c_norm, t_norm, *tensors)
-        ctx.count = count
-        return 1 - dot / (c_norm * t_norm + 1e-12)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        dot, c_norm, t_norm, *tensors = ctx.saved_tensors
-        candidate, target = tensors[:ctx.count], tensors[ctx.count:]
-        denominator = c_norm * t_norm + 1e-12
-        # d/dc [1 - <c,t> / (|c||t|)] = -t / den + <c,t> |t| / (|c| den^2) * c, and alike for t
-        scale = grad / denominator
-        own = grad * dot / denominator**2
-
-        def gradient(index: int, this: torch.Tensor, other: torch.Tensor, this_norm, other_norm):
-            if not ctx.needs_input_grad[1 + index]:
-                return None
-            return other.mul(-scale).addcmul_(this, own * other_norm / this_norm)
-
-        candidate_grads = [gradient(i, c, t, c_norm, t_norm)
-                           for i, (c, t) in enumerate(zip(candidate, target, strict=True))]
-        target_grads = [gradient(ctx.count + i, t, c, t_norm, c_norm)
-                        for i, (c, t) in enumerate(zip(candidate, target, strict=True))]
-        return None, *candidate_grads, *target_grads
-
-
 def euclidean_distance(candidate: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
     """Sum of squared differences over all tensors (DLG's objective)."""
-    return _EuclideanDistance.apply(len(candidate), *candidate, *target)
+    from attacks.distances import EuclideanDistance  # torch classes: not read by validation
+
+    return EuclideanDistance.apply(len(candidate), *candidate, *target)
 
 
 def cosine_distance(candidate: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
     """1 - cosine similarity of the whole gradients (Inverting Gradients' objective)."""
-    return _CosineDistance.apply(len(candidate), *candidate, *target)
+    from attacks.distances import CosineDistance
+
+    return CosineDistance.apply(len(candidate), *candidate, *target)
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:

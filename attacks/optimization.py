@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import torch
 from tqdm import tqdm
 
 from attacks.base import checkpoint_steps
+from dgp.lazy import torch
 from dgp.optim import Adam, LambdaLR, MultiStepLR
 
 

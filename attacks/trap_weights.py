@@ -48,13 +48,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.labels import infer_labels
+from dgp.lazy import torch
 from dgp.params import Param
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from attacks.imprint import TrapBlock
 
 # The relative error below which an image explains a row's gradients, so the row saw that
 # image alone. Measured on 30 aggregates of 8-16 digits: rows one image switched on (or was
@@ -78,28 +82,6 @@ def trap_matrix(rows: int, size: int, sigma: float, scale_factor: float,
     weight.scatter_(1, order[:, :half], draws)
     weight.scatter_(1, order[:, half:2 * half], -scale_factor * draws)
     return weight
-
-
-class TrapBlock(nn.Module):
-    """The trap layer plus a residual path back to image shape (one column for all rows)."""
-
-    def __init__(self, image_shape: tuple[int, ...], weight: torch.Tensor, bias: float,
-                 column: torch.Tensor) -> None:
-        super().__init__()
-        self.image_shape = tuple(image_shape)
-        rows, size = weight.shape
-        self.trap = nn.Linear(size, rows)
-        self.back = nn.Linear(rows, size, bias=False)
-        with torch.no_grad():
-            self.trap.weight.copy_(weight)
-            self.trap.bias.fill_(bias)
-            self.back.weight.copy_(column.view(size, 1).expand(size, rows))
-
-    def activations(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.trap(x.flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.back(self.activations(x)).view(-1, *self.image_shape)
 
 
 @dataclass
@@ -135,6 +117,8 @@ class TrapWeights(Attack):
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
         """Prepend the trap block; its back column is scaled on public images so the block
         changes them by ``gain`` (RMS), which keeps the model's predictions."""
+        from attacks.imprint import TrapBlock  # an nn.Module: not read by validation
+
         p = self.params
         generator = torch.Generator().manual_seed(0)
         shape = tuple(public_images.shape[1:])
@@ -146,7 +130,7 @@ class TrapWeights(Attack):
             total = block.activations(public_images.cpu()).sum(1).pow(2).mean().sqrt()
             block.back.weight.mul_(p["gain"] / max(float(total), 1e-12))
         device = next(model.parameters()).device
-        return nn.Sequential(block.to(device), model)
+        return torch.nn.Sequential(block.to(device), model)
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
@@ -248,7 +232,7 @@ def _probe(block: TrapBlock, rest: nn.Module, images: torch.Tensor, index: torch
         logits = rest(outputs)
         for candidate in range(target.num_classes):
             targets = torch.full((len(images),), candidate, device=device)
-            loss = nn.functional.cross_entropy(logits, targets, reduction="sum")
+            loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
             (gradient,) = torch.autograd.grad(loss, outputs, retain_graph=True)
             # Each user's loss is the mean over its batch.
             gradient = gradient.flatten(1).cpu().double() / target.batch_size

@@ -11,11 +11,12 @@ For scale it also times Snakemake alone on a trivial Snakefile with as many jobs
 same shape (six wildcards, two outputs, a log and a benchmark file, no parameters, an
 instant shell command): no workflow with that many jobs plans faster on this machine, so
 the difference is what ours adds (one params function and resources per job, the aggregate
-and report rules, and, on the first run only, the validation that imports torch).
+and report rules, and, on the first run only, the validation, which loads every plugin
+module but imports no torch).
 
 The first run starts from an empty validation cache (``DGP_CACHE_DIR``, dgp/jobs/plan.py):
-it validates the config and imports torch ("cold"); the later ones read the memo ("warm"),
-as every dry run after the first on the same config and code does.
+it validates the config ("cold"); the later ones read the memo ("warm"), as every dry run
+after the first on the same config and code does.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def main() -> None:
     best = min(seconds)
     print(f"config: {args.configfile}")
     print(f"jobs in the DAG: {jobs}")
-    print(f"snakemake -n wall time, first run (validates, imports torch): {cold:.1f} s")
+    print(f"snakemake -n wall time, first run (validates the config): {cold:.1f} s")
     print(
         f"snakemake -n wall time, validation memoised: best {best:.1f} s of {args.repeats} "
         f"({', '.join(f'{s:.1f}' for s in seconds)} s)"

@@ -17,9 +17,8 @@ users), 19 % (15-28 %) of a member's top-5 % entries go out.
 
 from __future__ import annotations
 
-import torch
-
 from defenses.dual_pruning import DualGradientPruning
+from dgp.lazy import torch
 from dgp.types import SharedGradient
 
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from defenses.base import Defense
+from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
 

@@ -20,14 +20,15 @@ transformation family and public data (``PublicKnowledge``) alone.
 from __future__ import annotations
 
 from abc import ABC
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from defenses.pruning import rank_band_mask, soft_band_mask
+from dgp.lazy import torch
 from dgp.params import Param, checked_params, default_values
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, dense
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class Defense(ABC):

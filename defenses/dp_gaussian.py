@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 import warnings
 
-import torch
-
 from defenses.base import Defense
+from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import SharedGradient, UserBatch, dense
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from defenses.base import Defense
 from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import SharedGradient, UserBatch
 

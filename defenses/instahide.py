@@ -16,9 +16,8 @@ of the pivot from the public expected mixture, then unmixes as for MixUp
 
 from __future__ import annotations
 
-import torch
-
 from defenses.mixup import MixUp, mix
+from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
 

@@ -17,42 +17,16 @@ model's dense gradient (``dense_bytes``), never against the wrapped model's own.
 
 from __future__ import annotations
 
-import math
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from defenses.base import Defense
-from dgp.gradients import PenalizedModule
+from dgp.lazy import torch
 from dgp.params import Param
 
+if TYPE_CHECKING:
+    from torch import nn
+
 KL_UNITS = ("bits", "nats")
-
-
-class VariationalBottleneck(PenalizedModule):
-    """F -> (mu, softplus std) in K -> sample -> F; remembers the KL term of its last call."""
-
-    def __init__(self, features: int, size: int, beta: float, kl_unit: str = "bits") -> None:
-        super().__init__()
-        self.encoder = nn.Linear(features, 2 * size)
-        self.decoder = nn.Linear(size, features)
-        self.size = size
-        self.beta = beta
-        self.kl_unit = kl_unit
-        self.kl = torch.zeros(())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        statistics = self.encoder(x)
-        mu = statistics[:, :self.size]
-        std = nn.functional.softplus(statistics[:, self.size:])
-        z = mu + torch.randn_like(std) * std
-        kl = -0.5 * (1 + 2 * std.log() - mu.pow(2) - std.pow(2)).sum(1).mean()
-        self.kl = kl / math.log(2) if self.kl_unit == "bits" else kl
-        return self.decoder(z)
-
-    def penalty(self) -> torch.Tensor:
-        """The loss term this module adds: beta times the KL of its last forward pass."""
-        return self.beta * self.kl
 
 
 class Precode(Defense):
@@ -71,9 +45,13 @@ class Precode(Defense):
         return None
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        if not isinstance(getattr(model, "fc", None), nn.Linear):
+        from defenses.bottleneck import (
+            VariationalBottleneck,  # an nn.Module: not read by validation
+        )
+
+        if not isinstance(getattr(model, "fc", None), torch.nn.Linear):
             raise ValueError("precode needs a model whose classifier is a Linear layer 'fc'")
         bottleneck = VariationalBottleneck(model.fc.in_features, int(self.params["size"]),
                                            self.ratio, self.params["kl_unit"])
-        model.fc = nn.Sequential(bottleneck, model.fc)
+        model.fc = torch.nn.Sequential(bottleneck, model.fc)
         return model

@@ -32,14 +32,15 @@ import math
 import threading
 
 import numpy as np
-import torch
+
+from dgp.lazy import torch
 
 _SORT_MAX_NUMEL = 1 << 9  # up to here a stable argsort is the cheapest exact band
 _SELECT_MIN_NUMEL = 1 << 15  # from here on, sample-bracketed selection beats partitioning
 _CHUNK = 1 << 18  # entries per chunk of the selection pass (its buffers stay in cache)
 _BRACKET_SD = 3.5  # bracket half-width in standard deviations of the sampled rank
 _KEY_MAX = (1 << 31) - 1
-_INT_KEYS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_INT_KEYS = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}  # names: no torch at import
 
 _local = threading.local()  # per-thread chunk buffers
 _sample_cache: dict[int, slice] = {}
@@ -109,7 +110,7 @@ def _magnitude_keys(flat: torch.Tensor) -> torch.Tensor:
     """Keys ordered like |flat| (for floats: the bits of |x|, so NaN sorts above inf)."""
     magnitudes = flat.abs() if flat.dtype != torch.bool else flat.to(torch.uint8)
     if magnitudes.is_floating_point() and magnitudes.element_size() in _INT_KEYS:
-        return magnitudes.view(_INT_KEYS[magnitudes.element_size()])
+        return magnitudes.view(getattr(torch, _INT_KEYS[magnitudes.element_size()]))
     return magnitudes
 
 

@@ -20,9 +20,8 @@ candidate to have the sent norms, which travel exactly.
 
 from __future__ import annotations
 
-import torch
-
 from defenses.base import Defense
+from dgp.lazy import torch
 from dgp.types import SharedGradient, UserBatch, dense
 
 MAX_BITS = 16

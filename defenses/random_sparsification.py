@@ -9,10 +9,9 @@ values are not constrained by anything it sees.
 
 from __future__ import annotations
 
-import torch
-
 from defenses.base import Defense
 from defenses.pruning import prune_ratio_error, sent_count
+from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import SharedGradient, UserBatch
 

@@ -10,18 +10,21 @@ code) are zeroed. Every other tensor is sent unchanged.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from defenses.base import Defense
+from dgp.lazy import torch
 from dgp.types import SharedGradient, UserBatch, dense
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FEATURE_CHUNK = 64  # features per batched backward pass (bounds memory)
 
 
 def classifier(model: nn.Module) -> nn.Linear:
     """The model's final Linear layer, whose input is the representation."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     if not linears:
         raise ValueError("soteria needs a model with a final Linear layer")
     return linears[-1]

@@ -6,10 +6,9 @@ magnitude than the smallest sent one (the constraint a defense-aware attacker im
 
 from __future__ import annotations
 
-import torch
-
 from defenses.base import Defense
 from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.lazy import torch
 from dgp.types import SharedGradient, UserBatch
 
 

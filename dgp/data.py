@@ -13,11 +13,12 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from dgp.lazy import torch
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -73,8 +74,8 @@ def load_dataset(spec: dict[str, Any], split: str = "test") -> ImageData:
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size:
         return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
-                         align_corners=False).clamp(0, 1)
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
+                                           antialias=True, align_corners=False).clamp(0, 1)
 
 
 def digits_file() -> Path:
@@ -99,7 +100,8 @@ def _load_digits(spec: dict[str, Any], split: str, image_size: int) -> ImageData
     chosen = _resize(images[keep], image_size)
     mean = (train_images.mean().item(),)
     std = (train_images.std().item(),)
-    return ImageData(TensorDataset(chosen, labels[keep]), 10, 1, image_size, mean, std)
+    dataset = torch.utils.data.TensorDataset(chosen, labels[keep])
+    return ImageData(dataset, 10, 1, image_size, mean, std)
 
 
 def _transform(image_size: int, native_size: int, grayscale: bool = False):

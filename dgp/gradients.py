@@ -6,29 +6,26 @@ class probabilities, plus any penalty a model's modules add (PRECODE's KL term).
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
+from dgp.lazy import torch
 
-class PenalizedModule(nn.Module):
-    """A layer that adds a term to the training loss (PRECODE's bottleneck: its KL), which
-    every user's and every attacker's loss includes."""
-
-    def penalty(self) -> torch.Tensor:
-        """The loss term of this module's last forward pass."""
-        raise NotImplementedError
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def model_penalty(model: nn.Module) -> torch.Tensor | float:
     """Sum of the loss terms the model's ``PenalizedModule`` layers report for their last
     forward pass."""
+    from dgp.penalty import PenalizedModule  # an nn.Module: not read by validation
+
     return sum((m.penalty() for m in model.modules() if isinstance(m, PenalizedModule)), 0.0)
 
 
 def training_loss(model: nn.Module, inputs: torch.Tensor,
                   targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy (hard or soft targets) plus the model's own penalty terms."""
-    return nn.functional.cross_entropy(model(inputs), targets) + model_penalty(model)
+    return torch.nn.functional.cross_entropy(model(inputs), targets) + model_penalty(model)
 
 
 def loss_and_gradients(model: nn.Module, inputs: torch.Tensor,

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+from dgp.lazy import torch
 
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -46,9 +45,11 @@ def ssim(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     channels = original.shape[1]
     window = _gaussian_window(channels, original.dtype, original.device)
     pad = (window.shape[-1] - 1) // 2
-    x, y = (F.pad(t, (pad, pad, pad, pad), mode="reflect") for t in (reconstruction, original))
+    functional = torch.nn.functional
+    x, y = (functional.pad(t, (pad, pad, pad, pad), mode="reflect")
+            for t in (reconstruction, original))
     stacked = torch.cat((x, y, x * x, y * y, x * y))
-    mu_x, mu_y, xx, yy, xy = F.conv2d(stacked, window, groups=channels).split(x.shape[0])
+    mu_x, mu_y, xx, yy, xy = functional.conv2d(stacked, window, groups=channels).split(x.shape[0])
     var_x = (xx - mu_x.pow(2)).clamp_min(0)
     var_y = (yy - mu_y.pow(2)).clamp_min(0)
     c1, c2 = SSIM_K1**2, SSIM_K2**2

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-import torch
-from torch.optim.adam import adam
-from torch.optim.sgd import sgd
+from dgp.lazy import torch
 
 
 class _Optimizer:
@@ -50,9 +48,10 @@ class Adam(_Optimizer):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
-    @torch.no_grad()
     def step(self) -> None:
         """One Adam step on every parameter that has a gradient."""
+        from torch.optim.adam import adam  # a torch module: not read by validation
+
         params = self._with_grad()
         for p in params:
             if p not in self.state:  # torch keeps the step count as a CPU float tensor
@@ -60,11 +59,12 @@ class Adam(_Optimizer):
                                  "exp_avg": torch.zeros_like(p),
                                  "exp_avg_sq": torch.zeros_like(p)}
         states = [self.state[p] for p in params]
-        adam(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-             [s["exp_avg_sq"] for s in states], [], [s["step"] for s in states],
-             has_complex=any(torch.is_complex(p) for p in params), amsgrad=False,
-             beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
-             weight_decay=self.weight_decay, eps=self.eps, maximize=False)
+        with torch.no_grad():
+            adam(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                 [s["exp_avg_sq"] for s in states], [], [s["step"] for s in states],
+                 has_complex=any(torch.is_complex(p) for p in params), amsgrad=False,
+                 beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
+                 weight_decay=self.weight_decay, eps=self.eps, maximize=False)
 
 
 class SGD(_Optimizer):
@@ -75,17 +75,19 @@ class SGD(_Optimizer):
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
 
-    @torch.no_grad()
     def step(self) -> None:
         """One SGD step; the momentum buffer starts as the first step's gradient."""
+        from torch.optim.sgd import sgd
+
         params = self._with_grad()
         # as torch.optim.SGD: momentum buffers are passed (and kept) only with momentum
         buffers = ([self.state.get(p, {}).get("momentum_buffer") for p in params]
                    if self.momentum != 0 else [])
-        sgd(params, [p.grad for p in params], buffers,
-            has_sparse_grad=any(p.grad.is_sparse for p in params),
-            weight_decay=self.weight_decay, momentum=self.momentum, lr=self.lr,
-            dampening=0.0, nesterov=False, maximize=False)
+        with torch.no_grad():
+            sgd(params, [p.grad for p in params], buffers,
+                has_sparse_grad=any(p.grad.is_sparse for p in params),
+                weight_decay=self.weight_decay, momentum=self.momentum, lr=self.lr,
+                dampening=0.0, nesterov=False, maximize=False)
         if self.momentum != 0:
             for p, buffer in zip(params, buffers, strict=True):
                 self.state[p] = {"momentum_buffer": buffer}

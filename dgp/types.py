@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from dgp.lazy import torch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # Draws ``count`` more (pixel-space images, labels) from the user's own data, e.g. as mixing
 # partners; seeded by the caller.
-DrawSamples = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+DrawSamples = Callable[[int], tuple["torch.Tensor", "torch.Tensor"]]  # text: no torch at import
 
 
 @dataclass

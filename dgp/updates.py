@@ -4,12 +4,14 @@ user's local steps (breaching's multi-step user; Dimitrov et al., TMLR 2022)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.func import functional_call
+from typing import TYPE_CHECKING
 
 from dgp.gradients import model_penalty
+from dgp.lazy import torch
 from dgp.protocol import Protocol
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def user_update(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
@@ -68,5 +70,5 @@ def _loss(model: nn.Module, state: dict[str, torch.Tensor], inputs: torch.Tensor
           targets: torch.Tensor) -> torch.Tensor:
     """The training loss (``dgp.gradients.training_loss``: penalties included) with the
     model's tensors replaced by ``state``, so the model itself is left untouched."""
-    logits = functional_call(model, state, (inputs,))
-    return nn.functional.cross_entropy(logits, targets) + model_penalty(model)
+    logits = torch.func.functional_call(model, state, (inputs,))
+    return torch.nn.functional.cross_entropy(logits, targets) + model_penalty(model)

@@ -11,8 +11,8 @@ from torch import nn
 
 from defenses import DEFENSES, create_defense
 from defenses.ats import OPERATIONS, apply_operation, parse_policy
+from defenses.bottleneck import VariationalBottleneck
 from defenses.dp_gaussian import gaussian_epsilon
-from defenses.precode import VariationalBottleneck
 from defenses.pruning import rank_band_mask, sent_count
 from defenses.qsgd import tent_nll
 from defenses.soteria import feature_scores

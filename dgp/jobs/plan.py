@@ -1,12 +1,13 @@
 """What a config plans, read without torch: the job grid of a validated config, and the
-validation itself memoised, so that a repeated dry run of the workflow imports no torch.
+validation itself memoised, so that a repeated dry run of the workflow skips it.
 
-Validation (``dgp.jobs.config``) builds every configured defense and attack to check its
-parameters, which imports torch (2-3 s of every dry run). Its result depends only on the
-config, this code and which data folders exist, so it is kept under the cache folder
+Validation (``dgp.jobs.config``) loads every plugin module and builds every configured
+defense and attack to check its parameters; that imports no torch (``dgp.lazy``) but still
+costs a few tenths of a second of every dry run. Its result depends only on the config,
+this code and which data folders exist, so it is kept under the cache folder
 (``$DGP_CACHE_DIR``, else ``$XDG_CACHE_HOME/dgp-bench/validated``, else
 ``~/.cache/dgp-bench/validated``) keyed by all three; a config that fails is never kept.
-Deleting the folder only costs the next run those seconds.
+Deleting the folder only costs the next run that time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def validated_config(config: dict[str, Any]) -> dict[str, Any]:
             return json.loads(memo.read_text())
         except (OSError, ValueError):
             pass  # unreadable or half-written by an older version: validate again
-    from dgp.jobs.config import validate_config  # builds every plugin: imports torch
+    from dgp.jobs.config import validate_config  # loads every plugin module
 
     valid = validate_config(config)
     if memo is not None:

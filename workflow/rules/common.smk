@@ -12,8 +12,9 @@ from dgp.jobs.plan import (
     validated_config,
 )
 
-# Validate before any job is scheduled: a bad config stops here with one clear message. The
-# validation is memoised (dgp/jobs/plan.py): a repeated dry run imports no torch.
+# Validate before any job is scheduled: a bad config stops here with one clear message. It
+# imports no torch (dgp/lazy.py) and is memoised (dgp/jobs/plan.py): a repeated dry run
+# skips it.
 try:
     config.update(validated_config(config))
 except ConfigError as error:
