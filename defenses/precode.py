@@ -45,9 +45,7 @@ class Precode(Defense):
         return None
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        from defenses.bottleneck import (
-            VariationalBottleneck,  # an nn.Module: not read by validation
-        )
+        from defenses.bottleneck import VariationalBottleneck  # an nn.Module: imported here
 
         if not isinstance(getattr(model, "fc", None), torch.nn.Linear):
             raise ValueError("precode needs a model whose classifier is a Linear layer 'fc'")
