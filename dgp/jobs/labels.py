@@ -34,6 +34,7 @@ from dgp.io import write_atomically
 from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
 from dgp.jobs.privacy import match_labels, partner_draw, public_samples
+from dgp.jobs.quick_exit import run_and_exit
 from dgp.models import build_model
 from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge, UserBatch
@@ -148,4 +149,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

@@ -33,6 +33,7 @@ from dgp.device import resolve_device
 from dgp.io import write_atomically, write_json
 from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
+from dgp.jobs.quick_exit import run_and_exit
 from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
 from dgp.models import build_model, dense_reference_bytes
 from dgp.protocol import Protocol
@@ -405,4 +406,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

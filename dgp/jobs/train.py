@@ -27,6 +27,7 @@ from dgp.fl.users import FederatedData
 from dgp.io import write_atomically
 from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
+from dgp.jobs.quick_exit import run_and_exit
 from dgp.models import build_model, dense_reference_bytes
 
 
@@ -93,4 +94,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)
