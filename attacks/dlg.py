@@ -18,6 +18,7 @@ from tqdm import tqdm
 from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps, label_rule
 from attacks.objectives import candidate_update, euclidean_distance
 from dgp.lazy import torch
+from dgp.optim import lbfgs
 from dgp.params import Param
 
 
@@ -73,8 +74,8 @@ class DeepLeakage(Attack):
         def current_labels() -> torch.Tensor:
             return logits.softmax(-1) if self.optimize_labels else labels
 
-        optimizer = torch.optim.LBFGS(variables, lr=self.params["lr"],
-                                      max_iter=self.params["max_evaluations"])
+        optimizer = lbfgs(variables, lr=self.params["lr"],
+                          max_iter=self.params["max_evaluations"])
 
         def hard_labels() -> torch.Tensor:
             return current_labels().detach().argmax(-1) if self.optimize_labels else labels
@@ -96,7 +97,6 @@ class DeepLeakage(Attack):
             return loss
 
         def closure() -> torch.Tensor:
-            optimizer.zero_grad()
             loss = evaluate()
             grads = torch.autograd.grad(loss, variables)
             for variable, grad in zip(variables, grads, strict=True):

@@ -1,4 +1,5 @@
-"""Adam and SGD on torch's own update kernels, without ``torch.optim.Optimizer``.
+"""Adam and SGD on torch's own update kernels, and torch's L-BFGS, without
+``torch.optim.Optimizer``'s constructor.
 
 Why: the first call into any ``torch.optim.Optimizer`` (its ``add_param_group``, ``step`` and
 ``zero_grad`` are wrapped to keep ``torch.compile`` out) imports ``torch._dynamo``, about 1 s
@@ -9,12 +10,16 @@ momentum buffer), with their defaults, and hand it to the functions those optimi
 bit (``tests/test_optim.py`` checks this against torch's classes). ``lr`` is a plain
 attribute; the two schedules below set it after each step as torch's ``MultiStepLR`` and
 ``LambdaLR`` set a param group's lr (torch's schedulers accept only torch's optimizers).
+L-BFGS has no such kernel: ``lbfgs`` returns torch's own ``LBFGS``, with the fields its
+``step`` reads, set without the constructor.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import inspect
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from dgp.lazy import torch
 
@@ -91,6 +96,37 @@ class SGD(_Optimizer):
         if self.momentum != 0:
             for p, buffer in zip(params, buffers, strict=True):
                 self.state[p] = {"momentum_buffer": buffer}
+
+
+# The hook tables ``Optimizer.__init__`` sets: read by a patched ``step`` (torch patches a
+# class's step when its constructor first runs) and by ``state_dict``; kept, empty.
+_HOOK_TABLES = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
+               "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
+               "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks")
+
+
+def lbfgs(params: Iterable[torch.Tensor], **options: Any) -> torch.optim.LBFGS:
+    """``torch.optim.LBFGS(params, **options)``: torch's class, ``step`` and defaults, with the
+    fields ``LBFGS.__init__`` sets (one param group, the state, ``_params``) but not through
+    it, whose ``Optimizer.__init__`` imports the compiler. ``tests/test_optim.py`` checks the
+    iterates against torch's constructor, so a torch release whose ``step`` reads more fails
+    there. Call no ``zero_grad`` on it (that imports the compiler too): set ``.grad``."""
+    arguments = inspect.signature(torch.optim.LBFGS.__init__).bind(None, None, **options)
+    arguments.apply_defaults()
+    defaults = {k: v for k, v in arguments.arguments.items() if k not in ("self", "params")}
+    if defaults["max_eval"] is None:  # as LBFGS.__init__
+        defaults["max_eval"] = defaults["max_iter"] * 5 // 4
+    optimizer = torch.optim.LBFGS.__new__(torch.optim.LBFGS)
+    for hooks in _HOOK_TABLES:
+        setattr(optimizer, hooks, OrderedDict())
+    optimizer.defaults = defaults
+    optimizer.state = defaultdict(dict)
+    optimizer.param_groups = [{"params": list(params), **defaults}]
+    optimizer._params = optimizer.param_groups[0]["params"]
+    optimizer._numel_cache = None
+    if not optimizer._params:
+        raise ValueError("optimizer got an empty parameter list")
+    return optimizer
 
 
 class MultiStepLR:

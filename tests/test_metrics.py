@@ -61,18 +61,22 @@ def test_psnr_and_ssim_are_torchmetrics_own_values(shape):
             reconstruction, original, data_range=1.0, reduction="none").tolist()
 
 
-def test_a_privacy_job_imports_neither_torchmetrics_torchvision_nor_sklearn(tmp_path):
-    # together about 4 s of every job's start-up (torch alone: about 1.6 s)
+@pytest.mark.parametrize("attack", ["ig", "idlg"])  # on Adam and on L-BFGS
+def test_a_privacy_job_imports_neither_torchmetrics_torchvision_sklearn_nor_dynamo(
+        tmp_path, attack):
+    # together about 4 s of every job's start-up (torch alone: about 1.6 s), and torch's
+    # compiler (imported by any torch.optim constructor) about 1 s more
     import subprocess
     import sys
 
     code = ("import sys; from dgp.jobs.privacy import main; "
             "main(['--dataset', '{\"name\": \"digits\", \"model\": \"lenet\", "
-            "\"image_size\": 16}', '--defense', 'none', '--ratio', '0', '--attack', 'ig', "
+            f"\"image_size\": 16}}', '--defense', 'none', '--ratio', '0', '--attack', '{attack}', "
             f"'--attack-params', '{{\"iterations\": 2}}', '--out-json', '{tmp_path}/a.json', "
             f"'--out-png', '{tmp_path}/a.png']); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'torchmetrics', 'torchvision', 'sklearn', 'scipy'}))")
+            "{'torchmetrics', 'torchvision', 'sklearn', 'scipy'} | "
+            "{'torch._dynamo'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"

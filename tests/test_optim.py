@@ -1,4 +1,5 @@
-"""Our Adam and SGD take exactly torch.optim's steps (they call the same kernels)."""
+"""Our Adam and SGD take exactly torch.optim's steps (they call the same kernels), and our
+L-BFGS, torch's class built without its constructor, takes its steps."""
 
 from __future__ import annotations
 
@@ -57,6 +58,40 @@ def test_sgd_takes_torchs_steps(momentum, weight_decay):
     _same(_iterates(ours, _schedule), _iterates(theirs, _schedule))
 
 
+def _lbfgs_iterates(make, steps: int = 4) -> list[torch.Tensor]:
+    """L-BFGS steps on a fixed non-convex function, its gradient set as the attacks set it."""
+    torch.manual_seed(0)
+    weights = [torch.randn(4, 3).requires_grad_(True), torch.randn(3).requires_grad_(True)]
+    optimizer = make(weights)
+
+    def closure() -> torch.Tensor:
+        loss = sum((w ** 2 + 3 * w.sin()).sum() + (w ** 4).sum() for w in weights)
+        for weight, grad in zip(weights, torch.autograd.grad(loss, weights), strict=True):
+            weight.grad = grad
+        return loss
+
+    trace = []
+    for _ in range(steps):
+        trace.append(optimizer.step(closure).detach().clone())
+        trace.extend(w.detach().clone() for w in weights)
+    return trace
+
+
+@pytest.mark.parametrize("options", [{"lr": 1.0, "max_iter": 5},
+                                     {"lr": 0.5, "max_iter": 7, "history_size": 3},
+                                     {"line_search_fn": "strong_wolfe"}])
+def test_lbfgs_takes_torchs_steps(options):
+    # ours before and after torch's constructor has patched LBFGS.step (it does so once)
+    before = _lbfgs_iterates(lambda w: optim.lbfgs(w, **options))
+    theirs = _lbfgs_iterates(lambda w: torch.optim.LBFGS(w, **options))
+    _same(before, theirs)
+    _same(_lbfgs_iterates(lambda w: optim.lbfgs(w, **options)), theirs)
+    assert optim.lbfgs([torch.ones(1)], **options).defaults == torch.optim.LBFGS(
+        [torch.ones(1)], **options).defaults
+    with pytest.raises(TypeError):
+        optim.lbfgs([torch.ones(1)], iterations=3)
+
+
 def test_a_parameter_without_gradient_is_left_alone():
     used, unused = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
     optimizer = optim.Adam([used, unused], lr=0.5)
@@ -73,6 +108,9 @@ def test_stepping_imports_no_compiler():
             "w = torch.ones(3, requires_grad=True)\n"
             "for o in (optim.Adam([w], lr=0.1), optim.SGD([w], lr=0.1, momentum=0.9)):\n"
             "    o.zero_grad(); (w ** 2).sum().backward(); o.step()\n"
+            "def closure():\n"
+            "    loss = (w ** 2).sum(); w.grad = torch.autograd.grad(loss, [w])[0]; return loss\n"
+            "optim.lbfgs([w], max_iter=3).step(closure)\n"
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
