@@ -30,7 +30,7 @@ METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "label", "predicted_label", *METRIC_COLUMNS, "psnr_tolerant",
     "floor_psnr", "floor_ssim", "start_psnr", *BUDGET_COLUMNS, "label_acc", "status",
-    "attack_loss", "attack_iterations", "attack_seconds",
+    "attack_loss", "attack_iterations", "attack_seconds", "job_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
 ]
@@ -38,7 +38,7 @@ COLUMNS = JOB_COLUMNS + THREAT_COLUMNS + ROW_COLUMNS + ["device", "image", "note
 PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
 UTILITY_KEYS = ["dataset", "model", "defense", "ratio", "seed", "round"]
 # Wall-time columns: they differ between runs, so they go to the timing CSVs.
-TIMING_COLUMNS = {"privacy": ["attack_seconds"], "utility": ["seconds"]}
+TIMING_COLUMNS = {"privacy": ["attack_seconds", "job_seconds"], "utility": ["seconds"]}
 # One row per evaluation of a training run (the training job's CSV).
 UTILITY_COLUMNS = [
     "dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc", "train_loss",

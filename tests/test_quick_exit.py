@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +45,15 @@ def test_a_privacy_job_process_writes_its_outputs_and_log(tmp_path):
                '{"name": "digits", "model": "lenet", "image_size": 16}', "--defense", "none",
                "--ratio", "0", "--attack", "ig", "--attack-params", '{"iterations": 1}',
                "--num-images", "2", "--out-json", str(out_json), "--out-png", str(out_png)]
+    began = time.perf_counter()
     with log.open("w") as out:
         subprocess.run(command, cwd=REPO, env=BUFFERED, stdout=out, stderr=subprocess.STDOUT,
                        check=True)
-    assert len(json.loads(out_json.read_text())["rows"]) == 2
+    wall = time.perf_counter() - began
+    record = json.loads(out_json.read_text())
+    assert len(record["rows"]) == 2
+    # the job's own work: its attacks and more, but not the process's start-up
+    attacks = sum(row["attack_seconds"] for row in record["rows"])
+    assert attacks < record["job"]["job_seconds"] < wall
     assert out_png.read_bytes().startswith(b"\x89PNG")
     assert log.read_text().count("sample ") == 2

@@ -74,4 +74,4 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     for target in TARGETS:
         assert (killed / target).read_bytes() == (clean / target).read_bytes(), target
     timings = (killed / "results" / "privacy_timings.csv").read_text().splitlines()
-    assert timings[0].endswith("attack_seconds") and len(timings) == 1 + 2 * 2
+    assert timings[0].endswith("attack_seconds,job_seconds") and len(timings) == 1 + 2 * 2
