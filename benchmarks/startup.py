@@ -5,10 +5,9 @@
 1. A bare ``import torch``, the privacy job's imports (all it loads before its first tensor
    operation, in a process ending as a job does, without the interpreter's teardown; issue
    target: at most 3 s), the teardown a bare ``import torch`` process pays at its end, then a
-   whole privacy job with next to no work
-   (IG, 1 iteration, one 16x16 digit), each timed as a fresh process (best of
-   ``--repeats``): the job's ratio to the import is what our code adds to every job (issue
-   target: at most 1.6x).
+   whole privacy job with next to no work (IG, 1 iteration, one 16x16 digit), each timed as
+   a fresh process (best of ``--repeats``): the job's ratio to the import is what our code
+   adds to every job (issue target: at most 1.6x).
 2. From a finished run's files (``--results``, e.g. the default grid's), per privacy job, as
    shares of its wall time (Snakemake's benchmark file, so the process's start and end
    included): its start-up, the wall time less ``job_seconds`` (the job's own work, from the

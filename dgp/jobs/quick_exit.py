@@ -1,11 +1,11 @@
 """End a job's process without the interpreter's teardown.
 
-Unloading torch (its thousands of modules and its C++ registrations) costs a process 0.6-0.9 s
-on this machine: a bare ``import torch`` takes 1.8 s as a process and 1.2 s when it ends with
-``os._exit`` (`benchmarks/startup.py`), a twentieth of a default-grid job. Nothing is lost by
-skipping it: a job writes each output atomically and closes it before ``main`` returns, and the
-standard streams are flushed here. An exception ends the process the usual way (traceback,
-status 1), so a failing job reads as before.
+Unloading torch (its thousands of modules and its C++ registrations) costs a process 0.3-0.9 s
+on this machine: a bare ``import torch`` takes 1.6-1.9 s as a process, 1.2-1.3 s when it ends
+with ``os._exit`` (`benchmarks/startup.py`), up to a twentieth of a default-grid job. Nothing is
+lost by skipping it: a job writes each output atomically and closes it before ``main`` returns,
+and the standard streams are flushed here. An exception ends the process the usual way
+(traceback, status 1), so a failing job reads as before.
 """
 
 from __future__ import annotations
