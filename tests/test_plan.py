@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import REPO
 from dgp.jobs.config import validate_config
 from dgp.jobs.plan import ConfigError, validated_config
 
-REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
 VALIDATE_IN_A_FRESH_PROCESS = """

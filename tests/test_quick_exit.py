@@ -7,10 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
+from conftest import REPO
 
 # A workflow job's stdout goes to a log file, block-buffered unless PYTHONUNBUFFERED is set.
 BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
