@@ -333,19 +333,21 @@ def test_every_defense_trains_a_round(name):
 def test_adgp_attacks_a_member_masked_by_another_users_band():
     # The broadcaster's upload is DGP's; a member's goes out at the broadcaster's mask,
     # so some of its own largest entries are sent (DGP's "drop the largest" fails for it).
-    from dgp.jobs.privacy import _attack_batch, _setup
+    from dgp.jobs.privacy import _attack_batch, _case, _setup
     from dgp.protocol import Protocol
 
     job = _setup(DIGITS, "adgp", 0.8, {}, "idlg", {"iterations": 1}, seed=0, num_images=16,
                  torch_device=torch.device("cpu"), checkpoint=None, protocol=Protocol())
+    case = _case(job, 0)
     images, labels = job.data.samples(job.indices)
-    gradients = parameter_gradients(job.model, job.data.normalize(images), labels)
+    gradients = parameter_gradients(case.model, job.data.normalize(images), labels)
     top = [rank_band_mask(g, 0, max(1, round(0.05 * g.numel()))) for g in gradients]
     own_band = create_defense("dgp", 0.8).apply(gradients).masks
     assert sum(int((m & t).sum()) for m, t in zip(own_band, top, strict=True)) == 0
     from dgp.jobs.privacy import _shared_gradient
 
-    member, upload = _shared_gradient(job, [job.data.normalize(images)], [labels], "member")
+    member, upload = _shared_gradient(job, case, [job.data.normalize(images)], [labels],
+                                      "member")
     assert upload is member
     leaked = sum(int((m & t).sum()) for m, t in zip(member.masks, top, strict=True))
     assert leaked / sum(int(t.sum()) for t in top) > 0.05  # measured about 23 %

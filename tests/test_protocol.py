@@ -137,8 +137,9 @@ def test_under_aggregation_adgp_sends_one_support_and_dgp_the_union_of_many() ->
                              torch.device("cpu"), None, protocol)
         images, labels = job.data.samples(job.indices)
         inputs = [job.data.normalize(images[u:u + 1]) for u in range(4)]
-        shared, first = privacy._shared_gradient(job, inputs, [labels[u:u + 1] for u in
-                                                                range(4)], "aggregate")
+        shared, first = privacy._shared_gradient(job, privacy._case(job, 0), inputs,
+                                                 [labels[u:u + 1] for u in range(4)],
+                                                 "aggregate")
         support[name] = sum(int(m.sum()) for m in shared.masks)
         upload[name] = sum(int(m.sum()) for m in first.masks)
     assert upload["dgp"] == upload["adgp"]

@@ -1,10 +1,15 @@
 """One privacy job: attack a defended gradient and score the reconstructions.
 
 For one (dataset, model, defense, ratio, attack, seed), the seed fixes the attacked test
-images, the model's initial weights, the defense's randomness and the attack's starting
-noise. The user's batch goes through the defense's data transform (if any), its gradient
-through the defense; reconstructions are always scored against the user's original images
-and labels, the data the defense is meant to protect. Each batch of ``batch_size`` images
+images; each case (one user's batch, or every aggregated user's) is one attack run with its
+own model draw (the initial weights from the seed and the case's index, so that runs are
+independent samples: the report's unit; a trained checkpoint is shared by the seed's runs,
+``model_draw`` says so), its own stream for the defense's randomness and the user's other
+data, and another for the attack's starting noise. Every attack of the grid therefore sees
+the same defended update in a run, whatever it draws. The user's batch goes through the
+defense's data transform (if any), its gradient through the defense; reconstructions are
+always scored against the user's original images and labels, the data the defense is meant
+to protect. Each batch of ``batch_size`` images
 yields one shared gradient and one attack; every image becomes one row. Writes a JSON file
 with the rows and a PNG with originals (top row) over reconstructions (bottom row), both
 atomically.
@@ -109,41 +114,72 @@ def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class _Job:
-    """What every batch of a job shares: data, model, defense, attack, the seeded stream."""
+    """What every case of a job shares: data, defense, attack, the public knowledge."""
 
     data: ImageData
-    model: torch.nn.Module
+    model_spec: dict[str, Any]  # model name, device, checkpoint, public images (for _case)
     defense: Defense
     attack: Attack
-    noise: torch.Generator
-    draw: DrawSamples
     reference_bytes: int
     indices: list[int]  # the attacked test images
     mean_image: torch.Tensor  # the public data's mean image, [1, C, H, W] in [0, 1]
+    class_means: torch.Tensor  # the public data's per-class mean images, [K, C, H, W], [0, 1]
     seed: int
     center: torch.Tensor  # the normalised encoding's origin in pixel space (InstaHide)
     public: PublicKnowledge  # the public data's class means, for defense-aware attacks
     protocol: Protocol  # what each user computes and what the server sees of it
 
 
+@dataclass
+class _Case:
+    """One attack run's own draws: the model the server sends, the defense's and user's
+    stream (``noise``, ``draw``), the attack's stream, and which model draw it is."""
+
+    model: torch.nn.Module
+    noise: torch.Generator
+    draw: DrawSamples
+    attack_noise: torch.Generator
+    stream: int
+    model_draw: str
+
+
+def case_stream(seed: int, case: int) -> int:
+    """The seed of one case's draws (as the label job seeds its batches)."""
+    return seed * 1_000_003 + case
+
+
+def _case(job: _Job, case: int) -> _Case:
+    """A case's model and streams; every role of a case gets the same draws (the broadcaster
+    and member of an aligned defense see the same model)."""
+    spec = job.model_spec
+    stream = case_stream(job.seed, case)
+    torch.manual_seed(stream)  # layers that sample (PRECODE) draw from the global generator
+    checkpoint = spec["checkpoint"]
+    model = build_model(spec["name"], job.data.channels, job.data.num_classes,
+                        job.data.image_size, stream, job.defense.wrap_model)
+    if checkpoint is not None:
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    model = model.to(spec["device"]).eval()
+    if job.attack.active:
+        model = job.attack.prepare_model(model, spec["public"]).eval()
+    noise = torch.Generator().manual_seed(2 * stream)
+    draw = partner_draw(job.data, job.indices, noise)
+    model_draw = f"seed {job.seed}" if checkpoint is not None else f"seed {job.seed} case {case}"
+    return _Case(model, noise, draw, torch.Generator().manual_seed(2 * stream + 1), stream,
+                 model_draw)
+
+
 def _setup(dataset: dict[str, Any], defense: str, ratio: float,
            defense_params: dict[str, Any], attack: str, attack_params: dict[str, Any],
            seed: int, num_images: int, torch_device: torch.device,
            checkpoint: str | Path | None, protocol: Protocol) -> _Job:
-    torch.manual_seed(seed)  # layers that sample (PRECODE) draw from the global generator
     data = load_dataset(dataset, split="test")
     indices = attacked_indices(len(data.dataset), num_images, seed)
     defense_impl = create_defense(defense, ratio, defense_params)
-    model = build_model(dataset["model"], data.channels, data.num_classes, data.image_size,
-                        seed, defense_impl.wrap_model)
-    if checkpoint is not None:
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    model = model.to(torch_device).eval()
     attack_impl = create_attack(attack, attack_params)
     public, public_labels = public_samples(load_dataset(dataset, split="train"))
-    if attack_impl.active:
-        model = attack_impl.prepare_model(model, data.normalize(public).to(torch_device)).eval()
-    noise = torch.Generator().manual_seed(seed)
+    model_spec = {"name": dataset["model"], "device": torch_device, "checkpoint": checkpoint,
+                  "public": data.normalize(public).to(torch_device)}
     reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
                                       data.image_size)
     center = encoding_center(data.normalize, data.channels)
@@ -151,9 +187,9 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
         data.normalize(public).to(torch_device), public_labels.to(torch_device),
         data.num_classes, data.normalize(center).to(torch_device), data.normalize,
         data.denormalize)
-    return _Job(data, model, defense_impl, attack_impl, noise,
-                partner_draw(data, indices, noise), reference, indices,
-                public.mean(0, keepdim=True), seed, center, knowledge, protocol)
+    return _Job(data, model_spec, defense_impl, attack_impl, reference, indices,
+                public.mean(0, keepdim=True), data.denormalize(knowledge.class_means.cpu()),
+                seed, center, knowledge, protocol)
 
 
 def roles(defense: Defense | type[Defense], protocol: Protocol | None = None) -> list[str]:
@@ -166,38 +202,41 @@ def roles(defense: Defense | type[Defense], protocol: Protocol | None = None) ->
     return ["broadcaster", "member"] if defense.aligned else ["user"]
 
 
-def _update(job: _Job, inputs: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+def _update(case: _Case, protocol: Protocol, inputs: torch.Tensor,
+            targets: torch.Tensor) -> list[torch.Tensor]:
     """One user's update under the job's protocol, on the CPU (where defenses run)."""
-    return [u.cpu() for u in user_update(job.model, inputs, targets.to(inputs.device),
-                                          job.protocol)]
+    return [u.cpu() for u in user_update(case.model, inputs, targets.to(inputs.device),
+                                          protocol)]
 
 
-def _broadcast_masks(job: _Job, count: int) -> list[torch.Tensor]:
+def _broadcast_masks(job: _Job, case: _Case, count: int) -> list[torch.Tensor]:
     """An aligned defense's band, from the update of the broadcaster: another user of the
     round, whose batch is drawn from data the job does not attack."""
-    images, labels = job.draw(count)
+    images, labels = case.draw(count)
     other, other_targets = job.defense.transform_batch(images, labels, job.data.num_classes,
-                                                       job.noise, job.draw, job.center)
-    device = next(job.model.parameters()).device
-    return job.defense.band_masks(_update(job, job.data.normalize(other).to(device),
-                                          other_targets))
+                                                       case.noise, case.draw, job.center)
+    device = next(case.model.parameters()).device
+    return job.defense.band_masks(_update(case, job.protocol,
+                                          job.data.normalize(other).to(device), other_targets))
 
 
-def _shared_gradient(job: _Job, inputs: list[torch.Tensor], targets: list[torch.Tensor],
+def _shared_gradient(job: _Job, case: _Case, inputs: list[torch.Tensor],
+                     targets: list[torch.Tensor],
                      role: str) -> tuple[SharedGradient, SharedGradient]:
     """(what the server sees, the first user's upload) of the users' (``inputs``,
     ``targets``: one entry per user) defended updates: one user's upload, or under
     aggregation the sum of all of them, each defended on its own as in training (an aligned
     defense masks every member at the band of the first user, the broadcaster)."""
-    updates = [_update(job, x, y) for x, y in zip(inputs, targets, strict=True)]
+    updates = [_update(case, job.protocol, x, y) for x, y in zip(inputs, targets, strict=True)]
     if role == "member":
-        upload = job.defense.apply_with_masks(updates[0], _broadcast_masks(job, len(inputs[0])))
+        upload = job.defense.apply_with_masks(updates[0],
+                                              _broadcast_masks(job, case, len(inputs[0])))
         return upload, upload
-    uploads = [job.defense.apply(updates[0], job.noise, UserBatch(job.model, inputs[0]))]
+    uploads = [job.defense.apply(updates[0], case.noise, UserBatch(case.model, inputs[0]))]
     aligned = job.defense.aligned and role == "aggregate"
     band = job.defense.band_masks(updates[0]) if aligned else None
     for x, update in zip(inputs[1:], updates[1:], strict=True):
-        uploads.append(job.defense.apply(update, job.noise, UserBatch(job.model, x))
+        uploads.append(job.defense.apply(update, case.noise, UserBatch(case.model, x))
                        if band is None else job.defense.apply_with_masks(update, band))
     return (uploads[0] if len(uploads) == 1 else summed(uploads)), uploads[0]
 
@@ -230,54 +269,72 @@ def budget_curve(data: ImageData, result: Reconstruction,
     return curve
 
 
-def guessing_floor(job: _Job, images: torch.Tensor) -> dict[str, list]:
-    """What needs no gradient at all, per attacked image: the public mean image
-    (``floor_psnr``, ``floor_ssim``) and a random start like the attacks' own, N(0, 1) in
-    the normalised space, boxed (``start_psnr``; its own seeded stream, so it draws nothing
-    from the job's). An attack that does not beat these has not shown any leakage."""
+def guessing_floor(job: _Job, case: _Case, images: torch.Tensor,
+                   labels: list[int]) -> dict[str, list]:
+    """What needs no reconstruction, per attacked image: the public mean image
+    (``floor_psnr``, ``floor_ssim``); the public class-mean image of the label the attack
+    recovered (``class_floor_psnr``, ``class_floor_ssim``: what the label alone gives away,
+    which iDLG's sign rule reads off almost every single-image gradient); and a random start
+    like the attacks' own, N(0, 1) in the normalised space, boxed (``start_psnr``; a stream
+    of its own). An attack that does not beat the higher floor has not shown that more than
+    the label leaked."""
     guess = image_metrics(job.mean_image.expand_as(images), images, lpips=False)
-    start = torch.randn(images.shape, generator=torch.Generator().manual_seed(job.seed))
+    by_class = image_metrics(job.class_means[labels], images, lpips=False)
+    start = torch.randn(images.shape, generator=torch.Generator().manual_seed(case.stream))
     start = job.data.denormalize(start).clamp(0, 1)
     return {"floor_psnr": guess["psnr"], "floor_ssim": guess["ssim"],
+            "class_floor_psnr": by_class["psnr"], "class_floor_ssim": by_class["ssim"],
             "start_psnr": image_metrics(start, images, lpips=False)["psnr"]}
+
+
+def _user_inputs(job: _Job, case: _Case, images: torch.Tensor, labels: torch.Tensor,
+                 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Each aggregated user's part of the case through the defense's data transform: (the
+    images as trained on, in pixel space; the model inputs and targets per user)."""
+    users = job.protocol.users
+    per_user = len(images) // users
+    device = next(case.model.parameters()).device
+    transformed, inputs, targets = [], [], []
+    for user in range(users):
+        part = slice(user * per_user, (user + 1) * per_user)
+        shown, target_part = job.defense.transform_batch(
+            images[part], labels[part], job.data.num_classes, case.noise, case.draw,
+            job.center)
+        transformed.append(shown)
+        inputs.append(job.data.normalize(shown).to(device))
+        targets.append(target_part)
+    return torch.cat(transformed), inputs, targets
 
 
 def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
                   ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
     """Attack one case (one user's batch, or every aggregated user's) in one role: its rows,
     originals and (clamped) reconstructions."""
-    data, users = job.data, job.protocol.users
+    data = job.data
+    case = _case(job, batch)
     images, labels = data.samples(batch_indices)
-    per_user = len(batch_indices) // users
-    device = next(job.model.parameters()).device
-    transformed, inputs, targets = [], [], []
-    for user in range(users):
-        part = slice(user * per_user, (user + 1) * per_user)
-        shown, target_part = job.defense.transform_batch(
-            images[part], labels[part], data.num_classes, job.noise, job.draw, job.center)
-        transformed.append(shown)
-        inputs.append(data.normalize(shown).to(device))
-        targets.append(target_part)
-    transformed = torch.cat(transformed)
+    per_user = len(batch_indices) // job.protocol.users
+    transformed, inputs, targets = _user_inputs(job, case, images, labels)
     # Bytes are one user's upload (every user of a sum sends as many under each defense).
-    shared, upload = _shared_gradient(job, inputs, targets, role)
+    shared, upload = _shared_gradient(job, case, inputs, targets, role)
     cost = shared_cost(upload)
     oracle = labels.clone() if job.attack.needs_true_labels else None  # labels-known model
-    target = AttackTarget(job.model, shared, per_user, tuple(images.shape[1:]),
+    target = AttackTarget(case.model, shared, per_user, tuple(images.shape[1:]),
                           data.num_classes, _box(data), job.defense, job.public, oracle,
                           job.protocol)
     began = time.perf_counter()
-    result = job.attack.reconstruct(target, generator=job.noise)
+    result = job.attack.reconstruct(target, generator=case.attack_noise)
     seconds = time.perf_counter() - began
 
     recovered = data.denormalize(result.images.detach().cpu())
     recovered = recovered[match_to_originals(recovered, images)]
     rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
     metrics = {**_score(recovered, images, transformed.clamp(0, 1)),
-               **guessing_floor(job, images), **budget_curve(data, result, images)}
+               **guessing_floor(job, case, images, rec_labels),
+               **budget_curve(data, result, images)}
     shared_row = {
-        "role": role, "status": result.status, "attack_loss": result.loss,
-        "attack_iterations": result.iterations,
+        "role": role, "model_draw": case.model_draw, "status": result.status,
+        "attack_loss": result.loss, "attack_iterations": result.iterations,
         "attack_seconds": seconds / len(batch_indices),
         "dense_bytes": job.reference_bytes, "model_dense_bytes": cost.dense_bytes,
         "sent_bytes": cost.sent_bytes, "index_bytes": cost.index_bytes,
@@ -302,10 +359,11 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     """Run the job; return its record (rows + notes) and the image grid (originals first,
     then the reconstructions of each role).
 
-    The attacked model is the seed's initial model, or the training ``checkpoint`` written
-    at ``model_round``. ``protocol`` (a ``dgp.protocol.Protocol`` as a dict; default FedSGD,
-    one user) says what each user sends and how many users' updates are summed: each case
-    attacked is ``users`` batches of ``batch_size`` images.
+    The attacked model is each case's own initial draw, or the training ``checkpoint``
+    written at ``model_round`` (shared by the job's cases). ``protocol`` (a
+    ``dgp.protocol.Protocol`` as a dict; default FedSGD, one user) says what each user sends
+    and how many users' updates are summed: each case attacked is ``users`` batches of
+    ``batch_size`` images.
     """
     torch_device = resolve_device(device)
     threat = Protocol.from_dict(protocol or {})
