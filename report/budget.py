@@ -7,10 +7,11 @@ A setting the run did not train has unknown utility: it is shown as such and nev
 since a defense that destroys learning would otherwise win every budget. Only a run that
 trained nothing at all ranks on privacy alone (every row then says "utility unknown").
 
-A setting whose attack does not clear the guessing floor (the public mean image, paired by
-image) is "no better than guessing": the attack failed there, which does not show that the
-defense protects, so it is never ranked least leaking, and neither is one with too few
-images to tell; each row lists those that fit."""
+A setting whose attack does not clear the guessing floor (the higher of the public mean image
+and the class-mean image of the recovered label, over runs: ``report.stats.floor_verdict``)
+is "no better than guessing": the attack failed there, which does not show that the defense
+protects, so it is never ranked least leaking, and neither is one with too few runs to tell;
+each row lists those that fit."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ import math
 import pandas as pd
 
 from report.plots import base_defense, final_rows
-from report.stats import NO_BETTER, TOO_FEW, floor_verdict, format_mean_ci, mean_ci
+from report.stats import (
+    NO_BETTER,
+    TOO_FEW,
+    floor_verdict,
+    format_mean_ci,
+    format_run_mean_ci,
+    run_table,
+)
 from report.strongest import attack_label
 
 # Upload budgets as a share of the dense float32 gradient, loosest first.
@@ -35,13 +43,14 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
     if utility is not None and not utility.empty:
         accuracy = dict(list(final_rows(utility).groupby(["defense", "ratio"])["test_acc"]))
     for (defense, ratio), group in privacy.groupby(["defense", "ratio"], sort=True):
-        mean, _, n = mean_ci(group["psnr"])
+        runs = run_table(group)
+        mean, n = float(runs["psnr"].mean()), len(runs)
         final = accuracy.get((base_defense(defense), ratio))  # members train as the setting
         acc = math.nan if final is None else float(final.mean())
         rows.append({"defense": defense, "ratio": ratio, "psnr_mean": mean, "n": n,
                      "by": attack_label(group),
-                     "psnr": format_mean_ci(group["psnr"], ".2f"),
-                     "ssim": format_mean_ci(group["ssim"], ".3f"),
+                     "psnr": format_run_mean_ci(group, "psnr", ".2f"),
+                     "ssim": format_run_mean_ci(group, "ssim", ".3f"),
                      "share": float((group["sent_bytes"] / group["dense_bytes"]).mean()),
                      "test_acc": acc, "floor_verdict": floor_verdict(group),
                      "test_acc_text": UNKNOWN if final is None
@@ -63,8 +72,9 @@ def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[
         settings = _settings(part, utility).dropna(subset=["psnr_mean"])
         known = settings["test_acc"].notna()
         keeps_utility = (known & ~(settings["test_acc"] < min_accuracy)) if trained else ~known
-        guess = format_mean_ci(part["floor_psnr"], ".2f") if "floor_psnr" in part else "n/a"
-        # unranked: no better than guessing, or too few images to tell (unknown floor: old
+        guess = (f"{format_run_mean_ci(part, 'floor_psnr', '.2f')} / "
+                 f"{format_run_mean_ci(part, 'class_floor_psnr', '.2f')}")
+        # unranked: no better than guessing, or too few runs to tell (unknown floor: old
         # tables without the floor columns are ranked as before)
         at_floor = settings["floor_verdict"].isin([NO_BETTER, TOO_FEW])
         for budget in BUDGETS:

@@ -3,13 +3,15 @@
 Each claim is evaluated per dataset, and a claim at "equal ratio" once per ratio (pooling
 0.5, 0.8 and 0.95 into one mean would hide where it holds). Its statistic is a mean of
 paired differences (or of shares); the 95% interval is a percentile bootstrap with a fixed
-generator, so the report is reproducible. The unit resampled is the paired image (same
-seed, image and model round on both sides); whole seeds are resampled instead only when
-there are at least ``MIN_CLUSTERS`` of them: with two seeds a seed-level "interval" is just
-the two seed means. A claim is "reproduced" when the interval lies on the claimed side of
-its threshold, "not reproduced" otherwise (the evidence shows whether the interval
-straddles it), "not run" when the results hold no matching rows, and "too few samples"
-below ``MIN_SAMPLES`` paired values (accuracy claims: training seeds). A privacy
+generator, so the report is reproducible. The unit resampled is the paired attack run (same
+seed, case and model round on both sides, each run's images averaged first: they are not
+independent samples), and runs that share a model draw (a trained checkpoint) are resampled
+together. Both sides are judged under one threat model: an honest-but-curious server with
+the labels inferred, unless a side names ``server`` or ``labels``. A claim is "reproduced"
+when the interval lies on the claimed side of its threshold, "not reproduced" otherwise (the
+evidence shows whether the interval straddles it), "not run" when the results hold no
+matching rows, and "too few samples" below ``MIN_SAMPLES`` paired runs (accuracy claims:
+training seeds). A privacy
 comparison whose two sides are both no better than guessing (neither attack beats the
 public mean image) is "not informative": it compares attack failures; so is one whose two
 sides both rebuild the images exactly (median PSNR at least ``EXACT_PSNR_DB``): it compares
@@ -34,6 +36,7 @@ from report.stats import (
     RISING_DB,
     floor_verdict,
     reconstructs_exactly,
+    run_table,
     second_half_gain,
 )
 from report.strongest import with_strongest
@@ -41,7 +44,6 @@ from report.threat import DEFAULT
 
 CLAIMS_PATH = Path(__file__).parent / "claims.yaml"
 BOOTSTRAP_SAMPLES = 2000
-MIN_CLUSTERS = 5  # seeds needed before seeds, not images, are the unit resampled
 KINDS = ("privacy_lower", "accuracy_gap", "upload_share")
 
 
@@ -78,14 +80,12 @@ def load_claims(path: str | Path = CLAIMS_PATH) -> list[dict[str, Any]]:
 
 def bootstrap_mean(values: np.ndarray, clusters: np.ndarray,
                    samples: int = BOOTSTRAP_SAMPLES) -> tuple[float, float, float]:
-    """Mean of ``values`` and its 95% percentile-bootstrap interval: whole clusters (seeds)
-    are resampled when there are at least ``MIN_CLUSTERS``, single values otherwise."""
+    """Mean of ``values`` and its 95% percentile-bootstrap interval, resampling whole
+    ``clusters`` (the independent units)."""
     values = np.asarray(values, dtype=float)
     clusters = np.asarray(clusters)
     rng = np.random.default_rng(0)
     labels = np.unique(clusters)
-    if len(labels) < MIN_CLUSTERS:
-        clusters, labels = np.arange(len(values)), np.arange(len(values))
     groups = [values[clusters == label] for label in labels]
     sums = np.array([g.sum() for g in groups])
     counts = np.array([len(g) for g in groups])
@@ -93,15 +93,6 @@ def bootstrap_mean(values: np.ndarray, clusters: np.ndarray,
     means = sums[picks].sum(1) / counts[picks].sum(1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(values.mean()), float(low), float(high)
-
-
-def resampled_unit(count: int, clusters: np.ndarray, unit: str) -> str:
-    """What the interval resampled, for the evidence text."""
-    seeds = len(np.unique(clusters))
-    if seeds >= MIN_CLUSTERS:
-        return f"resampling {seeds} seeds"
-    return (f"resampling {count} {unit} ({seeds} seed(s): fewer than {MIN_CLUSTERS} are too "
-            "few to resample seeds)")
 
 
 def too_few(count: int, unit: str) -> str | None:
@@ -129,29 +120,36 @@ def per_ratio(claims: list[dict[str, Any]], privacy: pd.DataFrame) -> list[dict[
 
 
 def _select(data: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
-    rows = data[(data["defense"] == setting["defense"]) & (data["attack"] == setting["attack"])]
+    """One side's rows, under its threat model (default: honest-but-curious, inferred)."""
+    rows = data[(data["defense"] == setting["defense"]) & (data["attack"] == setting["attack"])
+                & (data["server"] == setting.get("server", "honest-but-curious"))
+                & (data["labels"] == setting.get("labels", "inferred"))]
     if "ratio" in setting:
         rows = rows[np.isclose(rows["ratio"], float(setting["ratio"]))]
     return rows
 
 
-def _privacy_lower(claim: dict[str, Any], privacy: pd.DataFrame) -> tuple | None:
+def _privacy_lower(claim: dict[str, Any], privacy: pd.DataFrame) -> tuple | str | None:
     metric = claim["metric"]
-    keys = ["model_round", "seed", "sample"] + (["ratio"] if claim.get("equal_ratio") else [])
-    a = _select(privacy, claim["a"])[keys + [metric] + ([] if "ratio" in keys else ["ratio"])]
-    b = _select(privacy, claim["b"])[keys + [metric]]
-    pairs = a.merge(b, on=keys, suffixes=("_a", "_b")).dropna()
+    keys = ["model_round", "seed", "batch"] + (["ratio"] if claim.get("equal_ratio") else [])
+    a = run_table(_select(privacy, claim["a"]), (metric,))
+    b = run_table(_select(privacy, claim["b"]), (metric,))
+    pairs = a[keys + [metric, "model_draw"] + ([] if "ratio" in keys else ["ratio"])].merge(
+        b[keys + [metric]], on=keys, suffixes=("_a", "_b")).dropna(
+        subset=[f"{metric}_a", f"{metric}_b"])
     if pairs.empty:
         return None
-    if short := too_few(len(pairs), "paired images"):
+    # Runs of one model draw (a trained checkpoint's seed) are one unit.
+    units = pairs["model_draw"].astype(str) + " " + pairs["model_round"].astype(str)
+    if short := too_few(units.nunique(), "paired runs"):
         return short
     diffs = (pairs[f"{metric}_a"] - pairs[f"{metric}_b"]).to_numpy()
-    estimate, low, high = bootstrap_mean(diffs, pairs["seed"].to_numpy())
+    estimate, low, high = bootstrap_mean(diffs, units.to_numpy())
     ratios = ", ".join(f"{r:g}" for r in sorted(pairs["ratio"].unique()))
+    shared = "" if units.nunique() == len(pairs) else f" in {units.nunique()} model draws"
     evidence = (f"mean {metric} difference (a - b) {estimate:+.2f} "
-                f"[{low:+.2f}, {high:+.2f}], n = {len(pairs)} paired images, "
-                f"{resampled_unit(len(pairs), pairs['seed'].to_numpy(), 'images')}; "
-                f"ratio(s) {ratios}; claimed: < {claim['margin']:g}")
+                f"[{low:+.2f}, {high:+.2f}], n = {len(pairs)} paired runs{shared} "
+                f"(resampled); ratio(s) {ratios}; claimed: < {claim['margin']:g}")
     return estimate, low, high, high < claim["margin"], evidence
 
 

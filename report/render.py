@@ -44,15 +44,27 @@ from report.plots import (
 from report.stats import (
     CLEARS,
     EXACT_PSNR_DB,
+    MIN_SAMPLES,
+    REBUILT_SSIM,
     RISING_DB,
-    floor_verdict,
+    SUCCESS_MARGIN_DB,
     format_mean_ci,
+    format_run_mean_ci,
     mean_ci,
     reconstructs_exactly,
+    run_table,
     second_half_gain,
+    verdict_text,
 )
-from report.strongest import STRONGEST, attack_label, strongest_only, with_strongest
+from report.strongest import (
+    SELECTION,
+    STRONGEST_NAMES,
+    attack_label,
+    strongest_only,
+    with_strongest,
+)
 from report.threat import DEFAULT, describe, with_protocol
+from report.verdicts import verdict_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The registry's image metrics (and LPIPS) as table columns: key -> header.
@@ -107,22 +119,23 @@ def _mean(values: pd.Series, spec: str) -> str:
 
 
 def summarize(data: pd.DataFrame) -> list[dict[str, str]]:
-    """Table rows for one dataset: one per (attack, defense, ratio), as display strings."""
+    """Table rows for one dataset: one per (attack, defense, ratio, round, labels), as
+    display strings; intervals over runs, n counts runs."""
     rows = []
     for (attack, defense, ratio, model_round), group in data.groupby(GROUP, sort=True,
                                                                       dropna=False):
         row = {"attack": attack_label(group), "defense": str(defense),
                "ratio": f"{ratio:g}", "round": str(model_round)}
         for metric, spec in METRICS.items():
-            row[metric] = format_mean_ci(group[metric], spec)
-        row["floor_verdict"] = floor_verdict(group) or "n/a"
-        if row["floor_verdict"] == CLEARS and reconstructs_exactly(group):
+            row[metric] = format_run_mean_ci(group, metric, spec)
+        row["floor_verdict"] = verdict_text(group)
+        if row["floor_verdict"].startswith(CLEARS) and reconstructs_exactly(group):
             row["floor_verdict"] += f"; rebuilt exactly (median PSNR >= {EXACT_PSNR_DB:g} dB)"
         gain = second_half_gain(group)
         row["gain"] = "n/a" if math.isnan(gain) else (
             f"{gain:+.2f}" + (" still rising" if gain > RISING_DB else ""))
         row["label_acc"] = _mean(group["label_acc"], ".2f")
-        row["n"] = str(len(group))
+        row["n"] = str(len(run_table(group)))
         row["diverged"] = str(int((group["status"] == "diverged").sum()))
         row["sent_bytes"] = _mean(group["sent_bytes"], ",.0f")
         row["compression"] = _mean(group["compression"], ".2f")
@@ -270,14 +283,85 @@ def _utility_section(first_round: pd.DataFrame,
             "upload": accuracy_vs_upload(trained)}
 
 
+def _interval_text(row: pd.Series, metric: str, spec: str) -> str:
+    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
+    if pd.isna(mean):
+        return "n/a"
+    if pd.isna(low):
+        return f"{mean:{spec}} (n={int(row['n_units'])})"
+    return f"{mean:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def _share_text(row: pd.Series, name: str) -> str:
+    share = row[f"{name}_share"]
+    if pd.isna(share):
+        return "n/a"
+    count = round(share * row["n_runs"])
+    return f"{count}/{int(row['n_runs'])} [{row[f'{name}_low']:.2f}, {row[f'{name}_high']:.2f}]"
+
+
+def threat_heading(server: str, labels: str) -> str:
+    """E.g. 'honest-but-curious server, labels inferred'."""
+    return f"{server} server, labels {labels}"
+
+
+def verdict_groups(verdicts: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``verdicts.csv`` for one section as display strings, one table per threat
+    model (server capability and label knowledge)."""
+    groups = []
+    for (server, labels), part in verdicts.groupby(["server", "labels"], sort=True):
+        rows = [{
+            "defense": str(row["defense"]), "ratio": f"{row['ratio']:g}",
+            "round": str(int(row["model_round"])), "attack": str(row["strongest_attack"]),
+            "psnr": _interval_text(row, "psnr", ".2f"),
+            "ssim": _interval_text(row, "ssim", ".3f"),
+            "floors": f"{row['floor_psnr']:.2f} / {row['class_floor_psnr']:.2f}",
+            "ssim_floors": f"{row['floor_ssim']:.3f} / {row['class_floor_ssim']:.3f}",
+            "margin": _interval_text(row, "margin_psnr", "+.2f"),
+            "success": _share_text(row, "success"), "rebuilt": _share_text(row, "rebuilt"),
+            "verdict": str(row["verdict"]), "n": f"{int(row['n_runs'])} {row['unit']}"
+            if row["unit"] != "runs" else str(int(row["n_runs"])),
+            "upper_bound": "" if pd.isna(row["upper_bound_psnr"])
+            else f"{row['upper_bound_psnr']:.2f} ({row['upper_bound_attack']})",
+        } for _, row in part.iterrows()]
+        groups.append({"threat": threat_heading(str(server), str(labels)), "rows": rows})
+    return groups
+
+
+def _section(name: str, protocol: str, part: pd.DataFrame, verdicts: pd.DataFrame,
+             trained: pd.DataFrame | None, show_utility: bool,
+             config: Any) -> dict[str, Any]:
+    """One (dataset, protocol) section of the report; ``trained`` is the dataset's training
+    table (its figures drawn in one section only, ``show_utility``)."""
+    first_round = part[part["model_round"] == part["model_round"].min()]
+    mine = verdicts[(verdicts["dataset"] == name) & (verdicts["protocol"] == protocol)]
+    return {
+        "name": str(name) if protocol == DEFAULT.id else f"{name}, {protocol}",
+        "threat": describe(part),
+        "budget": best_by_budget(strongest_only(part), trained),
+        "summary": summarize(part),
+        "verdicts": verdict_groups(mine),
+        "figure": psnr_vs_ratio(first_round),
+        "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
+        "budget_figure": psnr_vs_budget(strongest_only(first_round)),
+        "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
+                          else None),
+        "gallery": gallery(first_round[~first_round["attack"].isin(STRONGEST_NAMES)],
+                           config.get("report", {}).get("gallery_ratios")),
+        "utility": _utility_section(first_round, trained) if show_utility else None,
+    }
+
+
 def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None = None,
                   benchmarks: str | Path | None = None,
                   claims_path: str | Path = CLAIMS_PATH,
-                  labels: pd.DataFrame | None = None) -> str:
+                  labels: pd.DataFrame | None = None,
+                  verdicts: pd.DataFrame | None = None) -> str:
     """The report as an HTML string; every config and data value goes through autoescaping.
 
     ``benchmarks`` is the folder of Snakemake benchmark files (compute per rule);
-    ``claims_path`` the paper's claims to check; ``labels`` the label-recovery table.
+    ``claims_path`` the paper's claims to check; ``labels`` the label-recovery table;
+    ``verdicts`` the verdict table (``report.verdicts``; computed from ``data`` if None).
     """
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -286,35 +370,27 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    if verdicts is None:
+        verdicts = verdict_table(data)
     data = with_strongest(data)  # (the protocol columns filled in for older tables)
     datasets, utility_shown = [], set()
     for (name, protocol), part in data.groupby(["dataset", "protocol"], sort=True):
-        first_round = part[part["model_round"] == part["model_round"].min()]
         trained = None if utility is None else utility[utility["dataset"] == name]
-        if trained is not None and (trained.empty or name in utility_shown):
-            trained = None  # training does not depend on the attacked protocol: shown once
+        if trained is not None and trained.empty:
+            trained = None
+        # Every section ranks with the trained utility; its figures are drawn once (training
+        # does not depend on the attacked protocol).
+        datasets.append(_section(name, protocol, part, verdicts, trained,
+                                 name not in utility_shown, config))
         utility_shown.add(name)
-        datasets.append({
-            "name": str(name) if protocol == DEFAULT.id else f"{name}, {protocol}",
-            "threat": describe(part),
-            "budget": best_by_budget(strongest_only(part), trained),
-            "summary": summarize(part),
-            "verdicts": summarize(strongest_only(first_round)),
-            "figure": psnr_vs_ratio(first_round),
-            "ssim_figure": psnr_vs_ratio(first_round, metric="ssim"),
-            "budget_figure": psnr_vs_budget(strongest_only(first_round)),
-            "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
-                              else None),
-            "gallery": gallery(first_round[first_round["attack"] != STRONGEST],
-                               config.get("report", {}).get("gallery_ratios")),
-            "utility": _utility_section(first_round, trained),
-        })
-    verdicts = evaluate_claims(load_claims(claims_path), data, utility)
+    claims = evaluate_claims(load_claims(claims_path), data, utility)
     compute = compute_summary(benchmarks) if benchmarks else None
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
-        n_rows=len(data), claims=verdicts, compute=compute, labels=label_sections(labels),
+        n_rows=len(data), claims=claims, compute=compute, labels=label_sections(labels),
         defense_legend=defense_legend(data["defense"].unique()), metric_headers=METRIC_HEADERS,
+        selection=SELECTION, min_samples=MIN_SAMPLES, success_margin=SUCCESS_MARGIN_DB,
+        rebuilt_ssim=REBUILT_SSIM,
     )
     # Pure ASCII (non-ASCII as character references) reads the same whatever encoding the
     # file is written or mailed with.
@@ -331,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timings", help="the privacy jobs' wall times (privacy_timings.csv)")
     parser.add_argument("--utility", help="per-evaluation training CSV (utility.csv)")
     parser.add_argument("--labels", help="label-recovery CSV (labels.csv)")
+    parser.add_argument("--verdicts", help="verdict CSV (verdicts.csv, from report.verdicts)")
     parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
     parser.add_argument("--benchmarks", help="folder of Snakemake benchmark files")
     parser.add_argument("--claims", default=str(CLAIMS_PATH), help="claims to check (YAML)")
@@ -343,8 +420,9 @@ def main(argv: list[str] | None = None) -> None:
     data = load_privacy(args.privacy, args.timings)
     utility = pd.read_csv(args.utility) if args.utility else None
     labels = pd.read_csv(args.labels) if args.labels else None
+    verdicts = pd.read_csv(args.verdicts) if args.verdicts else None
     write_text(args.out, render_report(data, config, utility, args.benchmarks, args.claims,
-                                       labels))
+                                       labels, verdicts))
     print(f"report of {len(data)} rows -> {args.out}")
 
 

@@ -1,4 +1,8 @@
-"""Means with 95% t-intervals, as every report table shows them, and the guessing floor."""
+"""Means with 95% t-intervals, as every report table shows them, and the guessing floors.
+
+The unit of every interval is the attack run (one shared update attacked once): the images
+one run reconstructs are averaged first, and where runs share a model draw (a trained
+checkpoint) the runs of one draw are averaged too, so n counts independent samples."""
 
 from __future__ import annotations
 
@@ -42,20 +46,124 @@ def format_mean_ci(values: pd.Series, spec: str) -> str:
 
 CLEARS = "clears the floor"
 NO_BETTER = "no better than guessing"
-TOO_FEW = "too few images"
+TOO_FEW = "too few runs"
+MIXED = "mixed"  # not clear of the floor on average, but some runs are (bimodal outcomes)
+# A run "succeeds" when its images beat the higher floor by this margin on average, and is
+# "rebuilt" when their mean SSIM reaches REBUILT_SSIM.
+SUCCESS_MARGIN_DB = 3.0
+REBUILT_SSIM = 0.9
+# The attack run: one shared update attacked once. Its images are not independent samples
+# (one optimisation produced them all), so every interval averages them first.
+RUN = ["dataset", "protocol", "defense", "ratio", "attack", "model_round", "seed", "batch",
+       "role"]
+RUN_METRICS = ["psnr", "ssim", "floor_psnr", "floor_ssim", "class_floor_psnr",
+               "class_floor_ssim", "margin_psnr", "margin_ssim"]
+
+
+def _higher_floor(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """Per image, the higher of the dataset-mean and the class-mean floor (the dataset mean
+    alone where the class-mean floor is unknown)."""
+    floor = rows.get(f"floor_{metric}", pd.Series(math.nan, index=rows.index))
+    if f"class_floor_{metric}" not in rows:
+        return floor
+    return pd.concat([floor, rows[f"class_floor_{metric}"]], axis=1).max(axis=1)
+
+
+def run_table(rows: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per attack run of ``rows`` (one setting and attack, or a strongest pseudo-
+    attack): its images' mean metrics (``RUN_METRICS`` and ``extra``), its margins over the
+    higher floor, and the model draw it was attacked on (runs of one draw share the model:
+    a trained checkpoint)."""
+    rows = rows.assign(margin_psnr=rows["psnr"] - _higher_floor(rows, "psnr"),
+                       margin_ssim=rows["ssim"] - _higher_floor(rows, "ssim"))
+    for column in RUN_METRICS:
+        if column not in rows:
+            rows[column] = math.nan
+    if "model_draw" not in rows or rows["model_draw"].isna().all():
+        rows = rows.assign(model_draw=rows["seed"].astype(str))
+    keys = [k for k in RUN if k in rows]
+    table = rows.groupby(keys, sort=True, dropna=False).agg(
+        {**{m: "mean" for m in dict.fromkeys([*RUN_METRICS, *extra])}, "model_draw": "first"})
+    return table.reset_index()
+
+
+def unit_values(runs: pd.DataFrame, column: str) -> np.ndarray:
+    """The independent values of ``column``: one per run, or one per model draw (its runs
+    averaged) where runs share a draw."""
+    if _shares_draws(runs):
+        return runs.groupby(_draw_keys(runs), dropna=False)[column].mean().to_numpy(dtype=float)
+    return runs[column].to_numpy(dtype=float)
+
+
+def _draw_keys(runs: pd.DataFrame) -> list[str]:
+    """A model draw is named within its setting (a checkpoint per seed and defense)."""
+    return [k for k in RUN if k in runs and k not in ("seed", "batch", "role")] + ["model_draw"]
+
+
+def _shares_draws(runs: pd.DataFrame) -> bool:
+    return bool(runs.duplicated(_draw_keys(runs)).any())
+
+
+def format_run_mean_ci(rows: pd.DataFrame, metric: str, spec: str) -> str:
+    """``mean ± ci`` of ``metric`` over the independent runs of ``rows``, as
+    ``format_mean_ci`` writes it."""
+    return format_mean_ci(pd.Series(unit_values(run_table(rows, (metric,)), metric)), spec)
+
+
+def units_name(runs: pd.DataFrame) -> str:
+    return "model draws" if _shares_draws(runs) else "runs"
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    """Share and 95 % Wilson score interval (sound at 0 or n successes, unlike the normal
+    approximation)."""
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return share, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def success_counts(runs: pd.DataFrame) -> tuple[int, int, int]:
+    """(runs clearing the higher floor by ``SUCCESS_MARGIN_DB``, runs rebuilt, runs)."""
+    margin = runs["margin_psnr"].dropna()
+    return (int((margin >= SUCCESS_MARGIN_DB).sum()),
+            int((runs["ssim"].dropna() >= REBUILT_SSIM).sum()), len(margin))
 
 
 def floor_verdict(rows: pd.DataFrame) -> str | None:
-    """Whether a setting's attack beats the guessing floor, on paired images: the 95%
-    t-interval of ``psnr - floor_psnr`` (each reconstruction against the public mean image
-    on the same original). "clears the floor" when it lies above 0, ``NO_BETTER`` when not,
-    "too few images" below ``MIN_SAMPLES``; None for tables without the floor columns."""
+    """Whether a setting's attack beats the guessing floor: the 95 % t-interval, over
+    independent runs, of the run's mean ``psnr`` minus the higher of the two floors on the
+    same images. "clears the floor" when it lies above 0; ``MIXED`` when it does not but
+    some runs clear the floor by ``SUCCESS_MARGIN_DB`` (bimodal outcomes: some images come
+    back, others not at all); ``NO_BETTER`` otherwise; ``TOO_FEW`` below ``MIN_SAMPLES``
+    independent runs; None for tables without the floor columns."""
     if "floor_psnr" not in rows or rows["floor_psnr"].isna().all():
         return None
-    mean, half, n = mean_ci(rows["psnr"] - rows["floor_psnr"])
+    runs = run_table(rows)
+    mean, half, n = mean_ci(pd.Series(unit_values(runs, "margin_psnr")))
     if n < MIN_SAMPLES or math.isnan(half):
         return TOO_FEW
-    return CLEARS if mean - half > 0 else NO_BETTER
+    if mean - half > 0:
+        return CLEARS
+    return MIXED if success_counts(runs)[0] else NO_BETTER
+
+
+def verdict_text(rows: pd.DataFrame) -> str:
+    """The verdict with its success shares in words, e.g. 'clears the floor (4 of 6 runs
+    by 3 dB, 2 rebuilt)'."""
+    verdict = floor_verdict(rows)
+    if verdict is None:
+        return "n/a"
+    succeeded, rebuilt, n = success_counts(run_table(rows))
+    if verdict == TOO_FEW:
+        return f"{TOO_FEW} (n = {n})"
+    shares = (f"{succeeded} of {n} runs clear it by {SUCCESS_MARGIN_DB:g} dB, "
+              f"{rebuilt} rebuilt (SSIM >= {REBUILT_SSIM:g})")
+    if verdict == MIXED:
+        return f"{MIXED}: not clear of the floor on average; {shares}"
+    return f"{verdict} ({shares})"
 
 
 RISING_DB = 1.0  # mean gain over the budget's second half that counts as "still rising"

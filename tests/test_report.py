@@ -41,7 +41,8 @@ def make_csv(tmp_path: Path, *, nan_lpips: bool = False, diverged: bool = False)
                         rows.append({
                             "dataset": "tinyset", "model": "lenet", "defense": defense,
                             "ratio": ratio, "attack": attack, "seed": seed, "sample": sample,
-                            "batch": 0, "label": 1, "predicted_label": 1,
+                            "batch": sample, "model_draw": f"seed {seed} case {sample}",
+                            "label": 1, "predicted_label": 1,
                             "psnr": _psnr(defense, ratio, attack, seed, sample),
                             "ssim": 0.5, "mse": 0.01,
                             "lpips": math.nan if nan_lpips else 0.2,
@@ -204,19 +205,14 @@ def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_p
         "utility unknown"}
 
 
-def test_bootstrap_resamples_seeds_only_when_there_are_enough_of_them():
-    from report.claims import MIN_CLUSTERS, bootstrap_mean
+def test_bootstrap_resamples_whole_clusters():
+    from report.claims import bootstrap_mean
 
-    # two seeds: a seed-level "interval" would be [1, 3], the two seed means; the images
-    # are resampled instead, and the interval is narrower than that
-    values = [1.0, 1.2, 0.8, 3.0, 3.2, 2.8] * 2
-    mean, low, high = bootstrap_mean(values, [0] * 6 + [1] * 6)
-    assert mean == pytest.approx(2.0) and 1.0 < low < high < 3.0
-    # enough seeds: whole seeds are the unit (every resampled mean is a mix of seed means)
-    seeds = list(range(MIN_CLUSTERS))
-    values = [float(s) for s in seeds for _ in range(3)]
-    _, low, high = bootstrap_mean(values, [s for s in seeds for _ in range(3)])
-    assert low >= 0.0 and high <= MIN_CLUSTERS - 1
+    # two clusters: every resampled mean is a mix of the two cluster means, never narrower
+    # than the clusters allow (images of one run are not independent samples)
+    values = [1.0, 1.2, 0.8, 3.0, 3.2, 2.8]
+    mean, low, high = bootstrap_mean(values, [0] * 3 + [1] * 3)
+    assert mean == pytest.approx(2.0) and low == pytest.approx(1.0) and high == pytest.approx(3.0)
     constant = bootstrap_mean([0.5, 0.5, 0.5], [0, 1, 2])
     assert constant == (0.5, 0.5, 0.5)
 
@@ -381,10 +377,12 @@ def test_each_setting_is_judged_by_its_strongest_attack(tmp_path):
     rows = best_by_budget(strongest, None)  # the pick names the attack behind its verdict
     assert {r["attack"] for r in rows if r["defense"] == "topk"} == {"strongest: dlg"}
     assert not any(r["defense"] == "dgp" for r in rows)  # it leaks more than topk now
-    # an attack that covered fewer images is compared on the images all attacks share
-    partial = adaptive[adaptive["sample"] == 0]
-    table = with_strongest(pd.concat([data, partial], ignore_index=True))
-    assert set(strongest_only(table)["sample"]) == {0}
+    # an attack run on seed 0 only is never chosen there: the choice for seed 0's runs is
+    # made on seed 1's, where it did not run (its own runs would have made it the winner)
+    partial = adaptive[adaptive["seed"] == 0]
+    table = strongest_only(with_strongest(pd.concat([data, partial], ignore_index=True)))
+    dgp = table[(table["defense"] == "dgp") & (table["ratio"] == 0.5)]
+    assert set(dgp["source_attack"]) == {"dlg"}
 
 
 def test_a_defense_that_only_delays_the_attack_is_flagged(tmp_path):

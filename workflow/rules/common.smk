@@ -42,7 +42,11 @@ wildcard_constraints:
 
 
 def get_final_output():
-    return ["results/privacy.csv", "results/report.html"] + get_utility_table() + get_label_table()
+    return (
+        ["results/privacy.csv", "results/verdicts.csv", "results/report.html"]
+        + get_utility_table()
+        + get_label_table()
+    )
 
 
 def get_utility_table():

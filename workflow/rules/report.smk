@@ -1,7 +1,21 @@
+rule verdicts:
+    input:
+        privacy="results/privacy.csv",
+    output:
+        "results/verdicts.csv",
+    log:
+        "logs/verdicts.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m report.verdicts --privacy {input.privacy} --out {output} > {log} 2>&1"
+
+
 rule report:
     input:
         privacy="results/privacy.csv",
         timings="results/privacy_timings.csv",
+        verdicts="results/verdicts.csv",
         utility=get_utility_table(),
         labels=get_label_table(),
         images=get_gallery_images(),
@@ -17,6 +31,6 @@ rule report:
         labels=lambda wc, input: f"--labels {input.labels}" if input.labels else "",
     shell:
         "python -m report.render --privacy {input.privacy} --timings {input.timings}"
-        " {params.utility} {params.labels}"
+        " --verdicts {input.verdicts} {params.utility} {params.labels}"
         " --benchmarks results/benchmarks --config {params.config:q}"
         " --out {output} > {log} 2>&1"

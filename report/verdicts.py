@@ -1,0 +1,125 @@
+"""The verdicts as data: ``results/verdicts.csv``, one row per verdict.
+
+A verdict is one threat model's setting (``report.strongest.SETTING``: dataset, protocol,
+server capability, label knowledge, defense, ratio, model round) judged by its strongest
+attack, chosen without looking at the runs it is judged on. Every interval is over
+independent attack runs (``report.stats``); both floors (the public dataset-mean image and
+the class-mean image of the recovered label) and the success shares come with it. The
+report's verdict tables are rendered from this table, and a researcher can load it with
+pandas.
+
+Usage::
+
+    python -m report.verdicts --privacy results/privacy.csv --out results/verdicts.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import pandas as pd
+
+from dgp.io import write_atomically
+from report.stats import (
+    MIN_SAMPLES,
+    REBUILT_SSIM,
+    SUCCESS_MARGIN_DB,
+    floor_verdict,
+    mean_ci,
+    run_table,
+    success_counts,
+    unit_values,
+    units_name,
+    wilson,
+)
+from report.strongest import SELECTION, SETTING, STRONGEST_NAMES, with_strongest
+
+VERDICT_COLUMNS = [
+    *SETTING, "strongest_attack", "selection", "n_runs", "n_units", "unit",
+    "psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high",
+    "floor_psnr", "class_floor_psnr", "floor_ssim", "class_floor_ssim",
+    "margin_psnr_mean", "margin_psnr_low", "margin_psnr_high",
+    "success_share", "success_low", "success_high",
+    "rebuilt_share", "rebuilt_low", "rebuilt_high",
+    "verdict", "upper_bound_attack", "upper_bound_psnr",
+]
+
+
+def _interval(runs: pd.DataFrame, column: str) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval over the independent units (NaN bounds below MIN_SAMPLES)."""
+    mean, half, n = mean_ci(pd.Series(unit_values(runs, column)))
+    if n < MIN_SAMPLES or math.isnan(half):
+        return mean, math.nan, math.nan
+    return mean, mean - half, mean + half
+
+
+def _chosen(rows: pd.DataFrame) -> str:
+    """'ig_adaptive', or per seed where the choice differs: 'ig (seed 0), idlg (seed 1)'."""
+    per_seed = rows.groupby("seed")["source_attack"].first()
+    if per_seed.nunique() == 1:
+        return str(per_seed.iloc[0])
+    return ", ".join(f"{attack} (seed {seed})" for seed, attack in per_seed.items())
+
+
+def _upper_bound(privacy: pd.DataFrame, key: tuple) -> tuple[str, float]:
+    """The best labels-given attack of the same setting with the labels given instead: an
+    upper bound beside the verdict, never a candidate."""
+    setting = dict(zip(SETTING, key, strict=True))
+    given = privacy[~privacy["attack"].isin(STRONGEST_NAMES) & (privacy["labels"] == "given")]
+    for column, value in setting.items():
+        if column != "labels":
+            given = given[given[column] == value]
+    if given.empty:
+        return "", math.nan
+    means = given.groupby("attack")["psnr"].mean()
+    return str(means.idxmax()), float(means.max())
+
+
+def verdict_row(rows: pd.DataFrame, key: tuple, privacy: pd.DataFrame) -> dict[str, Any]:
+    """One verdict: a setting's strongest rows summarised over its runs."""
+    runs = run_table(rows)
+    succeeded, rebuilt, n = success_counts(runs)
+    row: dict[str, Any] = dict(zip(SETTING, key, strict=True))
+    row.update({"strongest_attack": _chosen(rows), "selection": SELECTION, "n_runs": len(runs),
+                "n_units": len(unit_values(runs, "psnr")), "unit": units_name(runs)})
+    for metric in ("psnr", "ssim", "margin_psnr"):
+        mean, low, high = _interval(runs, metric)
+        row.update({f"{metric}_mean": mean, f"{metric}_low": low, f"{metric}_high": high})
+    for column in ("floor_psnr", "class_floor_psnr", "floor_ssim", "class_floor_ssim"):
+        row[column] = float(runs[column].mean())
+    for name, count in (("success", succeeded), ("rebuilt", rebuilt)):
+        share, low, high = wilson(count, n)
+        row.update({f"{name}_share": share, f"{name}_low": low, f"{name}_high": high})
+    row["verdict"] = floor_verdict(rows) or "n/a"
+    row["upper_bound_attack"], row["upper_bound_psnr"] = _upper_bound(privacy, key)
+    return row
+
+
+def verdict_table(privacy: pd.DataFrame) -> pd.DataFrame:
+    """Every verdict of the results (``privacy`` as ``report.render.load_privacy`` reads
+    it), one row each, in ``VERDICT_COLUMNS`` order."""
+    table = with_strongest(privacy)
+    strongest = table[table["attack"].isin(STRONGEST_NAMES)]
+    rows = [verdict_row(group, key, table)
+            for key, group in strongest.groupby(SETTING, sort=True, dropna=False)]
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from report.render import load_privacy
+
+    parser = argparse.ArgumentParser(prog="python -m report.verdicts",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--privacy", required=True, help="per-image results CSV")
+    parser.add_argument("--out", required=True, help="verdicts CSV to write")
+    args = parser.parse_args(argv)
+    table = verdict_table(load_privacy(args.privacy))
+    write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
+    print(f"{len(table)} verdicts (success: {SUCCESS_MARGIN_DB:g} dB over the higher floor; "
+          f"rebuilt: SSIM >= {REBUILT_SSIM:g}) -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Verdicts that survive a reviewer: simulated settings where nothing leaks must say "clears
+the floor" no more often than the nominal 2.5 % (one-sided 95 % interval), with clustered
+images (the run is the unit) and with several attackers to choose from (no peeking); the
+old rules (images as samples, the best attack chosen on the judged images) must fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from report.stats import CLEARS, MIXED, NO_BETTER, TOO_FEW, floor_verdict, mean_ci
+from report.strongest import STRONGEST, STRONGEST_MALICIOUS, strongest_only, with_strongest
+from report.verdicts import VERDICT_COLUMNS, verdict_table
+
+SETTINGS = 600  # simulated zero-leakage settings per rule
+NOMINAL = 0.025
+
+
+def _setting(rng: np.random.Generator, attacks: list[str], seeds: int, runs: int,
+             images: int, correlation: float) -> pd.DataFrame:
+    """A setting where nothing leaks: PSNR - floor is 0 on average for every attack, with
+    images of one run correlated (they come out of one optimisation)."""
+    rows = []
+    for attack in attacks:
+        for seed in range(seeds):
+            for batch in range(runs):
+                shared = rng.normal() * np.sqrt(correlation)
+                own = rng.normal(size=images) * np.sqrt(1 - correlation)
+                for sample, noise in enumerate(shared + own):
+                    rows.append({"dataset": "d", "protocol": "fedsgd", "server":
+                                 "honest-but-curious", "labels": "inferred", "defense": "x",
+                                 "ratio": 0.5, "model_round": 0, "attack": attack,
+                                 "seed": seed, "batch": batch, "role": "user",
+                                 "model_draw": f"seed {seed} case {batch}",
+                                 "sample": 100 * batch + sample, "psnr": 15.0 + 3 * noise,
+                                 "ssim": 0.3, "floor_psnr": 15.0, "floor_ssim": 0.3,
+                                 "class_floor_psnr": 14.0, "class_floor_ssim": 0.3})
+    return pd.DataFrame(rows)
+
+
+def _per_image_clears(rows: pd.DataFrame) -> bool:
+    """The old rule: a t-interval over images, as if each were an independent sample."""
+    mean, half, _ = mean_ci(rows["psnr"] - rows["floor_psnr"])
+    return mean - half > 0
+
+
+def test_clustered_images_do_not_inflate_clears_the_floor():
+    rng = np.random.default_rng(0)
+    ours, old = 0, 0
+    for _ in range(SETTINGS):
+        rows = _setting(rng, ["ig"], seeds=2, runs=3, images=3, correlation=0.9)
+        ours += floor_verdict(rows) == CLEARS
+        old += _per_image_clears(rows)
+    assert ours / SETTINGS <= NOMINAL + 0.015  # binomial slack on 600 settings
+    assert old / SETTINGS > 3 * NOMINAL  # the per-image rule fails (measured ~17 %)
+
+
+def _old_strongest_clears(rows: pd.DataFrame) -> bool:
+    """The old rule: the attack with the best mean PSNR on the judged images, then its
+    interval on the same images."""
+    best = rows.groupby("attack")["psnr"].mean().idxmax()
+    return _per_image_clears(rows[rows["attack"] == best])
+
+
+def test_the_strongest_attack_is_chosen_without_peeking():
+    rng = np.random.default_rng(1)
+    ours, old = 0, 0
+    for _ in range(SETTINGS):
+        # one image per run (no clustering) so only the choice of attack can inflate
+        rows = _setting(rng, ["a", "b", "c"], seeds=2, runs=3, images=1, correlation=0.0)
+        ours += floor_verdict(strongest_only(with_strongest(rows))) == CLEARS
+        old += _old_strongest_clears(rows)
+    assert ours / SETTINGS <= NOMINAL + 0.015
+    assert old / SETTINGS > 2 * NOMINAL  # the best of three at the floor (measured ~6-7 %)
+
+
+def _leaky(rows: pd.DataFrame, attack: str, gain: float, **columns) -> pd.DataFrame:
+    picked = rows[rows["attack"] == "a"].assign(attack=attack, **columns)
+    return picked.assign(psnr=picked["psnr"] + gain)
+
+
+def test_malicious_and_labels_given_attacks_are_never_candidates_of_a_passive_verdict():
+    rows = _setting(np.random.default_rng(2), ["a"], seeds=2, runs=3, images=1,
+                    correlation=0.0)
+    trap = _leaky(rows, "trap_weights", 100.0, server="malicious")
+    oracle = _leaky(rows, "ig_oracle", 50.0, labels="given")
+    table = with_strongest(pd.concat([rows, trap, oracle], ignore_index=True))
+    assert set(strongest_only(table)["source_attack"]) == {"a"}
+    malicious = table[table["attack"] == STRONGEST_MALICIOUS]
+    assert set(malicious["source_attack"]) == {"trap_weights"}
+    assert STRONGEST not in set(table.loc[table["labels"] == "given", "attack"])
+    verdicts = verdict_table(pd.concat([rows, trap, oracle], ignore_index=True))
+    assert list(verdicts.columns) == VERDICT_COLUMNS
+    assert set(verdicts["server"]) == {"honest-but-curious", "malicious"}
+    assert set(verdicts["labels"]) == {"inferred"}  # oracle rows: an upper bound, no verdict
+    passive = verdicts[verdicts["server"] == "honest-but-curious"].iloc[0]
+    assert passive["upper_bound_attack"] == "ig_oracle"
+    assert passive["upper_bound_psnr"] == pytest.approx(rows["psnr"].mean() + 50.0)
+    assert passive["n_runs"] == 6 and passive["unit"] == "runs"
+
+
+def test_the_class_mean_floor_is_the_floor_when_it_is_higher():
+    rows = _setting(np.random.default_rng(3), ["a"], seeds=2, runs=3, images=1,
+                    correlation=0.0)
+    label_only = rows.assign(psnr=17.5 + np.array([-0.5, 0.5, -0.3, 0.3, -0.1, 0.1]), floor_psnr=13.9,
+                             class_floor_psnr=17.5)
+    assert floor_verdict(label_only) == NO_BETTER  # 3.6 dB over the dataset mean: the label
+    assert floor_verdict(label_only.drop(columns="class_floor_psnr")) == CLEARS
+
+
+def test_bimodal_outcomes_are_mixed_and_counted():
+    rows = _setting(np.random.default_rng(4), ["a"], seeds=2, runs=3, images=1,
+                    correlation=0.0)
+    rows["psnr"] = [60.0, 9.0, 9.0, 9.0, 9.0, 9.0]  # one run rebuilt, five far below
+    rows["ssim"] = [0.99, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert floor_verdict(rows) == MIXED
+    verdict = verdict_table(rows).iloc[0]
+    assert verdict["success_share"] == pytest.approx(1 / 6)
+    assert verdict["rebuilt_share"] == pytest.approx(1 / 6)
+    assert 0 < verdict["success_low"] < 1 / 6 < verdict["success_high"] < 1
+
+
+def test_runs_sharing_a_model_draw_are_one_unit():
+    rows = _setting(np.random.default_rng(5), ["a"], seeds=2, runs=3, images=1,
+                    correlation=0.0)
+    checkpoint = rows.assign(model_draw="seed " + rows["seed"].astype(str), model_round=5)
+    assert floor_verdict(checkpoint) == TOO_FEW  # two checkpoints: two units
+    verdict = verdict_table(checkpoint).iloc[0]
+    assert verdict["n_runs"] == 6 and verdict["n_units"] == 2
+    assert verdict["unit"] == "model draws"
