@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,8 +57,31 @@ class AttackTarget:
         return self.protocol.users * self.batch_size
 
 
-# One candidate user's update -> what of it the server would observe (Attack.user_view).
-UserView = Callable[[list["torch.Tensor"]], list["torch.Tensor"]]  # text: no torch at import
+class UserView:
+    """One candidate user's update -> what of it the server would observe
+    (``Attack.user_view``). A view may change along the run (``AnnealedBands``: soft band
+    masks first, the exact hard ones after): the loops tell it each step, and such a view
+    names its phase, so that iterates scored under different views are compared under the
+    last one (``attacks.best_iterate``)."""
+
+    def __call__(self, update: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The view of one candidate user's update."""
+        raise NotImplementedError(f"{type(self).__name__} is no user view")
+
+    def begin_step(self, step: int) -> None:
+        """Before optimiser step ``step`` (from 1): a view that changes along the run moves
+        on; one that does not ignores it."""
+
+    @property
+    def phase(self) -> str:
+        """"soft" or "hard" for a view annealed from an approximation to the exact one;
+        "" for a view that is the same throughout."""
+        return ""
+
+    @contextmanager
+    def final(self) -> Iterator[None]:
+        """Within it, the view of the run's last phase, which iterates are judged by."""
+        yield
 
 
 def label_rule(default: str) -> Param:
@@ -83,6 +107,10 @@ class Reconstruction:
     # one run shows whether more iterations would still gain: a defense that only slows an
     # attack down shows a curve still rising. Empty for analytic attacks.
     checkpoints: dict[float, torch.Tensor] = field(default_factory=dict)
+    # Which phase of an annealed run (``UserView.phase``) the returned images come from:
+    # "soft" or "hard" (they are the best under the hard objective either way); "" for a
+    # run whose objective does not change.
+    phase: str = ""
 
 
 class Attack(ABC):
@@ -173,12 +201,11 @@ class Attack(ABC):
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
 
-    def user_view(self, target: AttackTarget, evaluations: int) -> UserView | None:
+    def user_view(self, target: AttackTarget, steps: int) -> UserView | None:
         """What the attack applies to each candidate user's update before a sum of users'
-        updates is formed (``attacks.objectives.candidate_update``), over a run that
-        evaluates its objective about ``evaluations`` times (a view may change along the
-        run). Passive attacks match the raw sum (None); defense-aware ones model each
-        user's defense."""
+        updates is formed (``attacks.objectives.candidate_update``), over a run of
+        ``steps`` optimiser steps (a view may change along the run). Passive attacks match
+        the raw sum (None); defense-aware ones model each user's defense."""
         return None
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:
