@@ -26,7 +26,8 @@ each defense declares on ``Defense``:
 * ``estimate_private``: for data-transform defenses, the attack reconstructs what was
   shared (the transformed image) and then, given public knowledge (``AttackTarget.public``),
   estimates the user's own image from it: MixUp unmixes with the soft labels read from the
-  bias gradient and public class means, InstaHide first undoes its sign flips as far as
+  bias gradient (of the update scaled to one user's FedSGD gradient, ``mean_gradient``) and
+  public class means, InstaHide first undoes its sign flips as far as
   public data tells their signs, ATS undoes its shifts. Applied to the final images and to
   every budget checkpoint; a changed estimate is kept inside the valid box.
 """
@@ -36,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from attacks.base import AttackTarget, Reconstruction, UserView
+from attacks.base import AttackTarget, Reconstruction, UserView, mean_gradient
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
@@ -99,6 +100,18 @@ class AnnealedBands(UserView):
         return self.defense.aggregate_view(update, self.shared, self.temperature)
 
 
+def shared_soft_targets(target: AttackTarget, images: torch.Tensor,
+                        labels: torch.Tensor) -> torch.Tensor:
+    """The soft targets a data defense trained reconstructed ``images`` on, read from the
+    classifier bias's entry of the shared update (``soft_targets``). That reading assumes
+    one user's FedSGD gradient: a FedAvg change is lr x steps larger (and a sum of users'
+    updates N times), so the update is first scaled as the label rules scale it
+    (``mean_gradient``: exact for one local step, a one-step equivalent for more)."""
+    gradients = mean_gradient([t.to(images.device) for t in target.shared.tensors],
+                              target.protocol)
+    return soft_targets(target.model, images, gradients, labels, target.num_classes)
+
+
 class _DefenseAware:
     """Replaces a passive attack's ``matching_loss`` by the defense-aware one above, and
     maps its reconstructions through the defense's ``estimate_private``."""
@@ -120,8 +133,7 @@ class _DefenseAware:
                   target: AttackTarget) -> torch.Tensor:
         """The defense's estimate of the user's images from reconstructed ``images``."""
         device = images.device
-        gradients = [t.to(device) for t in target.shared.tensors]
-        targets = soft_targets(target.model, images, gradients, labels, target.num_classes)
+        targets = shared_soft_targets(target, images, labels)
         estimate = target.defense.estimate_private(images, targets, target.public)
         if estimate is images:  # the default: the attack's images as they were
             return images

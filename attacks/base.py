@@ -94,6 +94,18 @@ def checkpoint_steps(iterations: int) -> dict[int, float]:
     return {max(1, math.ceil(f * iterations)): f for f in BUDGET_FRACTIONS}
 
 
+def mean_gradient(observed: list[torch.Tensor], protocol: Protocol) -> list[torch.Tensor]:
+    """The shared update read as one user's FedSGD gradient (a mean over its images), the
+    form the label rules and soft targets assume: a sum of users' updates is divided by
+    their count, a FedAvg change ``w_0 - w_E`` by its lr and steps. Exact for one local
+    step (``w_0 - w_1`` is lr times the gradient); for more, the mean gradient along the
+    local path, a one-step equivalent that drifts from the gradient at ``w_0`` as the
+    steps move the weights."""
+    scale = protocol.users * (protocol.local_lr * protocol.local_steps
+                              if protocol.algorithm == "fedavg" else 1.0)
+    return observed if scale == 1.0 else [o / scale for o in observed]
+
+
 @dataclass
 class Reconstruction:
     """An attack's output: images in normalised space, labels, and how the run ended."""
@@ -190,13 +202,7 @@ class Attack(ABC):
                          observed: list[torch.Tensor]) -> torch.Tensor:
         """The batch's labels by this attack's ``label_rule`` (attacks/labels.py)."""
         class_means = target.public.class_means if target.public is not None else None
-        protocol = target.protocol
-        # The rules read one mean gradient over the images: a sum of users' means is divided
-        # by their count, a FedAvg change by its lr and steps (the mean step, roughly).
-        scale = protocol.users * (protocol.local_lr * protocol.local_steps
-                                  if protocol.algorithm == "fedavg" else 1.0)
-        if scale != 1.0:
-            observed = [o / scale for o in observed]
+        observed = mean_gradient(observed, target.protocol)
         return recover_labels(self.params["label_rule"], observed, target.num_images,
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
