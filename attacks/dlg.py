@@ -122,7 +122,8 @@ class DeepLeakage(Attack):
         return [images, logits], lambda: logits.softmax(-1)
 
     def _steps(self, variables: list[torch.Tensor], closure: Callable[[], torch.Tensor],
-               view: UserView | None, best: BestIterate) -> tuple[str, int, dict]:
+               view: UserView | None, best: BestIterate,
+               ) -> tuple[str, int, dict[float, torch.Tensor]]:
         """The L-BFGS steps: "ok" or "diverged", the steps taken, and the best images
         after each budget fraction. An annealed view moves on once per step (the objective
         stays one function within a step, however many evaluations L-BFGS spends)."""
