@@ -26,14 +26,18 @@ each defense declares on ``Defense``:
 * ``estimate_private``: for data-transform defenses, the attack reconstructs what was
   shared (the transformed image) and then, given public knowledge (``AttackTarget.public``),
   estimates the user's own image from it: MixUp unmixes with the soft labels read from the
-  bias gradient and public class means, InstaHide first undoes its sign flips as far as
+  bias gradient (of the update scaled to one user's FedSGD gradient, ``mean_gradient``) and
+  public class means, InstaHide first undoes its sign flips as far as
   public data tells their signs, ATS undoes its shifts. Applied to the final images and to
   every budget checkpoint; a changed estimate is kept inside the valid box.
 """
 
 from __future__ import annotations
 
-from attacks.base import AttackTarget, Reconstruction, UserView
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from attacks.base import AttackTarget, Reconstruction, UserView, mean_gradient
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
@@ -54,31 +58,58 @@ MASK_TEMPERATURE = Param(1.0, float, low=0, doc=(
     "0: hard masks throughout"))
 
 
-class AnnealedBands:
+class AnnealedBands(UserView):
     """Each candidate user's update as a sum-of-users attacker models it
     (``Defense.aggregate_view``). Where each user's band is recomputed from its own
     candidate update (dgp, topk), the hard masks give no gradient for an entry's way into or
     out of the band, and from a random start the attack stays at the guessing floor (digits,
-    LeNet, DGP 0.8, 3 users: 7 dB with the labels given); so the first half of the run uses
-    soft masks (``soft_band_mask``) whose temperature falls geometrically from
-    ``temperature`` to 1/100 of it, the second half the exact hard ones."""
+    LeNet, DGP 0.8, 3 users: 7 dB with the labels given); so the first half of the run's
+    steps use soft masks (``soft_band_mask``) whose temperature falls geometrically from
+    ``temperature`` to 1/100 of it, the second half the exact hard ones. Counted in
+    optimiser steps, not objective evaluations: L-BFGS spends a varying number of those per
+    step, and within a step its objective must stay one function. The run's best iterate
+    is chosen under the hard masks (``attacks.best_iterate``)."""
 
-    def __init__(self, target: AttackTarget, temperature: float, evaluations: int):
+    def __init__(self, target: AttackTarget, temperature: float, steps: int):
         self.defense, self.shared = target.defense, target.shared
-        self.temperature = temperature
-        self.soft_calls = evaluations * target.protocol.users // 2
-        self.calls = 0
+        self.start = temperature
+        self.soft_steps = steps // 2 if temperature > 0 else 0
+        self.temperature = temperature if self.soft_steps else 0.0  # of the current step
 
-    def current_temperature(self) -> float:
-        """The temperature of the next call (0: the hard masks)."""
-        if self.temperature == 0 or self.calls >= self.soft_calls:
-            return 0.0
-        return self.temperature * 0.01 ** (self.calls / self.soft_calls)
+    def begin_step(self, step: int) -> None:
+        """Step ``step`` (from 1) of the run: soft up to ``soft_steps``, hard after."""
+        self.temperature = (self.start * 0.01 ** ((step - 1) / self.soft_steps)
+                            if step <= self.soft_steps else 0.0)
+
+    @property
+    def phase(self) -> str:
+        if not self.soft_steps:
+            return ""
+        return "soft" if self.temperature > 0 else "hard"
+
+    @contextmanager
+    def final(self) -> Iterator[None]:
+        """The hard masks, whatever the step."""
+        temperature, self.temperature = self.temperature, 0.0
+        try:
+            yield
+        finally:
+            self.temperature = temperature
 
     def __call__(self, update: list[torch.Tensor]) -> list[torch.Tensor]:
-        temperature = self.current_temperature()
-        self.calls += 1
-        return self.defense.aggregate_view(update, self.shared, temperature)
+        return self.defense.aggregate_view(update, self.shared, self.temperature)
+
+
+def shared_soft_targets(target: AttackTarget, images: torch.Tensor,
+                        labels: torch.Tensor) -> torch.Tensor:
+    """The soft targets a data defense trained reconstructed ``images`` on, read from the
+    classifier bias's entry of the shared update (``soft_targets``). That reading assumes
+    one user's FedSGD gradient: a FedAvg change is lr x steps larger (and a sum of users'
+    updates N times), so the update is first scaled as the label rules scale it
+    (``mean_gradient``: exact for one local step, a one-step equivalent for more)."""
+    gradients = mean_gradient([t.to(images.device) for t in target.shared.tensors],
+                              target.protocol)
+    return soft_targets(target.model, images, gradients, labels, target.num_classes)
 
 
 class _DefenseAware:
@@ -102,8 +133,7 @@ class _DefenseAware:
                   target: AttackTarget) -> torch.Tensor:
         """The defense's estimate of the user's images from reconstructed ``images``."""
         device = images.device
-        gradients = [t.to(device) for t in target.shared.tensors]
-        targets = soft_targets(target.model, images, gradients, labels, target.num_classes)
+        targets = shared_soft_targets(target, images, labels)
         estimate = target.defense.estimate_private(images, targets, target.public)
         if estimate is images:  # the default: the attack's images as they were
             return images
@@ -122,13 +152,13 @@ class _DefenseAware:
             known.append("public data")
         return [*known, "defense protocol"]
 
-    def user_view(self, target: AttackTarget, evaluations: int) -> UserView | None:
+    def user_view(self, target: AttackTarget, steps: int) -> UserView | None:
         """Under aggregation, each candidate user's update as its defense lets it through
         (``Defense.aggregate_view``), so that the sum is modelled user by user, through
         soft band masks over the first half of the run (``AnnealedBands``)."""
         if target.defense is None or target.protocol.users == 1:
             return None
-        return AnnealedBands(target, self.params["mask_temperature"], evaluations)
+        return AnnealedBands(target, self.params["mask_temperature"], steps)
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:

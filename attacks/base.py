@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,8 +57,31 @@ class AttackTarget:
         return self.protocol.users * self.batch_size
 
 
-# One candidate user's update -> what of it the server would observe (Attack.user_view).
-UserView = Callable[[list["torch.Tensor"]], list["torch.Tensor"]]  # text: no torch at import
+class UserView:
+    """One candidate user's update -> what of it the server would observe
+    (``Attack.user_view``). A view may change along the run (``AnnealedBands``: soft band
+    masks first, the exact hard ones after): the loops tell it each step, and such a view
+    names its phase, so that iterates scored under different views are compared under the
+    last one (``attacks.best_iterate``)."""
+
+    def __call__(self, update: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The view of one candidate user's update."""
+        raise NotImplementedError(f"{type(self).__name__} is no user view")
+
+    def begin_step(self, step: int) -> None:
+        """Before optimiser step ``step`` (from 1): a view that changes along the run moves
+        on; one that does not ignores it."""
+
+    @property
+    def phase(self) -> str:
+        """"soft" or "hard" for a view annealed from an approximation to the exact one;
+        "" for a view that is the same throughout."""
+        return ""
+
+    @contextmanager
+    def final(self) -> Iterator[None]:
+        """Within it, the view of the run's last phase, which iterates are judged by."""
+        yield
 
 
 def label_rule(default: str) -> Param:
@@ -68,6 +92,18 @@ def label_rule(default: str) -> Param:
 def checkpoint_steps(iterations: int) -> dict[int, float]:
     """The step after which each budget fraction is spent (the last fraction wins a tie)."""
     return {max(1, math.ceil(f * iterations)): f for f in BUDGET_FRACTIONS}
+
+
+def mean_gradient(observed: list[torch.Tensor], protocol: Protocol) -> list[torch.Tensor]:
+    """The shared update read as one user's FedSGD gradient (a mean over its images), the
+    form the label rules and soft targets assume: a sum of users' updates is divided by
+    their count, a FedAvg change ``w_0 - w_E`` by its lr and steps. Exact for one local
+    step (``w_0 - w_1`` is lr times the gradient); for more, the mean gradient along the
+    local path, a one-step equivalent that drifts from the gradient at ``w_0`` as the
+    steps move the weights."""
+    scale = protocol.users * (protocol.local_lr * protocol.local_steps
+                              if protocol.algorithm == "fedavg" else 1.0)
+    return observed if scale == 1.0 else [o / scale for o in observed]
 
 
 @dataclass
@@ -83,6 +119,10 @@ class Reconstruction:
     # one run shows whether more iterations would still gain: a defense that only slows an
     # attack down shows a curve still rising. Empty for analytic attacks.
     checkpoints: dict[float, torch.Tensor] = field(default_factory=dict)
+    # Which phase of an annealed run (``UserView.phase``) the returned images come from:
+    # "soft" or "hard" (they are the best under the hard objective either way); "" for a
+    # run whose objective does not change.
+    phase: str = ""
 
 
 class Attack(ABC):
@@ -162,23 +202,16 @@ class Attack(ABC):
                          observed: list[torch.Tensor]) -> torch.Tensor:
         """The batch's labels by this attack's ``label_rule`` (attacks/labels.py)."""
         class_means = target.public.class_means if target.public is not None else None
-        protocol = target.protocol
-        # The rules read one mean gradient over the images: a sum of users' means is divided
-        # by their count, a FedAvg change by its lr and steps (the mean step, roughly).
-        scale = protocol.users * (protocol.local_lr * protocol.local_steps
-                                  if protocol.algorithm == "fedavg" else 1.0)
-        if scale != 1.0:
-            observed = [o / scale for o in observed]
+        observed = mean_gradient(observed, target.protocol)
         return recover_labels(self.params["label_rule"], observed, target.num_images,
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
 
-    def user_view(self, target: AttackTarget, evaluations: int) -> UserView | None:
+    def user_view(self, target: AttackTarget, steps: int) -> UserView | None:
         """What the attack applies to each candidate user's update before a sum of users'
-        updates is formed (``attacks.objectives.candidate_update``), over a run that
-        evaluates its objective about ``evaluations`` times (a view may change along the
-        run). Passive attacks match the raw sum (None); defense-aware ones model each
-        user's defense."""
+        updates is formed (``attacks.objectives.candidate_update``), over a run of
+        ``steps`` optimiser steps (a view may change along the run). Passive attacks match
+        the raw sum (None); defense-aware ones model each user's defense."""
         return None
 
     def prepare_model(self, model: nn.Module, public_images: torch.Tensor) -> nn.Module:

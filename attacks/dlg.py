@@ -12,10 +12,19 @@ lowest objective; its budget checkpoints are that run's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from tqdm import tqdm
 
-from attacks.base import Attack, AttackTarget, Reconstruction, checkpoint_steps, label_rule
+from attacks.base import (
+    Attack,
+    AttackTarget,
+    Reconstruction,
+    UserView,
+    checkpoint_steps,
+    label_rule,
+)
+from attacks.best_iterate import BestIterate
 from attacks.objectives import candidate_update, euclidean_distance
 from dgp.lazy import torch
 from dgp.optim import lbfgs
@@ -57,43 +66,28 @@ class DeepLeakage(Attack):
         return best
 
     def _run(self, target: AttackTarget, generator: torch.Generator | None) -> Reconstruction:
-        model = target.model
-        device = next(model.parameters()).device
+        device = next(target.model.parameters()).device
         observed = [t.to(device) for t in target.shared.tensors]
-        shape = (target.num_images, *target.image_shape)
-        start = torch.randn(shape, generator=generator).to(device)
-        images = start.clone().requires_grad_(True)
-        variables = [images]
-        if self.optimize_labels:
-            logits = torch.randn(target.num_images, target.num_classes,
-                                 generator=generator).to(device).requires_grad_(True)
-            variables.append(logits)
-        else:
-            labels = self.recovered_labels(target, observed).to(device)
+        variables, current_labels = self._variables(target, observed, generator)
+        images = variables[0]
+        view = self.user_view(target, steps=self.params["iterations"])
 
-        def current_labels() -> torch.Tensor:
-            return logits.softmax(-1) if self.optimize_labels else labels
+        def objective(candidate: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return self.matching_loss(candidate_update(target, candidate, labels, view),
+                                      observed, target)
 
-        optimizer = lbfgs(variables, lr=self.params["lr"],
-                          max_iter=self.params["max_evaluations"])
-
-        def hard_labels() -> torch.Tensor:
-            return current_labels().detach().argmax(-1) if self.optimize_labels else labels
+        def held() -> tuple[torch.Tensor, torch.Tensor]:
+            return images.detach().clone(), current_labels().detach().clone()
 
         # torch's L-BFGS evaluates the objective up to max_evaluations times per step and
         # returns the loss at the step's start, not at its end: the best iterate is kept
-        # here, at every evaluation, paired with the images it was evaluated at.
-        best = {"loss": math.inf, "images": start.clone(), "labels": hard_labels()}
-        # L-BFGS evaluates at most max_evaluations times per step (fewer once converged).
-        view = self.user_view(target, evaluations=self.params["iterations"]
-                              * self.params["max_evaluations"])
+        # here, at every evaluation, paired with the images (and label targets) it was
+        # evaluated at.
+        best = BestIterate(view, lambda state: float(objective(*state).detach()), held())
 
         def evaluate() -> torch.Tensor:
-            loss = self.matching_loss(candidate_update(target, images, current_labels(), view),
-                                      observed, target)
-            value = float(loss.detach())
-            if math.isfinite(value) and value < best["loss"]:
-                best.update(loss=value, images=images.detach().clone(), labels=hard_labels())
+            loss = objective(images, current_labels())
+            best.offer(float(loss.detach()), held)
             return loss
 
         def closure() -> torch.Tensor:
@@ -103,20 +97,51 @@ class DeepLeakage(Attack):
                 variable.grad = grad
             return loss
 
+        status, steps, checkpoints = self._steps(variables, closure, view, best)
+        if status == "ok":  # L-BFGS does not evaluate the end point of its last step
+            evaluate()
+        final = best.settle()
+        found, targets = final.state
+        labels = targets.argmax(-1) if self.optimize_labels else targets
+        return Reconstruction(found, labels, status, final.loss, steps, checkpoints,
+                              phase=final.phase)
+
+    def _variables(self, target: AttackTarget, observed: list[torch.Tensor],
+                   generator: torch.Generator | None,
+                   ) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
+        """The optimised variables (random images, and DLG's label logits) and the label
+        targets the objective reads (DLG: the logits' softmax; iDLG: the recovered labels)."""
+        device = observed[0].device
+        shape = (target.num_images, *target.image_shape)
+        images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+        if not self.optimize_labels:
+            labels = self.recovered_labels(target, observed).to(device)
+            return [images], lambda: labels
+        logits = torch.randn(target.num_images, target.num_classes,
+                             generator=generator).to(device).requires_grad_(True)
+        return [images, logits], lambda: logits.softmax(-1)
+
+    def _steps(self, variables: list[torch.Tensor], closure: Callable[[], torch.Tensor],
+               view: UserView | None, best: BestIterate,
+               ) -> tuple[str, int, dict[float, torch.Tensor]]:
+        """The L-BFGS steps: "ok" or "diverged", the steps taken, and the best images
+        after each budget fraction. An annealed view moves on once per step (the objective
+        stays one function within a step, however many evaluations L-BFGS spends)."""
+        optimizer = lbfgs(variables, lr=self.params["lr"],
+                          max_iter=self.params["max_evaluations"])
         status, steps = "ok", 0
         marks, checkpoints = checkpoint_steps(self.params["iterations"]), {}
         for steps in tqdm(range(1, self.params["iterations"] + 1), desc=self.name,
                           leave=False, disable=None):
+            if view is not None:
+                view.begin_step(steps)
             loss = float(optimizer.step(closure).detach())
             if not (math.isfinite(loss) and all(torch.isfinite(v).all() for v in variables)):
                 status = "diverged"
                 break
             if steps in marks:
-                checkpoints[marks[steps]] = best["images"]
-        if status == "ok":  # L-BFGS does not evaluate the end point of its last step
-            evaluate()
-        return Reconstruction(best["images"], best["labels"], status, best["loss"], steps,
-                              checkpoints)
+                checkpoints[marks[steps]] = best.settle().state[0]
+        return status, steps, checkpoints
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:

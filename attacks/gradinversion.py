@@ -111,7 +111,7 @@ class GradInversion(Attack):
         n = p["iterations"]
         optimizer = Adam([images], lr=p["lr"])
         scheduler = LambdaLR(optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))
-        view = self.user_view(target, evaluations=n)
+        view = self.user_view(target, steps=n)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             statistics.pop()
@@ -126,9 +126,9 @@ class GradInversion(Attack):
             gradient.add_(scale * torch.randn(shape, generator=generator).to(device))
 
         try:
-            best_images, best_loss, status, step, checkpoints = optimize_images(
-                images, objective, optimizer, scheduler, n, (lower, upper), desc=self.name,
-                signed=p["signed"], gradient_noise=langevin if p["langevin"] else None)
+            return optimize_images(
+                images, labels, objective, optimizer, scheduler, n, (lower, upper),
+                desc=self.name, signed=p["signed"],
+                gradient_noise=langevin if p["langevin"] else None, view=view)
         finally:
             statistics.close()
-        return Reconstruction(best_images, labels, status, best_loss, step, checkpoints)

@@ -45,12 +45,10 @@ class InvertingGradients(Attack):
                               labels, "diverged", math.inf, 0)
         steps_total = 0
         for restart in range(self.params["restarts"]):
-            images, loss, status, steps, checkpoints = self._run(target, observed, labels,
-                                                                 generator, restart)
-            steps_total += steps
-            if loss < best.loss or best.status == "diverged" and status == "ok":
-                # checkpoints: the budget fractions of the restart that is returned
-                best = Reconstruction(images, labels, status, loss, 0, checkpoints)
+            result = self._run(target, observed, labels, generator, restart)
+            steps_total += result.iterations
+            if result.loss < best.loss or best.status == "diverged" and result.status == "ok":
+                best = result  # its checkpoints: the budget fractions of this restart
         best.iterations = steps_total
         return best
 
@@ -60,7 +58,7 @@ class InvertingGradients(Attack):
         return cosine_distance(candidate, observed)
 
     def _run(self, target: AttackTarget, observed: list[torch.Tensor], labels: torch.Tensor,
-             generator: torch.Generator | None, restart: int):
+             generator: torch.Generator | None, restart: int) -> Reconstruction:
         device = observed[0].device
         lower, upper = (b.to(device) for b in target.box)
         n = self.params["iterations"]
@@ -70,12 +68,13 @@ class InvertingGradients(Attack):
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
         scheduler = MultiStepLR(optimizer, milestones, gamma=0.1)
         tv_weight = self.params["tv_weight"]
-        view = self.user_view(target, evaluations=n)
+        view = self.user_view(target, steps=n)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             matching = self.matching_loss(
                 candidate_update(target, candidate, labels, view), observed, target)
             return matching + tv_weight * total_variation(candidate)
 
-        return optimize_images(images, objective, optimizer, scheduler, n, (lower, upper),
-                               desc=f"{self.name} restart {restart}", signed=True)
+        return optimize_images(images, labels, objective, optimizer, scheduler, n,
+                               (lower, upper), desc=f"{self.name} restart {restart}",
+                               signed=True, view=view)

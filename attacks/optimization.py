@@ -1,7 +1,8 @@
 """The first-order optimisation loop shared by the image-optimising attacks.
 
 Attacks supply the objective (matching plus priors); this loop owns stepping, the valid box,
-divergence detection and keeping the best iterate.
+divergence detection and keeping the best iterate (``attacks.best_iterate``: under the
+hard objective where the attack's user view anneals).
 """
 
 from __future__ import annotations
@@ -11,37 +12,44 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from attacks.base import checkpoint_steps
+from attacks.base import Reconstruction, UserView, checkpoint_steps
+from attacks.best_iterate import BestIterate
 from dgp.lazy import torch
 from dgp.optim import Adam, LambdaLR, MultiStepLR
 
 
-def optimize_images(images: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+def optimize_images(images: torch.Tensor, labels: torch.Tensor,
+                    objective: Callable[[torch.Tensor], torch.Tensor],
                     optimizer: Adam, scheduler: MultiStepLR | LambdaLR, iterations: int,
                     box: tuple[torch.Tensor, torch.Tensor], desc: str, signed: bool = False,
                     gradient_noise: Callable[[torch.Tensor], None] | None = None,
-                    ) -> tuple[torch.Tensor, float, str, int, dict[float, torch.Tensor]]:
-    """Minimise ``objective(images)`` over ``images`` (a leaf tensor the optimiser owns).
+                    view: UserView | None = None) -> Reconstruction:
+    """Minimise ``objective(images)`` over ``images`` (a leaf tensor the optimiser owns);
+    ``labels`` are those the objective uses, returned with the images.
 
     ``signed`` steps on the sign of the gradient (Inverting Gradients); ``gradient_noise``
     may change the image gradient in place before that (Langevin noise, as in breaching).
-    Images are clamped to ``box`` after every step. Returns the best images, their
-    objective, "ok" or "diverged" (a non-finite objective ends the run), the steps taken and
-    the best images after each budget fraction (``checkpoint_steps``).
+    Images are clamped to ``box`` after every step. ``view``, the user view the objective
+    applies, is told each step (``UserView.begin_step``). Returns the best images, their
+    objective (the hard one for an annealed view) and phase, "ok" or "diverged" (a
+    non-finite objective ends the run), the steps taken and the best images after each
+    budget fraction (``checkpoint_steps``).
     """
     lower, upper = box
-    best_loss, best_images, status, step = math.inf, images.detach().clone(), "ok", 0
+    best = BestIterate(view, lambda held: _value(objective, held), images.detach().clone())
+    status, step = "ok", 0
     marks, checkpoints = checkpoint_steps(iterations), {}
     for step in tqdm(range(1, iterations + 1), desc=desc, leave=False, disable=None):
+        if view is not None:
+            view.begin_step(step)
         value = objective(images)
         loss = float(value.detach())
         if not math.isfinite(loss):
             status = "diverged"
             break
-        if loss < best_loss:
-            best_loss, best_images = loss, images.detach().clone()
+        best.offer(loss, lambda: images.detach().clone())
         if step in marks:
-            checkpoints[marks[step]] = best_images
+            checkpoints[marks[step]] = best.settle().state
         optimizer.zero_grad()
         images.grad, = torch.autograd.grad(value, images)
         if gradient_noise is not None:
@@ -52,4 +60,11 @@ def optimize_images(images: torch.Tensor, objective: Callable[[torch.Tensor], to
         scheduler.step()
         with torch.no_grad():
             images.copy_(torch.maximum(torch.minimum(images, upper), lower))
-    return best_images, best_loss, status, step, checkpoints
+    final = best.settle()
+    return Reconstruction(final.state, labels, status, final.loss, step, checkpoints,
+                          phase=final.phase)
+
+
+def _value(objective: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> float:
+    """The objective at held images, evaluated as at an iterate (a leaf that needs grad)."""
+    return float(objective(images.clone().requires_grad_(True)).detach())

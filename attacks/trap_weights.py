@@ -4,9 +4,10 @@ aggregation.
 
 The server puts a block in front of the model it sends: a linear layer of ``rows`` trap
 rows, a ReLU, and a linear layer back to image shape added onto the input. Each trap row
-draws half of its weights from N(0, sigma^2) and puts the same draws, negated and scaled by
-``scale_factor``, on the other half, so each image switches on its own random subset of
-rows. A row that exactly one image of the whole aggregate switched on gives that image:
+gives a random half of its inputs -|N(0, sigma^2)| weights and the other half the same
+magnitudes times ``scale_factor`` (0.95): negative-dominant rows, as the paper describes, so
+each image switches on its own random subset of rows. A row that exactly one image of the
+whole aggregate switched on gives that image:
 
     x = dL/dW_i / dL/db_i
 
@@ -15,7 +16,10 @@ exactly, whichever user it came from: summing users' gradients only adds more im
 Defaults and where they come from (breaching's ``CuriousAbandonHonesty`` block and its
 server config ``malicious-model-cah.yaml``, which replicate the paper): ``rows`` 64 (its
 ``num_bins``), ``sigma`` 0.5, ``scale_factor`` 0.95, ``mu`` 0 (every trap bias), and the
-readout x = dW_i / db_i (the paper's; breaching's ``ImprintAttacker``).
+readout x = dW_i / db_i (the paper's; breaching's ``ImprintAttacker``). The weights follow
+``_init_trap_weights`` as of breaching's commit 21b3b8e ("fix trap weight initialization");
+before it, breaching drew signed values and put their -0.95 copies on the other half, which
+gives rows of either sign.
 
 Where ours differs on purpose:
 
@@ -35,8 +39,9 @@ Where ours differs on purpose:
   image and its gradient) is taken off those rows, so a row it shared with one unknown image
   then gives that image exactly; repeated until nothing new is found. ``peel: false`` reads
   only the rows one image switched on, as the reference does. Measured on 16x16 digits, 4
-  users: 64 rows recover 8 of 8 images (2 per user) with peeling, 4.3 without; of 16
-  images (4 per user), 64 rows recover 9.5 and 128 rows all 16 (means over ten draws).
+  users: 64 rows recover 8 of 8 images (2 per user) with peeling, 4.2 without; of 16
+  images (4 per user), 64 rows recover 8.9 and 128 rows 15.7 (all 16 on nine of the ten
+  draws), 6.5 without peeling (means over seeds 0-9).
 
 Images no row isolates are filled with the distinct ratios of the unexplained rows that
 look like an image (inside the pixel box: mixtures of the missing images, scored as the
@@ -72,15 +77,17 @@ SAME_IMAGE = 1e-3
 
 def trap_matrix(rows: int, size: int, sigma: float, scale_factor: float,
                 generator: torch.Generator) -> torch.Tensor:
-    """Breaching's trap rows: per row, a random half of the inputs gets N(0, sigma^2) draws,
-    the other half the same draws times ``-scale_factor`` (an odd input count leaves one
-    input at 0)."""
+    """Breaching's trap rows after its fix (21b3b8e): per row, a random half of the inputs
+    gets -|N(0, sigma^2)| draws and the other half the same magnitudes times
+    ``+scale_factor``: every row's weights sum below zero (the paper's negative-dominant
+    rows), where the earlier signed draws gave rows of either sign. An odd input count
+    leaves one input at 0 (breaching's scatter fails there)."""
     half = size // 2
     order = torch.argsort(torch.rand(rows, size, generator=generator), dim=1)
-    draws = torch.randn(rows, half, generator=generator) * sigma
+    negative = -(torch.randn(rows, half, generator=generator) * sigma).abs()
     weight = torch.zeros(rows, size)
-    weight.scatter_(1, order[:, :half], draws)
-    weight.scatter_(1, order[:, half:2 * half], -scale_factor * draws)
+    weight.scatter_(1, order[:, :half], negative)
+    weight.scatter_(1, order[:, half:2 * half], -scale_factor * negative)
     return weight
 
 
@@ -104,7 +111,7 @@ class TrapWeights(Attack):
         "rows": Param(64, int, low=1, doc="trap rows in the block (breaching's num_bins)"),
         "sigma": Param(0.5, float, low=0, low_open=True, doc="std of the trap weights"),
         "scale_factor": Param(0.95, float, low=0, low_open=True,
-                              doc="the paired half's weights are -scale_factor x the draws"),
+                              doc="positive half: scale_factor x the negative half's sizes"),
         "mu": Param(0.0, float, doc="every trap row's bias"),
         "gain": Param(0.1, float, low=0, low_open=True,
                       doc="RMS change the block makes to a public image (normalised units)"),

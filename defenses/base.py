@@ -121,6 +121,14 @@ class Defense(ABC):
         return [c if m is None else c * m.to(c.device)
                 for c, m in zip(candidate, shared.masks, strict=True)]
 
+    @classmethod
+    def aggregate_error(cls, users: int) -> str | None:
+        """Why a defense-aware attacker cannot model the sum of ``users`` users' uploads of
+        this defense (its ``aggregate_view`` and likelihood would be wrong, not just
+        inexact), or None. The config validator refuses such a protocol with such attacks
+        before any job runs."""
+        return None
+
     def update_band(self, numel: int) -> tuple[int, int] | None:
         """Where the sent positions of a tensor of ``numel`` entries are a band of the
         user's own update's magnitude ranking (dgp, topk): (largest entries skipped,

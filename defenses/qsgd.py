@@ -16,6 +16,10 @@ a product of these tents: a candidate more than one level away from any sent ent
 impossible. ``observation_nll`` is its negative log (with a linear continuation past the
 support, so an optimiser still gets a gradient there); ``constraint_penalty`` asks the
 candidate to have the sent norms, which travel exactly.
+
+Under secure aggregation neither fits: the server sees the sum of every user's levels
+times its own norm, whose likelihood is a convolution of tents (not modelled), and one norm
+per user and tensor. A defense-aware attack of a sum of users is refused (``aggregate_error``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,14 @@ class QSGD(Defense):
                    f"got {ratio}"
         return None
 
+    @classmethod
+    def aggregate_error(cls, users: int) -> str | None:
+        if users > 1:
+            return (f"defense {cls.name!r} cannot be modelled under a sum of {users} users' "
+                    "uploads: its likelihood is that of one user's quantised upload (the "
+                    "sum's is a convolution of tents, with one norm per user)")
+        return None
+
     def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
               batch: UserBatch | None = None) -> SharedGradient:
         levels = levels_for_bits(int(self.ratio))
@@ -68,6 +80,8 @@ class QSGD(Defense):
     def observation_nll(self, view: list[torch.Tensor],
                         shared: SharedGradient) -> torch.Tensor | None:
         """The quantiser's exact negative log-likelihood per entry (module docstring)."""
+        if len(shared.side["norms"]) != len(view):
+            raise ValueError(self.aggregate_error(len(shared.side["norms"]) // len(view)))
         levels = levels_for_bits(int(self.ratio))
         total, entries = view[0].new_zeros(()), 0
         for candidate, sent, norm in zip(view, shared.tensors, shared.side["norms"],

@@ -2,7 +2,8 @@
 
 ``digits`` (scikit-learn's bundled 8x8 digits) ships with the package and is the embedded
 default. ``cifar10``, ``cifar100`` and ``mnist`` are torchvision's loaders (downloading only
-when the config allows it); ``imagefolder`` reads any ``root/<split>/<class>/*.jpg`` tree.
+when the config allows it); ``imagefolder`` reads any ``root/<split>/<class>/*.jpg`` tree,
+or a ``root/<class>/*.jpg`` tree that it splits per class (``TEST_EVERY``).
 Normalisation is kept apart (``normalize``/``denormalize``) because metrics are computed on
 [0, 1] images while models and attacks work in normalised space.
 """
@@ -154,11 +155,25 @@ class _TorchvisionSet:
         return ImageData(dataset, self.classes, len(self.mean), image_size, self.mean, self.std)
 
 
+# An imagefolder root without train/ and test/ is split per class: every TEST_EVERY-th file
+# (by name) is a test image, the rest train, so the server's public (train) images never
+# include an attacked one. Fixed, like digits' split: no randomness, the same on every run.
+TEST_EVERY = 5
+SPLITS = ("train", "test")
+
+
 def _imagefolder_missing(spec: dict[str, Any]) -> str | None:
     if not spec.get("root"):
-        return "dataset 'imagefolder' needs a 'root' folder (root/<split>/<class>/*.jpg)"
-    if not Path(spec["root"]).is_dir():
+        return ("dataset 'imagefolder' needs a 'root' folder (root/<split>/<class>/*.jpg or "
+                "root/<class>/*.jpg)")
+    root = Path(spec["root"])
+    if not root.is_dir():
         return f"imagefolder root {str(spec['root'])!r} does not exist"
+    present = [split for split in SPLITS if (root / split).is_dir()]
+    if len(present) == 1:
+        return (f"imagefolder root {str(root)!r} has {present[0]}/ but not the other split: "
+                "give both train/ and test/, or neither (one folder of class folders is "
+                f"split per class, every {TEST_EVERY}th file a test image)")
     return None
 
 
@@ -166,12 +181,28 @@ def _load_imagefolder(spec: dict[str, Any], split: str, image_size: int) -> Imag
     from torchvision import datasets
 
     root = Path(spec["root"])
-    split_root = root / split if (root / split).is_dir() else root
-    dataset = datasets.ImageFolder(str(split_root), transform=_transform(image_size, -1))
+    presplit = (root / split).is_dir()
+    folder = datasets.ImageFolder(str(root / split if presplit else root),
+                                  transform=_transform(image_size, -1))
+    dataset = folder if presplit else torch.utils.data.Subset(
+        folder, _one_folder_split(folder.targets, split))
     channels = 3
     mean = tuple(spec.get("mean") or (0.5,) * channels)
     std = tuple(spec.get("std") or (0.5,) * channels)
-    return ImageData(dataset, len(dataset.classes), channels, image_size, mean, std)
+    return ImageData(dataset, len(folder.classes), channels, image_size, mean, std)
+
+
+def _one_folder_split(targets: list[int], split: str) -> list[int]:
+    """The indices of ``split`` in one folder of class folders: per class, every
+    TEST_EVERY-th file (ImageFolder lists them by name) is a test image, the rest train."""
+    seen: dict[int, int] = {}
+    chosen = []
+    for index, label in enumerate(targets):
+        rank = seen.get(label, 0)
+        seen[label] = rank + 1
+        if (rank % TEST_EVERY == 0) == (split == "test"):
+            chosen.append(index)
+    return chosen
 
 
 @dataclass(frozen=True)

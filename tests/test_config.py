@@ -179,3 +179,17 @@ def test_every_plugin_parameter_is_declared_documented_and_listed():
     listing = subprocess.run([sys.executable, "-m", "dgp.jobs.parameters"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout
     assert "| defense `precode` | `kl_unit` | `'bits'` | bits, nats |" in listing
+
+
+def test_qsgd_under_a_sum_of_users_refuses_defense_aware_attacks_only():
+    # Its likelihood is one user's quantised upload (and the sum carries one norm per user):
+    # a defense-aware attack of the sum would crash or model the wrong observation.
+    def with_qsgd(c, attacks):
+        c["privacy"]["protocols"][2].update(defenses=["none", "qsgd"], attacks=attacks)
+
+    with pytest.raises(ConfigError, match=r"protocols\[2\].*idlg_adaptive.*'qsgd'.*4 users"):
+        validate_config(broken(lambda c: with_qsgd(c, ["idlg_adaptive"])))
+    passive = validate_config(broken(lambda c: with_qsgd(c, ["ig"])))
+    summed = {(j["defense"], j["attack"]) for j in privacy_jobs(passive)
+              if j["defense"] == "qsgd" and j["protocol"] == "fedsgd-n4"}
+    assert summed == {("qsgd", "ig")}

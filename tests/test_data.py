@@ -30,6 +30,42 @@ def test_imagefolder_reads_real_cifar_images(cifar10_mini):
     assert images.std() > 0.05  # natural images, not blanks
 
 
+def _class_folders(root, counts: dict[str, int]) -> None:
+    """PNG files under root/<class>/, each a different flat grey (so a file is its value)."""
+    from PIL import Image
+
+    value = 0
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            value += 5
+            Image.new("RGB", (4, 4), (value,) * 3).save(root / name / f"{i:04d}.png")
+
+
+def test_imagefolder_without_splits_splits_each_class_disjointly(tmp_path):
+    # The server's public images (the train split: floor, label priors, imprint thresholds)
+    # must not include an attacked (test) image; one folder used to serve both splits.
+    _class_folders(tmp_path, {"cat": 7, "dog": 5})
+    spec = {"name": "imagefolder", "root": str(tmp_path), "image_size": 4}
+    splits = {}
+    for split in ("train", "test"):
+        data = load_dataset(spec, split)
+        images, labels = data.samples(list(range(len(data.dataset))))
+        assert data.num_classes == 2
+        splits[split] = {(round(float(x.mean()) * 255), int(y))
+                         for x, y in zip(images, labels, strict=True)}
+    assert not splits["train"] & splits["test"]
+    assert len(splits["train"] | splits["test"]) == 12
+    # Every fifth file of each class by name: cat 0000, 0005; dog 0000.
+    assert splits["test"] == {(5, 0), (30, 0), (40, 1)}
+
+
+def test_imagefolder_with_one_split_folder_is_refused(tmp_path):
+    _class_folders(tmp_path / "train", {"cat": 2})
+    message = missing_data_message({"name": "imagefolder", "root": str(tmp_path)})
+    assert "has train/ but not the other split" in message
+
+
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_every_dataset_loads_or_says_first_what_is_missing(name, tmp_path):
     # Adding a dataset is one DATASETS entry: offline, with a data root that does not

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from attacks import create_attack
+from attacks.adaptive import shared_soft_targets
 from attacks.base import AttackTarget
 from attacks.labels import soft_targets
 from defenses import create_defense
@@ -16,7 +17,9 @@ from defenses.instahide import flip_signs, unflip_estimate
 from defenses.mixup import coefficient_moments, unmix
 from dgp.gradients import parameter_gradients
 from dgp.models import build_model
+from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge
+from dgp.updates import user_update
 
 K = 10
 BOX = (torch.full((1, 1, 1, 1), -3.0), torch.full((1, 1, 1, 1), 3.0))
@@ -145,3 +148,24 @@ def test_without_public_knowledge_the_adaptive_attack_returns_what_it_reconstruc
     adaptive = create_attack("dlg_adaptive", params).reconstruct(
         target, torch.Generator().manual_seed(9))
     torch.testing.assert_close(adaptive.images, passive.images)
+
+
+def test_soft_targets_read_from_a_one_step_fedavg_update_are_the_fedsgd_ones():
+    """One local step at lr 0.1 changes the weights by 0.1 x the FedSGD gradient; read as
+    it is, its bias entry says nothing of the targets (the softmax dwarfs it), so the
+    estimate scales the update back to one user's gradient first, as the label rules do."""
+    model = build_model("lenet", 1, K, 8, seed=0).eval()
+    image = _rand(1, 1, 8, 8)
+    mixed = torch.zeros(1, K)
+    mixed[0, [2, 5, 7]] = torch.tensor([0.5, 0.3, 0.2])
+    defense = create_defense("mixup", 3)
+    found = {}
+    for protocol in (Protocol(), Protocol("fedavg", 1, 0, 0.1)):
+        shared = defense.apply(user_update(model, image, mixed, protocol))
+        target = AttackTarget(model, shared, 1, (1, 8, 8), K, BOX, defense,
+                              _public(_rand(K, 1, 8, 8, seed=8)), protocol=protocol)
+        found[protocol.algorithm] = shared_soft_targets(target, image, torch.tensor([2]))
+    torch.testing.assert_close(found["fedavg"], found["fedsgd"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(found["fedsgd"], mixed, atol=1e-5, rtol=0)
+    unscaled = soft_targets(model, image, list(shared.tensors), torch.tensor([2]), K)
+    assert (unscaled - mixed).abs().max() > 0.05

@@ -225,8 +225,8 @@ def test_the_defense_aware_view_of_a_sum_is_exact_at_the_users_images(name: str)
                           (torch.full((1, 1, 1, 1), -9.0), torch.full((1, 1, 1, 1), 9.0)),
                           defense=defense, protocol=protocol)
     attack = AdaptiveImprovedDeepLeakage()
-    view = attack.user_view(target, evaluations=2)  # soft masks on the first of 2
-    view.calls = view.soft_calls  # the second half: the exact, hard masks
+    view = attack.user_view(target, steps=2)  # soft masks on the first of 2
+    view.begin_step(2)  # the second half: the exact, hard masks
     viewed = candidate_update(target, images, labels, view)
     for a, b in zip(viewed, shared.tensors, strict=True):
         torch.testing.assert_close(a.detach(), b, rtol=1e-4, atol=1e-6)
@@ -340,15 +340,21 @@ def test_the_annealed_view_is_soft_for_the_first_half_of_the_run_then_exact() ->
     target = AttackTarget(build_model("lenet", 1, 10, 16, 0), None, 1, (1, 16, 16), 10,
                           (torch.zeros(1), torch.ones(1)), defense=create_defense("dgp", 0.8),
                           protocol=Protocol(users=2))
-    view = AnnealedBands(target, 1.0, evaluations=10)  # 2 users: 20 calls, 10 soft
-    temperatures = []
-    for _ in range(20):
-        temperatures.append(view.current_temperature())
-        view.calls += 1
-    assert temperatures[0] == 1.0 and all(t == 0 for t in temperatures[10:])
-    soft = temperatures[:10]
+    view = AnnealedBands(target, 1.0, steps=10)  # 5 soft steps, 5 hard
+    temperatures, phases = [], []
+    for step in range(1, 11):
+        view.begin_step(step)
+        temperatures.append(view.temperature)
+        phases.append(view.phase)
+    assert temperatures[0] == 1.0 and all(t == 0 for t in temperatures[5:])
+    soft = temperatures[:5]
     assert all(a > b > 0.01 - 1e-9 for a, b in zip(soft, soft[1:], strict=False))
-    assert AnnealedBands(target, 0.0, 10).current_temperature() == 0.0
+    assert phases == ["soft"] * 5 + ["hard"] * 5
+    with view.final():
+        assert view.temperature == 0.0
+    hard_throughout = AnnealedBands(target, 0.0, 10)
+    hard_throughout.begin_step(1)
+    assert hard_throughout.temperature == 0.0 and hard_throughout.phase == ""
 
 
 def test_soft_band_masks_let_the_defense_aware_attack_beat_the_floor_on_a_dgp_sum() -> None:

@@ -191,8 +191,32 @@ def _check_protocols(config: dict[str, Any]) -> None:
             for name in entry.get(key, []):
                 _registered(f"{where}.{key}", key.removesuffix("s"), name, registry)
         _check_protocol_fits(config, protocol, entry, where)
+        _check_defense_aware_sums(config, protocol, entry, where)
     _unique([Protocol.from_dict(e) for e in privacy["protocols"]], lambda p: p.id,
             "privacy.protocols")
+
+
+def _check_defense_aware_sums(config: dict[str, Any], protocol: Protocol,
+                              entry: dict[str, Any], where: str) -> None:
+    """A defense-aware attack (one that knows the ``defense protocol``) runs on a sum of
+    users only where the defense says its sum can be modelled (``aggregate_error``)."""
+    if protocol.users == 1:
+        return
+    num_images = protocol.users * config["privacy"]["batch_size"]
+    for defense in config["defenses"]:
+        problem = DEFENSES[defense["name"]].aggregate_error(protocol.users)
+        if not problem or defense["name"] not in entry.get("defenses", [defense["name"]]):
+            continue
+        impl = create_defense(defense["name"], defense["ratios"][0], defense["params"])
+        for attack in config["attacks"]:
+            if attack["name"] not in entry.get("attacks", [attack["name"]]):
+                continue
+            known = create_attack(attack["name"], attack["params"]).knowledge(
+                impl, protocol, num_images)
+            if "defense protocol" in known:
+                raise ConfigError(f"{where}: attack {attack['name']!r} is defense-aware, "
+                                  f"but {problem}; leave {defense['name']} out of this "
+                                  "protocol's defenses or the attack out of its attacks")
 
 
 def _check_protocol_fits(config: dict[str, Any], protocol: Protocol, entry: dict[str, Any],
