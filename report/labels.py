@@ -2,7 +2,8 @@
 
 Per dataset, each defended setting's strongest label rule per batch size, judged against
 the guess that reads no gradient (``guess_prior``: the public class frequencies spread over
-the batch) on the same batches; and each setting's every rule, the oracle (the upper bound)
+the batch) on the same batches, the rule chosen on the other half of the batches
+(``_strongest``); and each setting's every rule, the oracle (the upper bound)
 and both guesses beside it. The unit resampled is one batch (each with its own model
 initialisation); n is the number of batches per cell.
 """
@@ -20,7 +21,7 @@ from report.stats import CLEARS, MIN_SAMPLES, NO_BETTER, TOO_FEW, format_mean_ci
 FLOOR_RULE = "guess_prior"
 # What the strongest rule is chosen from: the rules an attacker can run, named for what they
 # do (not the oracle, which is handed the labels, nor the guesses, nor ``auto``, which is
-# iDLG for one image and the bias rule for a batch).
+# iDLG for one image and ``llg_plus`` for a batch).
 ATTACK_RULES = [rule for rule in LABEL_RULES if rule not in ("oracle", "auto")]
 
 
@@ -36,12 +37,23 @@ def label_verdict(rule_rows: pd.DataFrame, floor_rows: pd.DataFrame) -> str:
 
 
 def _strongest(cell: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
-    """The attack rule with the highest mean label accuracy in one (setting, size) cell."""
-    means = cell[cell["rule"].isin(ATTACK_RULES)].groupby("rule")["label_acc"].mean()
-    if means.empty:
+    """The strongest attack rule of one (setting, size) cell, chosen without peeking: the
+    even batches are judged by the rule with the highest mean accuracy on the odd ones, and
+    the reverse (two folds of independent batches). Returns the rule name(s) and the judged
+    rows; None without attack rules or with a single batch."""
+    rules = cell[cell["rule"].isin(ATTACK_RULES)]
+    fold = rules["batch"] % 2
+    chosen, parts = [], []
+    for judged in (0, 1):
+        means = rules[fold != judged].groupby("rule")["label_acc"].mean()
+        if means.empty or not (fold == judged).any():
+            continue
+        rule = str(means.sort_index().idxmax())
+        chosen.append(rule)
+        parts.append(rules[(fold == judged) & (rules["rule"] == rule)])
+    if not parts:
         return None
-    rule = means.sort_index().idxmax()
-    return str(rule), cell[cell["rule"] == rule]
+    return " / ".join(dict.fromkeys(chosen)), pd.concat(parts)
 
 
 def _setting_name(defense: str, ratio: float) -> str:

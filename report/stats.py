@@ -15,8 +15,9 @@ from scipy import stats
 from dgp.columns import budget_column
 
 
-def mean_ci(values: pd.Series) -> tuple[float, float, int]:
-    """Mean, 95% t-interval half-width (NaN when n < 2) and n over the non-NaN values."""
+def mean_ci(values: pd.Series, tests: int = 1) -> tuple[float, float, int]:
+    """Mean, 95% t-interval half-width (NaN when n < 2) and n over the non-NaN values; for
+    one of ``tests`` candidates, the Bonferroni-widened interval (level 1 - 0.05 / tests)."""
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     x = x[~np.isnan(x)]
     n = len(x)
@@ -24,7 +25,7 @@ def mean_ci(values: pd.Series) -> tuple[float, float, int]:
         return math.nan, math.nan, 0
     if n == 1:
         return float(x[0]), math.nan, 1
-    half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    half = stats.t.ppf(1 - 0.025 / tests, n - 1) * x.std(ddof=1) / math.sqrt(n)
     return float(x.mean()), float(half), n
 
 
@@ -132,17 +133,28 @@ def success_counts(runs: pd.DataFrame) -> tuple[int, int, int]:
             int((runs["ssim"].dropna() >= REBUILT_SSIM).sum()), len(margin))
 
 
+def candidates(rows: pd.DataFrame) -> int:
+    """How many attacks a strongest verdict was chosen from (1 for one attack's rows)."""
+    if "candidates" not in rows or rows["candidates"].isna().all():
+        return 1
+    return int(rows["candidates"].max())
+
+
 def floor_verdict(rows: pd.DataFrame) -> str | None:
     """Whether a setting's attack beats the guessing floor: the 95 % t-interval, over
     independent runs, of the run's mean ``psnr`` minus the higher of the two floors on the
     same images. "clears the floor" when it lies above 0; ``MIXED`` when it does not but
     some runs clear the floor by ``SUCCESS_MARGIN_DB`` (bimodal outcomes: some images come
     back, others not at all); ``NO_BETTER`` otherwise; ``TOO_FEW`` below ``MIN_SAMPLES``
-    independent runs; None for tables without the floor columns."""
+    independent runs; None for tables without the floor columns. A strongest attack chosen
+    from several is judged at the Bonferroni-widened level (``candidates``): choosing on
+    other seeds' runs keeps the estimate unbiased, but the judged seeds' values are not
+    independent of each other's choices (tests/test_verdicts.py simulates the error rate
+    with and without it)."""
     if "floor_psnr" not in rows or rows["floor_psnr"].isna().all():
         return None
     runs = run_table(rows)
-    mean, half, n = mean_ci(pd.Series(unit_values(runs, "margin_psnr")))
+    mean, half, n = mean_ci(pd.Series(unit_values(runs, "margin_psnr")), candidates(rows))
     if n < MIN_SAMPLES or math.isnan(half):
         return TOO_FEW
     if mean - half > 0:

@@ -61,7 +61,8 @@ def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
     if not parts:
         return group.iloc[0:0]
     rows = pd.concat(parts)
-    return rows.assign(source_attack=rows["attack"], attack=name)
+    return rows.assign(source_attack=rows["attack"], attack=name,
+                       candidates=group["attack"].nunique())
 
 
 def with_strongest(privacy: pd.DataFrame) -> pd.DataFrame:

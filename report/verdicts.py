@@ -26,6 +26,7 @@ from report.stats import (
     MIN_SAMPLES,
     REBUILT_SSIM,
     SUCCESS_MARGIN_DB,
+    candidates,
     floor_verdict,
     mean_ci,
     run_table,
@@ -37,7 +38,7 @@ from report.stats import (
 from report.strongest import SELECTION, SETTING, STRONGEST_NAMES, with_strongest
 
 VERDICT_COLUMNS = [
-    *SETTING, "strongest_attack", "selection", "n_runs", "n_units", "unit",
+    *SETTING, "strongest_attack", "selection", "candidates", "n_runs", "n_units", "unit",
     "psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high",
     "floor_psnr", "class_floor_psnr", "floor_ssim", "class_floor_ssim",
     "margin_psnr_mean", "margin_psnr_low", "margin_psnr_high",
@@ -82,7 +83,8 @@ def verdict_row(rows: pd.DataFrame, key: tuple, privacy: pd.DataFrame) -> dict[s
     runs = run_table(rows)
     succeeded, rebuilt, n = success_counts(runs)
     row: dict[str, Any] = dict(zip(SETTING, key, strict=True))
-    row.update({"strongest_attack": _chosen(rows), "selection": SELECTION, "n_runs": len(runs),
+    row.update({"strongest_attack": _chosen(rows), "selection": SELECTION,
+                "candidates": candidates(rows), "n_runs": len(runs),
                 "n_units": len(unit_values(runs, "psnr")), "unit": units_name(runs)})
     for metric in ("psnr", "ssim", "margin_psnr"):
         mean, low, high = _interval(runs, metric)

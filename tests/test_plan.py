@@ -72,6 +72,7 @@ def test_a_deleted_data_folder_is_noticed_after_a_memoised_validation(tmp_path, 
     monkeypatch.setenv("DGP_CACHE_DIR", str(tmp_path / "cache"))
     images = tmp_path / "images"
     (images / "train" / "cat").mkdir(parents=True)
+    (images / "test" / "cat").mkdir(parents=True)
     config = {**SMOKE, "datasets": [{"name": "imagefolder", "model": "lenet",
                                      "root": str(images), "image_size": 16}]}
     assert validated_config(config)["datasets"][0]["root"] == str(images)

@@ -229,7 +229,7 @@ def test_claims_are_evaluated_on_the_results(tmp_path):
     for ratio in ("0.5", "0.9"):
         tie = verdicts[(f"dgp-beats-topk@{ratio}", "tinyset")]
         assert tie.status == "not reproduced" and tie.estimate == 0.0
-        assert "n = 4 paired images" in tie.evidence and "resampling 4 images" in tie.evidence
+        assert "n = 4 paired runs (resampled)" in tie.evidence
     assert ("dgp-beats-topk", "tinyset") not in verdicts  # never pooled over ratios
     # dgp at 0.8 was not run in this table.
     assert verdicts[("dgp-protects", "tinyset")].status == "not run"

@@ -36,4 +36,5 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
     assert counts["aggregate_privacy"] == counts["aggregate_utility"] == "1"
     assert counts["aggregate_labels"] == counts["report"] == "1"
     # + three aggregates, the report and all
-    assert counts["total"] == str(expected + 2 * len(names) + 5)
+    assert counts["verdicts"] == "1"
+    assert counts["total"] == str(expected + 2 * len(names) + 6)
