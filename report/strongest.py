@@ -10,7 +10,8 @@ Picking the attack with the best PSNR on the images it is then judged on would b
 winner's curse (several attacks at the floor: the best of them "clears" it by chance). So
 each seed's runs are judged by the attack with the highest mean run PSNR on the *other*
 seeds' runs (leave one seed out): the choice never sees the runs it is judged on. With a
-single seed nothing is left to choose on and the setting gets no strongest rows. The rows
+single seed the runs (cases, each on its own model draw) are the folds; a setting with one
+candidate attack needs no choice. The rows
 added carry ``source_attack`` (the attack chosen for that seed).
 """
 
@@ -30,8 +31,11 @@ SELECTION = ("leave one seed out: each seed's runs are judged by the attack with
 
 
 def _run_psnr(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per attack and run: seed and mean PSNR."""
-    return run_table(rows)[["attack", "seed", "psnr"]]
+    """Per attack and run: its fold (the seed; with a single seed, the run's case) and mean
+    PSNR, as ``choose_per_seed`` reads them (the fold in the ``seed`` column)."""
+    runs = run_table(rows)
+    fold = runs["seed"] if runs["seed"].nunique() > 1 else runs["batch"]
+    return runs.assign(seed=fold)[["attack", "seed", "psnr"]]
 
 
 def choose_per_seed(runs: pd.DataFrame) -> dict[int, str]:
@@ -55,9 +59,13 @@ def _reverse(name: str) -> tuple[int, ...]:
 
 
 def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One attack's rows per fold; a lone candidate is the strongest without a choice."""
+    if group["attack"].nunique() == 1:
+        return group.assign(source_attack=group["attack"], attack=name, candidates=1)
+    key = "seed" if group["seed"].nunique() > 1 else "batch"
     chosen = choose_per_seed(_run_psnr(group))
-    parts = [group[(group["seed"] == seed) & (group["attack"] == attack)]
-             for seed, attack in chosen.items()]
+    parts = [group[(group[key] == fold) & (group["attack"] == attack)]
+             for fold, attack in chosen.items()]
     if not parts:
         return group.iloc[0:0]
     rows = pd.concat(parts)
