@@ -30,12 +30,16 @@ SELECTION = ("leave one seed out: each seed's runs are judged by the attack with
              "mean run PSNR on the other seeds' runs")
 
 
+def _fold(rows: pd.DataFrame) -> str:
+    """What the choice leaves out: the seed, or with a single seed the run's case."""
+    return "seed" if rows["seed"].nunique() > 1 else "batch"
+
+
 def _run_psnr(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per attack and run: its fold (the seed; with a single seed, the run's case) and mean
-    PSNR, as ``choose_per_seed`` reads them (the fold in the ``seed`` column)."""
+    """Per attack and run: its fold and mean PSNR, as ``choose_per_seed`` reads them (the
+    fold in the ``seed`` column)."""
     runs = run_table(rows)
-    fold = runs["seed"] if runs["seed"].nunique() > 1 else runs["batch"]
-    return runs.assign(seed=fold)[["attack", "seed", "psnr"]]
+    return runs.assign(seed=runs[_fold(rows)])[["attack", "seed", "psnr"]]
 
 
 def choose_per_seed(runs: pd.DataFrame) -> dict[int, str]:
@@ -48,21 +52,15 @@ def choose_per_seed(runs: pd.DataFrame) -> dict[int, str]:
         scores = others.groupby("attack")["psnr"].mean().dropna()
         if scores.empty:
             continue
-        best = max(scores.index, key=lambda name: (scores[name], _reverse(name)))
-        chosen[int(seed)] = str(best)
+        chosen[int(seed)] = str(scores.sort_index().idxmax())  # ties: first by name
     return chosen
-
-
-def _reverse(name: str) -> tuple[int, ...]:
-    """A key under which the first name in alphabetical order wins a tie."""
-    return tuple(-ord(c) for c in name)
 
 
 def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
     """One attack's rows per fold; a lone candidate is the strongest without a choice."""
     if group["attack"].nunique() == 1:
         return group.assign(source_attack=group["attack"], attack=name, candidates=1)
-    key = "seed" if group["seed"].nunique() > 1 else "batch"
+    key = _fold(group)
     chosen = choose_per_seed(_run_psnr(group))
     parts = [group[(group[key] == fold) & (group["attack"] == attack)]
              for fold, attack in chosen.items()]
