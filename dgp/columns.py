@@ -30,7 +30,7 @@ METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "model_draw", "label", "predicted_label", *METRIC_COLUMNS,
     "psnr_tolerant", "floor_psnr", "floor_ssim", "class_floor_psnr", "class_floor_ssim",
-    "start_psnr", *BUDGET_COLUMNS, "label_acc", "status",
+    "start_psnr", *BUDGET_COLUMNS, "label_acc", "status", "phase",
     "attack_loss", "attack_iterations", "attack_seconds", "job_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",

@@ -55,6 +55,7 @@ from report.stats import (
     run_table,
     second_half_gain,
     verdict_text,
+    within_seed_correlation,
 )
 from report.strongest import (
     SELECTION,
@@ -372,6 +373,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
     )
     if verdicts is None:
         verdicts = verdict_table(data)
+    seed_icc, seed_icc_settings = within_seed_correlation(run_table(data))
     data = with_strongest(data)  # (the protocol columns filled in for older tables)
     datasets, utility_shown = [], set()
     for (name, protocol), part in data.groupby(["dataset", "protocol"], sort=True):
@@ -390,7 +392,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
         n_rows=len(data), claims=claims, compute=compute, labels=label_sections(labels),
         defense_legend=defense_legend(data["defense"].unique()), metric_headers=METRIC_HEADERS,
         selection=SELECTION, min_samples=MIN_SAMPLES, success_margin=SUCCESS_MARGIN_DB,
-        rebuilt_ssim=REBUILT_SSIM,
+        rebuilt_ssim=REBUILT_SSIM, seed_icc=seed_icc, seed_icc_settings=seed_icc_settings,
     )
     # Pure ASCII (non-ASCII as character references) reads the same whatever encoding the
     # file is written or mailed with.

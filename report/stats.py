@@ -115,6 +115,36 @@ def units_name(runs: pd.DataFrame) -> str:
     return "model draws" if _shares_draws(runs) else "runs"
 
 
+def within_seed_correlation(runs: pd.DataFrame, metric: str = "psnr") -> tuple[float, int]:
+    """ICC(1) of the runs' ``metric`` between runs of one seed, pooled over settings (one-way
+    ANOVA: each setting's seed means against its runs' spread), and how many settings it
+    pools. Why: runs of one seed share the job (and a trained checkpoint, where attacked); a
+    value near 0 says they are as independent as runs of different seeds. NaN with no
+    setting of two seeds of two runs."""
+    runs = runs[np.isfinite(runs[metric])]
+    setting = [k for k in RUN if k in runs and k not in ("seed", "batch")]
+    between = within = 0.0
+    df_between = df_within = settings = 0
+    sizes = []
+    for _, part in runs.groupby(setting, dropna=False):
+        counts = part.groupby("seed")[metric].count()
+        if len(counts) < 2 or (counts < 2).any():
+            continue
+        seed_mean = part.groupby("seed")[metric].transform("mean")
+        within += float(((part[metric] - seed_mean) ** 2).sum())
+        between += float(((seed_mean - part[metric].mean()) ** 2).sum())
+        df_within += len(part) - len(counts)
+        df_between += len(counts) - 1
+        sizes += counts.tolist()
+        settings += 1
+    if not settings:
+        return math.nan, 0
+    ms_between, ms_within = between / df_between, within / df_within
+    size = float(np.mean(sizes))
+    denominator = ms_between + (size - 1) * ms_within
+    return (ms_between - ms_within) / denominator if denominator else math.nan, settings
+
+
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
     """Share and 95 % Wilson score interval (sound at 0 or n successes, unlike the normal
     approximation)."""

@@ -133,3 +133,15 @@ def test_a_run_with_hard_masks_throughout_has_no_phase() -> None:
     attack = create_attack("idlg_adaptive", {"iterations": 2, "max_evaluations": 2,
                                               "label_rule": "oracle", "mask_temperature": 0})
     assert attack.reconstruct(target, torch.Generator().manual_seed(1)).phase == ""
+
+
+def test_the_privacy_job_records_each_runs_phase() -> None:
+    """An annealed attack's rows (soft band masks anneal under a sum of users) name the phase
+    its images come from; others leave it empty."""
+    from dgp.jobs.privacy import run
+
+    digits = {"name": "digits", "model": "lenet", "image_size": 16}
+    for attack, expected in (("idlg_adaptive", {"soft", "hard"}), ("ig", {""})):
+        record, _ = run(digits, "dgp", 0.8, {}, attack, {"iterations": 2}, seed=0,
+                        num_images=3, batch_size=1, protocol={"users": 3})
+        assert {row["phase"] for row in record["rows"]} <= expected, attack

@@ -193,3 +193,19 @@ def test_qsgd_under_a_sum_of_users_refuses_defense_aware_attacks_only():
     summed = {(j["defense"], j["attack"]) for j in privacy_jobs(passive)
               if j["defense"] == "qsgd" and j["protocol"] == "fedsgd-n4"}
     assert summed == {("qsgd", "ig")}
+
+
+def test_a_protocol_may_run_its_own_seeds():
+    """A sum of users has U times fewer runs per job: its own seeds give it enough runs,
+    and they need checkpoints as privacy.seeds do."""
+    config = copy.deepcopy(SMOKE)
+    config["seeds"] = [0, 1, 2]
+    config["privacy"].update(seeds=[0], model_rounds=[0], num_images=3)
+    config["privacy"]["protocols"] = [{"algorithm": "fedsgd"},
+                                      {"users": 3, "seeds": [0, 1, 2, 5], "defenses": ["none"]}]
+    jobs = privacy_jobs(validate_config(config))
+    assert {j["seed"] for j in jobs if j["protocol"] == "fedsgd"} == {"0"}
+    assert {j["seed"] for j in jobs if j["protocol"] != "fedsgd"} == {"0", "1", "2", "5"}
+    config["privacy"]["model_rounds"] = [0, 5]  # no checkpoint for seed 5
+    with pytest.raises(ConfigError, match=r"privacy.protocols\[1\].seeds.*\[5\]"):
+        validate_config(config)

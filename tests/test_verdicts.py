@@ -5,11 +5,21 @@ old rules (images as samples, the best attack chosen on the judged images) must 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from report.stats import CLEARS, MIXED, NO_BETTER, TOO_FEW, floor_verdict, mean_ci
+from report.stats import (
+    CLEARS,
+    MIXED,
+    NO_BETTER,
+    TOO_FEW,
+    floor_verdict,
+    mean_ci,
+    within_seed_correlation,
+)
 from report.strongest import STRONGEST, STRONGEST_MALICIOUS, strongest_only, with_strongest
 from report.verdicts import VERDICT_COLUMNS, verdict_table
 
@@ -132,3 +142,26 @@ def test_runs_sharing_a_model_draw_are_one_unit():
     verdict = verdict_table(checkpoint).iloc[0]
     assert verdict["n_runs"] == 6 and verdict["n_units"] == 2
     assert verdict["unit"] == "model draws"
+
+
+def test_the_within_seed_correlation_is_measured() -> None:
+    """ICC(1) of run PSNR by seed: near the simulated value with a shared seed effect, near
+    0 without one; NaN where no setting has two seeds of two runs."""
+    rng = np.random.default_rng(0)
+
+    def runs(seed_sd: float) -> pd.DataFrame:
+        rows = []
+        for setting in range(40):
+            for seed in range(3):
+                shift = rng.normal(0, seed_sd)
+                rows += [{"dataset": "d", "protocol": "p", "defense": f"x{setting}",
+                          "ratio": 0.5, "attack": "a", "model_round": 0, "seed": seed,
+                          "batch": case, "role": "", "psnr": 20 + shift + rng.normal()}
+                         for case in range(4)]
+        return pd.DataFrame(rows)
+
+    icc, settings = within_seed_correlation(runs(seed_sd=1.0))
+    assert settings == 40 and 0.35 < icc < 0.65  # simulated 1 / (1 + 1) = 0.5
+    assert abs(within_seed_correlation(runs(seed_sd=0.0))[0]) < 0.1
+    icc, settings = within_seed_correlation(runs(0.0).query("seed == 0"))
+    assert math.isnan(icc) and settings == 0

@@ -164,11 +164,15 @@ def _check_privacy(config: dict[str, Any]) -> None:
         raise ConfigError("config error at privacy.model_rounds: attacking trained models "
                           "(rounds > 0) needs training.enabled: true (disabled for "
                           f"{', '.join(untrained)})")
-    untrained_seeds = sorted(set(privacy["seeds"]) - set(config["seeds"]))
-    if any(privacy["model_rounds"]) and untrained_seeds:
-        raise ConfigError("config error at privacy.seeds: attacking trained models (rounds "
-                          f"> 0) needs checkpoints, but seed(s) {untrained_seeds} are not "
-                          f"among the training seeds {config['seeds']}")
+    seed_lists = [("privacy.seeds", privacy["seeds"])] + [
+        (f"privacy.protocols[{i}].seeds", entry["seeds"])
+        for i, entry in enumerate(privacy["protocols"]) if "seeds" in entry]
+    for where, seeds in seed_lists:
+        untrained_seeds = sorted(set(seeds) - set(config["seeds"]))
+        if any(privacy["model_rounds"]) and untrained_seeds:
+            raise ConfigError(f"config error at {where}: attacking trained models (rounds "
+                              f"> 0) needs checkpoints, but seed(s) {untrained_seeds} are "
+                              f"not among the training seeds {config['seeds']}")
     if privacy["num_images"] % privacy["batch_size"]:
         raise ConfigError("config error at privacy: num_images "
                           f"({privacy['num_images']}) must be a multiple of batch_size "

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dgp.io import write_atomically
 from dgp.protocol import Protocol
@@ -100,13 +100,24 @@ def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, An
     return {**config["training"], **entry["training"]}
 
 
-def protocol_runs(config: dict[str, Any]) -> list[tuple[Protocol, list[str], list[str]]]:
-    """Each configured protocol with the defense and attack names it runs."""
+class ProtocolRun(NamedTuple):
+    """One configured protocol and the grid it runs: its defenses, attacks and seeds."""
+
+    protocol: Protocol
+    defenses: list[str]
+    attacks: list[str]
+    seeds: list[int]
+
+
+def protocol_runs(config: dict[str, Any]) -> list[ProtocolRun]:
+    """Each configured protocol with the defense and attack names and the seeds it runs
+    (a protocol's own ``seeds``, else ``privacy.seeds``)."""
     defenses = [d["name"] for d in config["defenses"]]
     attacks = [a["name"] for a in config["attacks"]]
-    return [(Protocol.from_dict(entry),
-             [name for name in defenses if name in entry.get("defenses", defenses)],
-             [name for name in attacks if name in entry.get("attacks", attacks)])
+    return [ProtocolRun(Protocol.from_dict(entry),
+                        [name for name in defenses if name in entry.get("defenses", defenses)],
+                        [name for name in attacks if name in entry.get("attacks", attacks)],
+                        entry.get("seeds", config["privacy"]["seeds"]))
             for entry in config["privacy"]["protocols"]]
 
 
@@ -118,11 +129,11 @@ def format_ratio(ratio: float) -> str:
 def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
     """Every (dataset, protocol, defense, ratio, attack, round, seed) of a validated config."""
     return [
-        {**job, "protocol": protocol.id, "attack": attack, "round": str(model_round)}
-        for protocol, defenses, attacks in protocol_runs(config)
-        for job in _settings(config, config["privacy"]["seeds"], ignore_enabled=True)
-        if job["defense"] in defenses
-        for attack in attacks
+        {**job, "protocol": run.protocol.id, "attack": attack, "round": str(model_round)}
+        for run in protocol_runs(config)
+        for job in _settings(config, run.seeds, ignore_enabled=True)
+        if job["defense"] in run.defenses
+        for attack in run.attacks
         for model_round in config["privacy"]["model_rounds"]
     ]
 

@@ -334,7 +334,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
                **budget_curve(data, result, images)}
     shared_row = {
         "role": role, "model_draw": case.model_draw, "status": result.status,
-        "attack_loss": result.loss, "attack_iterations": result.iterations,
+        "phase": result.phase, "attack_loss": result.loss, "attack_iterations": result.iterations,
         "attack_seconds": seconds / len(batch_indices),
         "dense_bytes": job.reference_bytes, "model_dense_bytes": cost.dense_bytes,
         "sent_bytes": cost.sent_bytes, "index_bytes": cost.index_bytes,

@@ -86,14 +86,14 @@ def get_privacy_outputs(kind):
 
 def get_gallery_images():
     """The reconstructions the report can show: its gallery takes the first attacked round
-    and the smallest seed (report/render.py, gallery). Naming only these keeps a dry run of
-    the paper grid from looking up every job's image a second time."""
+    and each protocol's smallest seed (report/render.py, gallery). Naming only these keeps a
+    dry run of the paper grid from looking up every job's image a second time."""
     first_round = str(min(config["privacy"]["model_rounds"]))
-    seed = str(min(config["privacy"]["seeds"]))
+    first_seed = {run.protocol.id: str(min(run.seeds)) for run in protocol_runs(config)}
     return [
         f"results/privacy/{PRIVACY_PATTERN.format(**job)}.png"
         for job in PRIVACY_JOBS
-        if job["round"] == first_round and job["seed"] == seed
+        if job["round"] == first_round and job["seed"] == first_seed[job["protocol"]]
     ]
 
 
@@ -117,8 +117,8 @@ TRAINING_OPTION = {
     for d in config["defenses"]
 }
 PROTOCOL_OPTION = {
-    protocol.id: f"--protocol {quoted_json(protocol.as_dict())}"
-    for protocol, _, _ in protocol_runs(config)
+    run.protocol.id: f"--protocol {quoted_json(run.protocol.as_dict())}"
+    for run in protocol_runs(config)
 }
 ATTACK_PARAMS_OPTION = {
     a["name"]: f"--attack-params {quoted_json(a['params'])}" for a in config["attacks"]

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> None:
         config.update(yaml.safe_load(Path(path).read_text()))
     config = validate_config(config)
     privacy = pd.read_csv(workdir / "results" / "privacy.csv")
-    protocols = {protocol.id: protocol for protocol, _, _ in protocol_runs(config)}
+    protocols = {run.protocol.id: run.protocol for run in protocol_runs(config)}
     expected = sum(config["privacy"]["num_images"]
                    * len(roles(DEFENSES[job["defense"]], protocols[job["protocol"]]))
                    for job in privacy_jobs(config))
