@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Workflow jobs run `python -m ...`: the environment's python must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report test smoke same-results slurm-smoke report-check lint benchmark dag-benchmark clean
+.PHONY: report test docs smoke same-results slurm-smoke report-check lint benchmark dag-benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
 # The CI smoke workflow; IMAGEFOLDER=<path> adds a natural-image run on an ImageFolder tree.
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 smoke: $(STAMP)
 	bash workflow/scripts/smoke.sh $(IMAGEFOLDER)
 

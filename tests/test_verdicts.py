@@ -165,3 +165,22 @@ def test_the_within_seed_correlation_is_measured() -> None:
     assert abs(within_seed_correlation(runs(seed_sd=0.0))[0]) < 0.1
     icc, settings = within_seed_correlation(runs(0.0).query("seed == 0"))
     assert math.isnan(icc) and settings == 0
+
+
+def test_the_verdicts_print_as_one_markdown_table_per_threat_model() -> None:
+    from report.markdown import verdict_markdown
+
+    row = {column: math.nan for column in VERDICT_COLUMNS}
+    row.update(dataset="digits", protocol="fedsgd", server="honest-but-curious",
+               labels="inferred", defense="dgp", ratio=0.95, model_round=0,
+               strongest_attack="idlg_adaptive", n_runs=6, n_units=6, psnr_mean=30.0,
+               psnr_low=20.0, psnr_high=40.0, ssim_mean=0.8, floor_psnr=14.0,
+               class_floor_psnr=17.5, success_share=0.5, rebuilt_share=1 / 6,
+               verdict=CLEARS)
+    malicious = {**row, "server": "malicious", "defense": "none", "ratio": 0.0,
+                 "psnr_low": math.nan, "verdict": TOO_FEW}
+    text = verdict_markdown(pd.DataFrame([row, malicious], columns=VERDICT_COLUMNS))
+    assert text.count("#### digits, fedsgd") == 2
+    assert ("| dgp 0.95 | idlg_adaptive | 6 | 30.0 [20.0, 40.0] | 0.80 | 17.5 | 3/6 | 1/6 "
+            f"| {CLEARS} |") in text
+    assert f"| none 0 | idlg_adaptive | 6 | 30.0 | 0.80 | 17.5 | 3/6 | 1/6 | {TOO_FEW} |" in text

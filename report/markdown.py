@@ -1,0 +1,65 @@
+"""The verdicts as Markdown tables, one per dataset, protocol and threat model: what the
+docs' default-grid page quotes, so that its figures come from a run, not from typing.
+
+Usage::
+
+    python -m report.markdown --verdicts results/verdicts.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+
+THREAT = ["dataset", "protocol", "server", "labels"]
+
+
+def _interval(row: pd.Series, metric: str, spec: str) -> str:
+    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
+    if math.isnan(low):
+        return f"{mean:{spec}}"
+    return f"{mean:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def _share(row: pd.Series, name: str) -> str:
+    count = round(row[f"{name}_share"] * row["n_runs"])
+    return f"{count}/{int(row['n_runs'])}"
+
+
+def verdict_markdown(verdicts: pd.DataFrame) -> str:
+    """One table per threat model: each setting's strongest attack, n, PSNR and SSIM with
+    their 95 % intervals, the higher floor, the success and rebuilt counts, the verdict."""
+    parts = []
+    for key, table in verdicts.groupby(THREAT, sort=True):
+        dataset, protocol, server, labels = key
+        parts.append(f"#### {dataset}, {protocol}: {server} server, labels {labels}\n")
+        parts.append("| setting | strongest attack | n | PSNR (dB) | SSIM | floor (dB) "
+                     "| success | rebuilt | verdict |")
+        parts.append("|---|---|---|---|---|---|---|---|---|")
+        for _, row in table.iterrows():
+            setting = f"{row['defense']} {row['ratio']:g}"
+            if row["model_round"]:
+                setting += f", round {int(row['model_round'])}"
+            floor = max(row["floor_psnr"], row["class_floor_psnr"])
+            parts.append(
+                f"| {setting} | {row['strongest_attack']} | {int(row['n_units'])} "
+                f"| {_interval(row, 'psnr', '.1f')} | {_interval(row, 'ssim', '.2f')} "
+                f"| {floor:.1f} | {_share(row, 'success')} | {_share(row, 'rebuilt')} "
+                f"| {row['verdict']} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m report.markdown",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--verdicts", required=True, help="verdicts CSV (report.verdicts)")
+    args = parser.parse_args(argv)
+    print(verdict_markdown(pd.read_csv(args.verdicts, keep_default_na=False,
+                                       na_values=[""])))
+
+
+if __name__ == "__main__":
+    main()
