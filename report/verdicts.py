@@ -57,11 +57,16 @@ def _interval(runs: pd.DataFrame, column: str) -> tuple[float, float, float]:
 
 
 def _chosen(rows: pd.DataFrame) -> str:
-    """'ig_adaptive', or per seed where the choice differs: 'ig (seed 0), idlg (seed 1)'."""
+    """'ig_adaptive', or by fold where the choice differs, the most chosen first:
+    'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)'."""
     per_seed = rows.groupby("seed")["source_attack"].first()
     if per_seed.nunique() == 1:
         return str(per_seed.iloc[0])
-    return ", ".join(f"{attack} (seed {seed})" for seed, attack in per_seed.items())
+    folds = per_seed.groupby(per_seed).groups
+    ordered = sorted(folds.items(), key=lambda item: (-len(item[1]), item[0]))
+    return ", ".join(
+        f"{attack} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+        for attack, seeds in ordered)
 
 
 def _upper_bound(privacy: pd.DataFrame, key: tuple) -> tuple[str, float]:
