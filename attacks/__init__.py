@@ -14,6 +14,7 @@ from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
+from attacks.learned_inversion import LearnedInversion
 from attacks.robbing_the_fed import RobbingTheFed
 from attacks.trap_weights import TrapWeights
 
@@ -26,6 +27,7 @@ ATTACKS: dict[str, type[Attack]] = {
     "ig_adaptive": AdaptiveInvertingGradients,
     "gradinversion": GradInversion,
     "gradinversion_adaptive": AdaptiveGradInversion,
+    "learned_inversion": LearnedInversion,
     "rtf": RobbingTheFed,
     "trap_weights": TrapWeights,
 }

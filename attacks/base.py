@@ -173,6 +173,14 @@ class Attack(ABC):
         return None
 
     @property
+    def public_training_images(self) -> int:
+        """How many public images (the training split, spread evenly; never an attacked
+        one) this attack trains on: the privacy job loads that many into
+        ``AttackTarget.public`` (``images``, ``labels``). None by default, so jobs of
+        attacks that train on nothing load nothing beyond the class means."""
+        return 0
+
+    @property
     def needs_true_labels(self) -> bool:
         """Whether this attack runs in the labels-known threat model (``label_rule:
         oracle``): the job then hands it the true labels (``AttackTarget.oracle_labels``)."""

@@ -49,13 +49,18 @@ class PublicKnowledge:
     [K, C, H, W] (a class absent from the public sample: the overall mean), the overall
     ``mean`` [1, C, H, W], ``center`` [1, C, 1, 1] (the encoding's origin, the pixel value
     InstaHide's default flip mirrors about) and the public normalisation maps (pixel space
-    [0, 1] to normalised and back), for protocols defined in pixel space."""
+    [0, 1] to normalised and back), for protocols defined in pixel space. An attack that
+    trains on public data (``Attack.public_training_images``) also gets the normalised
+    training images themselves (``images`` [N, C, H, W], ``labels`` [N]); None for the
+    others, so that no job loads images it does not use."""
 
     class_means: torch.Tensor
     mean: torch.Tensor
     center: torch.Tensor
     normalize: Callable[[torch.Tensor], torch.Tensor]
     denormalize: Callable[[torch.Tensor], torch.Tensor]
+    images: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
     @classmethod
     def from_samples(cls, images: torch.Tensor, labels: torch.Tensor, num_classes: int,

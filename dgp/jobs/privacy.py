@@ -23,7 +23,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,23 @@ from dgp.updates import user_update
 PUBLIC_SAMPLES = 256
 
 
-def public_samples(train: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
-    """``PUBLIC_SAMPLES`` training images spread evenly over the split (an ImageFolder is
-    sorted by class: its first images would all be airplanes)."""
+def public_samples(train: ImageData,
+                   count: int = PUBLIC_SAMPLES) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` training images spread evenly over the split (an ImageFolder is sorted by
+    class: its first images would all be airplanes); all of them if it has fewer."""
     size = len(train.dataset)
-    step = max(1, size // PUBLIC_SAMPLES)
-    return train.samples(list(range(0, size, step))[:PUBLIC_SAMPLES])
+    step = max(1, size // count)
+    return train.samples(list(range(0, size, step))[:count])
+
+
+def with_training_images(knowledge: PublicKnowledge, train: ImageData, count: int,
+                         device: torch.device) -> PublicKnowledge:
+    """``knowledge`` plus ``count`` normalised training images and their labels, for an
+    attack that trains on public data (``Attack.public_training_images``). From the
+    training split only: the attacked images are the test split's."""
+    images, labels = public_samples(train, count)
+    return replace(knowledge, images=knowledge.normalize(images).to(device),
+                   labels=labels.to(device))
 
 
 def attacked_indices(num_available: int, num_images: int, seed: int) -> list[int]:
@@ -177,7 +188,8 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
     indices = attacked_indices(len(data.dataset), num_images, seed)
     defense_impl = create_defense(defense, ratio, defense_params)
     attack_impl = create_attack(attack, attack_params)
-    public, public_labels = public_samples(load_dataset(dataset, split="train"))
+    train = load_dataset(dataset, split="train")
+    public, public_labels = public_samples(train)
     model_spec = {"name": dataset["model"], "device": torch_device, "checkpoint": checkpoint,
                   "public": data.normalize(public).to(torch_device)}
     reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
@@ -187,6 +199,9 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
         data.normalize(public).to(torch_device), public_labels.to(torch_device),
         data.num_classes, data.normalize(center).to(torch_device), data.normalize,
         data.denormalize)
+    if attack_impl.public_training_images:
+        knowledge = with_training_images(knowledge, train, attack_impl.public_training_images,
+                                         torch_device)
     return _Job(data, model_spec, defense_impl, attack_impl, reference, indices,
                 public.mean(0, keepdim=True), data.denormalize(knowledge.class_means.cpu()),
                 seed, center, knowledge, protocol)
