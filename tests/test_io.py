@@ -42,3 +42,31 @@ def test_the_image_grid_is_laid_out_as_torchvisions_make_grid():
 
     for images in (torch.rand(7, 1, 16, 16), torch.rand(8, 3, 12, 12)):
         assert torch.equal(tile(images, 4), make_grid(images, nrow=4, padding=1))
+
+
+def test_a_truncated_checkpoint_stops_the_job_with_a_message_naming_it(tmp_path):
+    """A checkpoint cut short (a full disk, a killed copy) ends the privacy job with one
+    line naming the file and what to do, not a bare EOFError traceback; nothing is written."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from dgp.models import build_model
+
+    whole = tmp_path / "round5.pt"
+    torch.save(build_model("lenet", 1, 10, 16, 0).state_dict(), whole)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "dgp.jobs.privacy", "--dataset",
+         '{"name": "digits", "model": "lenet", "image_size": 16}', "--defense", "none",
+         "--ratio", "0", "--attack", "ig", "--attack-params", '{"iterations": 1}',
+         "--round", "5", "--checkpoint", str(truncated), "--out-json", str(out / "a.json"),
+         "--out-png", str(out / "a.png")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"checkpoint {truncated} cannot be read" in result.stderr
+    assert "delete it and rerun" in result.stderr
+    assert not out.exists()

@@ -35,7 +35,7 @@ from dgp.columns import BUDGET_FRACTIONS, budget_column
 from dgp.communication import shared_cost
 from dgp.data import ImageData, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
-from dgp.io import write_atomically, write_json
+from dgp.io import load_state_dict, write_atomically, write_json
 from dgp.jobs.options import add_setting_options
 from dgp.jobs.plan import dataset_id
 from dgp.jobs.quick_exit import run_and_exit
@@ -128,7 +128,7 @@ class _Job:
     """What every case of a job shares: data, defense, attack, the public knowledge."""
 
     data: ImageData
-    model_spec: dict[str, Any]  # model name, device, checkpoint, public images (for _case)
+    model_spec: dict[str, Any]  # model name, device, trained state, public images (_case)
     defense: Defense
     attack: Attack
     reference_bytes: int
@@ -165,17 +165,17 @@ def _case(job: _Job, case: int) -> _Case:
     spec = job.model_spec
     stream = case_stream(job.seed, case)
     torch.manual_seed(stream)  # layers that sample (PRECODE) draw from the global generator
-    checkpoint = spec["checkpoint"]
+    state = spec["state"]
     model = build_model(spec["name"], job.data.channels, job.data.num_classes,
                         job.data.image_size, stream, job.defense.wrap_model)
-    if checkpoint is not None:
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    if state is not None:
+        model.load_state_dict(state)
     model = model.to(spec["device"]).eval()
     if job.attack.active:
         model = job.attack.prepare_model(model, spec["public"]).eval()
     noise = torch.Generator().manual_seed(2 * stream)
     draw = partner_draw(job.data, job.indices, noise)
-    model_draw = f"seed {job.seed}" if checkpoint is not None else f"seed {job.seed} case {case}"
+    model_draw = f"seed {job.seed}" if state is not None else f"seed {job.seed} case {case}"
     return _Case(model, noise, draw, torch.Generator().manual_seed(2 * stream + 1), stream,
                  model_draw)
 
@@ -190,7 +190,8 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
     attack_impl = create_attack(attack, attack_params)
     train = load_dataset(dataset, split="train")
     public, public_labels = public_samples(train)
-    model_spec = {"name": dataset["model"], "device": torch_device, "checkpoint": checkpoint,
+    state = load_state_dict(checkpoint) if checkpoint is not None else None
+    model_spec = {"name": dataset["model"], "device": torch_device, "state": state,
                   "public": data.normalize(public).to(torch_device)}
     reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
                                       data.image_size)
