@@ -19,6 +19,20 @@ def budget_column(fraction: float) -> str:
 
 
 BUDGET_COLUMNS = [budget_column(f) for f in BUDGET_FRACTIONS]
+# The formal guarantees a defense may report (``Defense.accounting``), one column each in
+# privacy.csv and utility.csv; a key outside this list is refused (``checked_accounting``),
+# never dropped without a word by the CSVs' fixed columns.
+ACCOUNTING_COLUMNS = ["dp_epsilon", "dp_delta"]
+
+
+def checked_accounting(defense: str, values: dict[str, float]) -> dict[str, float]:
+    """``values`` (a defense's ``accounting``), refused if it names a column no CSV has."""
+    unknown = sorted(set(values) - set(ACCOUNTING_COLUMNS))
+    if unknown:
+        raise ValueError(f"defense {defense!r} reports accounting key(s) {unknown} that no "
+                         "result CSV has a column for: add them to "
+                         "dgp.columns.ACCOUNTING_COLUMNS")
+    return values
 JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "model_round",
                "seed"]
 # The threat model of each row: the protocol's fields (dgp.protocol), whether the attack
@@ -33,7 +47,7 @@ ROW_COLUMNS = [
     "start_psnr", *BUDGET_COLUMNS, "label_acc", "status", "phase",
     "attack_loss", "attack_iterations", "attack_seconds", "job_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
-    "index_entropy_bytes", "compression", "dp_epsilon", "dp_delta",
+    "index_entropy_bytes", "compression", *ACCOUNTING_COLUMNS,
 ]
 COLUMNS = JOB_COLUMNS + THREAT_COLUMNS + ROW_COLUMNS + ["device", "image", "notes"]
 PRIVACY_KEYS = JOB_COLUMNS + ["sample", "role"]
@@ -45,7 +59,7 @@ UTILITY_COLUMNS = [
     "dataset", "model", "defense", "ratio", "seed", "round", "epoch", "test_acc", "train_loss",
     "dense_bytes", "model_dense_bytes", "upload_bytes", "upload_entropy_bound_bytes",
     "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
-    "error_feedback", "lr", "dp_epsilon", "dp_delta", "seconds",
+    "error_feedback", "lr", *ACCOUNTING_COLUMNS, "seconds",
 ]
 # One row per (batch size, batch, label rule) of a label-recovery job (dgp.jobs.labels).
 LABEL_KEYS = ["dataset", "model", "defense", "ratio", "seed", "batch_size", "batch", "rule"]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from defenses.base import Defense
+from dgp.columns import checked_accounting
 from dgp.communication import aggregate_cost, shared_cost
 from dgp.fl.error_feedback import ErrorFeedback, wants_error_feedback
 from dgp.fl.strategies import STRATEGIES
@@ -150,6 +151,7 @@ def train(model: nn.Module, data: FederatedData, defense: Defense, settings: Tra
     wrap=defense.wrap_model)``). ``on_checkpoint(round, model)`` is called before the rounds
     listed in ``settings.checkpoint_rounds`` (round 0 = the initial model).
     """
+    checked_accounting(defense.name, defense.accounting(1))  # refused before any round runs
     device = next(model.parameters()).device
     strategy = STRATEGIES[settings.algorithm]
     feedback_on = wants_error_feedback(defense, settings.error_feedback)
@@ -195,7 +197,8 @@ def train(model: nn.Module, data: FederatedData, defense: Defense, settings: Tra
                 "test_acc": evaluate(model, test_inputs, data.test_labels),
                 "train_loss": sum(losses) / len(losses), **traffic,
                 **_totals_and_feedback(totals, feedback, feedback_on), "lr": lr,
-                **defense.accounting(done), "seconds": time.perf_counter() - began,
+                **checked_accounting(defense.name, defense.accounting(done)),
+                "seconds": time.perf_counter() - began,
             })
             losses = []
     if on_checkpoint and schedule.total_rounds in settings.checkpoint_rounds:

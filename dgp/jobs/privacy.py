@@ -31,7 +31,7 @@ import torch
 
 from attacks import Attack, AttackTarget, Reconstruction, create_attack
 from defenses import Defense, create_defense
-from dgp.columns import BUDGET_FRACTIONS, budget_column
+from dgp.columns import BUDGET_FRACTIONS, budget_column, checked_accounting
 from dgp.communication import shared_cost
 from dgp.data import ImageData, draw_distinct, encoding_center, load_dataset
 from dgp.device import resolve_device
@@ -187,6 +187,7 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
     data = load_dataset(dataset, split="test")
     indices = attacked_indices(len(data.dataset), num_images, seed)
     defense_impl = create_defense(defense, ratio, defense_params)
+    checked_accounting(defense, defense_impl.accounting(releases=1))  # before any attack
     attack_impl = create_attack(attack, attack_params)
     train = load_dataset(dataset, split="train")
     public, public_labels = public_samples(train)
@@ -357,7 +358,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
         "index_entropy_bytes": round(cost.index_entropy_bytes, 1),
         "sent_values": cost.sent_values,
         "compression": job.reference_bytes / cost.sent_bytes if cost.sent_bytes else math.inf,
-        **job.defense.accounting(releases=1),
+        **checked_accounting(job.defense.name, job.defense.accounting(releases=1)),
     }
     rows = [{"sample": index, "user": i // per_user, "batch": batch, "label": int(labels[i]),
              "predicted_label": rec_labels[i],
