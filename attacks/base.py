@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -123,6 +123,16 @@ class Reconstruction:
     # "soft" or "hard" (they are the best under the hard objective either way); "" for a
     # run whose objective does not change.
     phase: str = ""
+
+
+def best_restart(runs: Iterable[Reconstruction]) -> Reconstruction:
+    """The restart a server keeps, by what it can compute itself: a finished run before a
+    diverged one, then the lower objective (the earlier on ties); it is credited with every
+    restart's steps. The one restart policy of every attack with ``restarts``."""
+    runs = list(runs)
+    best = min(runs, key=lambda run: (run.status != "ok", run.loss))
+    best.iterations = sum(run.iterations for run in runs)
+    return best
 
 
 class Attack(ABC):

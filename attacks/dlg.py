@@ -21,6 +21,7 @@ from attacks.base import (
     AttackTarget,
     Reconstruction,
     UserView,
+    best_restart,
     checkpoint_steps,
     label_rule,
 )
@@ -29,11 +30,6 @@ from attacks.objectives import candidate_update, euclidean_distance
 from dgp.lazy import torch
 from dgp.optim import lbfgs
 from dgp.params import Param
-
-
-def _rank(result: Reconstruction) -> tuple[bool, float]:
-    """Order of restarts: a finished run before a diverged one, then the lower objective."""
-    return result.status != "ok", result.loss
 
 
 class DeepLeakage(Attack):
@@ -56,14 +52,8 @@ class DeepLeakage(Attack):
                     generator: torch.Generator | None = None) -> Reconstruction:
         """Best of ``restarts`` runs by matching objective (L-BFGS from a random start
         sometimes stalls in a poor local minimum; the server can tell by the objective)."""
-        best, steps = None, 0
-        for _ in range(self.params["restarts"]):
-            result = self._run(target, generator)
-            steps += result.iterations
-            if best is None or _rank(result) < _rank(best):
-                best = result
-        best.iterations = steps
-        return best
+        return best_restart(self._run(target, generator)
+                            for _ in range(self.params["restarts"]))
 
     def _run(self, target: AttackTarget, generator: torch.Generator | None) -> Reconstruction:
         device = next(target.model.parameters()).device

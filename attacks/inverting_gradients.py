@@ -9,9 +9,7 @@ gradient (iDLG / Yin et al.), never from the user.
 
 from __future__ import annotations
 
-import math
-
-from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
+from attacks.base import Attack, AttackTarget, Reconstruction, best_restart, label_rule
 from attacks.objectives import candidate_update, cosine_distance, total_variation
 from attacks.optimization import optimize_images
 from dgp.lazy import torch
@@ -41,16 +39,9 @@ class InvertingGradients(Attack):
         device = next(target.model.parameters()).device
         observed = [t.to(device) for t in target.shared.tensors]
         labels = self.recovered_labels(target, observed).to(device)
-        best = Reconstruction(torch.full((target.num_images, *target.image_shape), math.nan),
-                              labels, "diverged", math.inf, 0)
-        steps_total = 0
-        for restart in range(self.params["restarts"]):
-            result = self._run(target, observed, labels, generator, restart)
-            steps_total += result.iterations
-            if result.loss < best.loss or best.status == "diverged" and result.status == "ok":
-                best = result  # its checkpoints: the budget fractions of this restart
-        best.iterations = steps_total
-        return best
+        # The kept restart's checkpoints are the budget fractions of that restart.
+        return best_restart(self._run(target, observed, labels, generator, restart)
+                            for restart in range(self.params["restarts"]))
 
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:

@@ -352,3 +352,27 @@ def test_a_diverged_restart_never_beats_a_finished_one():
     attack._run = lambda target, generator: next(runs)
     result = DeepLeakage.reconstruct(attack, None)
     assert result.status == "ok" and result.loss == 5.0 and result.iterations == 3
+
+
+def test_one_restart_policy_a_diverged_restart_never_wins(monkeypatch):
+    """Every attack with restarts keeps a finished run over a diverged one, whatever their
+    objectives (the server sees both), then the lower objective; all steps are counted."""
+    import torch
+
+    from attacks import create_attack
+    from attacks.base import Reconstruction
+
+    def run_of(status: str, loss: float) -> Reconstruction:
+        return Reconstruction(torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long),
+                              status, loss, 5)
+
+    for name in ("dlg", "ig"):
+        runs = iter([run_of("ok", 3.0), run_of("ok", 2.0), run_of("diverged", -1.0)])
+        attack = create_attack(name, {"restarts": 3})
+        monkeypatch.setattr(type(attack), "_run", lambda self, *args, **kw: next(runs))
+        monkeypatch.setattr(type(attack), "recovered_labels",
+                            lambda self, target, observed: torch.zeros(1, dtype=torch.long))
+        target = type("Target", (), {"model": torch.nn.Linear(1, 1),
+                                     "shared": type("Shared", (), {"tensors": []})()})()
+        best = attack.reconstruct(target)
+        assert (best.status, best.loss, best.iterations) == ("ok", 2.0, 15), name
