@@ -85,7 +85,7 @@ class UserView:
 
 
 def label_rule(default: str) -> Param:
-    return Param(default, str, choices=LABEL_RULES,
+    return Param(default, str, choices=tuple(LABEL_RULES),
                  doc="how labels are recovered (attacks/labels.py; oracle: given)")
 
 

@@ -69,6 +69,8 @@ gradient reveals once the image is reconstructed (``soft_targets``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dgp.gradients import parameter_gradients
@@ -271,37 +273,88 @@ def ilrg_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int
     return rounded_counts(counts, batch_size)
 
 
-LABEL_RULES = ("auto", "idlg", "yin", "llg", "llg_plus", "bias", "ilrg", "oracle")
+@dataclass(frozen=True)
+class RuleInputs:
+    """What a label rule may read: the update, the batch's size and class count, the public
+    model and class means (None where the server has none), the true labels (the oracle's
+    threat model only)."""
+
+    gradients: list[torch.Tensor]
+    batch_size: int
+    num_classes: int
+    model: nn.Module | None = None
+    class_means: torch.Tensor | None = None
+    oracle: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """A label rule as every part of the suite uses it: how it recovers a batch's labels,
+    when it reads the public class means (``public_data``: "never", "always", or "batches"
+    of more than one image), the largest batch it reads (``max_batch``, None: any) and
+    whether the label report may choose it as a setting's strongest rule (``candidate``:
+    not the oracle, which is handed the labels, nor ``auto``, another rule's alias)."""
+
+    recover: Callable[[RuleInputs], torch.Tensor]
+    public_data: str = "never"
+    max_batch: int | None = None
+    candidate: bool = True
+
+    def applies(self, batch_size: int) -> bool:
+        return self.max_batch is None or batch_size <= self.max_batch
+
+    def reads_public_data(self, batch_size: int) -> bool:
+        return self.public_data == "always" or (self.public_data == "batches"
+                                                and batch_size > 1)
+
+
+def _oracle(x: RuleInputs) -> torch.Tensor:
+    if x.oracle is None:
+        raise ValueError("the 'oracle' label rule needs the true labels in the target")
+    return x.oracle.clone()
+
+
+def _llg_plus(x: RuleInputs) -> torch.Tensor:
+    if x.model is None or x.class_means is None:  # nothing to measure on: LLG
+        return llg_labels(x.gradients, x.batch_size, x.num_classes)
+    impact, offset = public_impact(x.model, x.class_means, x.batch_size)
+    return llg_labels(x.gradients, x.batch_size, x.num_classes, impact, offset)
+
+
+def _auto(x: RuleInputs) -> torch.Tensor:
+    if x.batch_size > 1 and x.model is not None and x.class_means is not None:
+        return _llg_plus(x)
+    return infer_labels(x.gradients, x.batch_size, x.num_classes, "auto")
+
+
+# The one list of label rules (config choices, the label job, the report, the tests):
+# adding one is a function above plus one line here.
+LABEL_RULES: dict[str, LabelRule] = {
+    "auto": LabelRule(_auto, public_data="batches", candidate=False),
+    "idlg": LabelRule(lambda x: infer_labels(x.gradients, x.batch_size, x.num_classes, "idlg"),
+                      max_batch=1),
+    "yin": LabelRule(lambda x: infer_labels(x.gradients, x.batch_size, x.num_classes, "yin")),
+    "llg": LabelRule(lambda x: llg_labels(x.gradients, x.batch_size, x.num_classes)),
+    "llg_plus": LabelRule(_llg_plus, public_data="always"),
+    "bias": LabelRule(lambda x: bias_labels(
+        x.gradients, x.batch_size, x.num_classes,
+        mean_prediction(x.model, x.class_means, x.num_classes)), public_data="always"),
+    "ilrg": LabelRule(lambda x: ilrg_labels(x.gradients, x.batch_size, x.num_classes,
+                                            x.model)),
+    "oracle": LabelRule(_oracle, candidate=False),
+}
 
 
 def reads_public_data(rule: str, batch_size: int) -> bool:
     """Whether ``rule`` reads the public class means for a batch of ``batch_size`` (the
-    attacker's knowledge of the data distribution; see ``recover_labels``)."""
-    return rule in ("bias", "llg_plus") or (rule == "auto" and batch_size > 1)
+    attacker's knowledge of the data distribution)."""
+    return LABEL_RULES[rule].reads_public_data(batch_size)
 
 
 def recover_labels(rule: str, gradients: list[torch.Tensor], batch_size: int,
                    num_classes: int, model: nn.Module | None = None,
                    class_means: torch.Tensor | None = None,
                    oracle: torch.Tensor | None = None) -> torch.Tensor:
-    """The batch's labels by ``rule`` (one of ``LABEL_RULES``)."""
-    if rule == "oracle":
-        if oracle is None:
-            raise ValueError("the 'oracle' label rule needs the true labels in the target")
-        return oracle.clone()
-    if rule == "llg":
-        return llg_labels(gradients, batch_size, num_classes)
-    if rule == "llg_plus":
-        if model is None or class_means is None:
-            return llg_labels(gradients, batch_size, num_classes)
-        impact, offset = public_impact(model, class_means, batch_size)
-        return llg_labels(gradients, batch_size, num_classes, impact, offset)
-    if rule == "auto" and batch_size > 1 and model is not None and class_means is not None:
-        return recover_labels("llg_plus", gradients, batch_size, num_classes, model,
-                              class_means)
-    if rule == "bias":
-        prediction = mean_prediction(model, class_means, num_classes)
-        return bias_labels(gradients, batch_size, num_classes, prediction)
-    if rule == "ilrg":
-        return ilrg_labels(gradients, batch_size, num_classes, model)
-    return infer_labels(gradients, batch_size, num_classes, rule)
+    """The batch's labels by ``rule`` (a name in ``LABEL_RULES``)."""
+    return LABEL_RULES[rule].recover(RuleInputs(gradients, batch_size, num_classes, model,
+                                                class_means, oracle))

@@ -22,7 +22,7 @@ FLOOR_RULE = "guess_prior"
 # What the strongest rule is chosen from: the rules an attacker can run, named for what they
 # do (not the oracle, which is handed the labels, nor the guesses, nor ``auto``, which is
 # iDLG for one image and ``llg_plus`` for a batch).
-ATTACK_RULES = [rule for rule in LABEL_RULES if rule not in ("oracle", "auto")]
+ATTACK_RULES = [name for name, rule in LABEL_RULES.items() if rule.candidate]
 
 
 def label_verdict(rule_rows: pd.DataFrame, floor_rows: pd.DataFrame) -> str:

@@ -369,7 +369,7 @@ def test_one_restart_policy_a_diverged_restart_never_wins(monkeypatch):
     for name in ("dlg", "ig"):
         runs = iter([run_of("ok", 3.0), run_of("ok", 2.0), run_of("diverged", -1.0)])
         attack = create_attack(name, {"restarts": 3})
-        monkeypatch.setattr(type(attack), "_run", lambda self, *args, **kw: next(runs))
+        monkeypatch.setattr(type(attack), "_run", lambda self, *a, _runs=runs, **k: next(_runs))
         monkeypatch.setattr(type(attack), "recovered_labels",
                             lambda self, target, observed: torch.zeros(1, dtype=torch.long))
         target = type("Target", (), {"model": torch.nn.Linear(1, 1),

@@ -49,11 +49,6 @@ def label_share(predicted: list[int], true: list[int]) -> float:
     return sum(p == t for p, t in zip(paired, true, strict=True)) / len(true)
 
 
-def rule_applies(rule: str, batch_size: int) -> bool:
-    """iDLG reads one image's gradient; every other rule takes any batch."""
-    return rule != "idlg" or batch_size == 1
-
-
 def prior_guess(frequencies: torch.Tensor, batch_size: int) -> list[int]:
     """``batch_size`` labels spread as the public class ``frequencies`` (largest remainder,
     ties to the lower class): the multiset a guesser expects, reading no gradient."""
@@ -107,7 +102,7 @@ def batch_rows(setting: _Setting, batch_size: int, batch: int,
     observed, true = setting.shared_gradient(model, picks, noise)
     shares = {}
     for rule in LABEL_RULES:
-        if rule_applies(rule, batch_size):
+        if LABEL_RULES[rule].applies(batch_size):
             predicted = recover_labels(rule, observed, batch_size, data.num_classes, model,
                                        setting.public.class_means, torch.tensor(true))
             shares[rule] = label_share(predicted.tolist(), true)
