@@ -202,7 +202,8 @@ def test_a_protocol_may_run_its_own_seeds():
     config["seeds"] = [0, 1, 2]
     config["privacy"].update(seeds=[0], model_rounds=[0], num_images=3)
     config["privacy"]["protocols"] = [{"algorithm": "fedsgd"},
-                                      {"users": 3, "seeds": [0, 1, 2, 5], "defenses": ["none"]}]
+                                      {"users": 3, "seeds": [0, 1, 2, 5], "defenses": ["none"],
+                                       "attacks": ["idlg_adaptive"]}]
     jobs = privacy_jobs(validate_config(config))
     assert {j["seed"] for j in jobs if j["protocol"] == "fedsgd"} == {"0"}
     assert {j["seed"] for j in jobs if j["protocol"] != "fedsgd"} == {"0", "1", "2", "5"}
