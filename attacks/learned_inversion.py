@@ -36,7 +36,7 @@ from dgp.optim import Adam, MultiStepLR
 from dgp.params import Param
 from dgp.protocol import Protocol
 from dgp.types import DrawSamples, PublicKnowledge, UserBatch
-from dgp.updates import user_update
+from dgp.updates import batched_user_updates, user_update
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 # Standard deviations below this share of the mean one are floored to it: a feature the
 # defense (almost) always zeroes would otherwise be blown up from rounding noise.
 STD_FLOOR = 1e-6
+# Simulated users whose updates one vectorised call computes: bounds its memory (LeNet at
+# 16x16: about 10 MB of gradients per 256 users).
+VECTORISED = 256
 
 
 @dataclass
@@ -103,29 +106,49 @@ def shifted_copies(pixels: torch.Tensor, copies: int,
     return torch.cat(out)
 
 
-def defended_update(target: AttackTarget, pixels: torch.Tensor, labels: torch.Tensor,
-                    generator: torch.Generator, draw: DrawSamples) -> list[torch.Tensor]:
-    """What a user holding ``pixels`` would upload under ``target``'s defense and protocol,
-    with the attacker's own draws. An aligned defense's member (its upload's positions
-    known in advance) is masked at the band of another public batch, as the privacy job
-    masks it at another user's; everything else goes through the defense's ``apply``."""
+def defended_updates(target: AttackTarget, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                     generator: torch.Generator, draw: DrawSamples) -> list[list[torch.Tensor]]:
+    """What users holding each (pixels, labels) batch would upload under ``target``'s
+    defense and protocol, with the attacker's own draws. An aligned defense's member (its
+    upload's positions known in advance) is masked at the band of another public batch, as
+    the privacy job masks it at another user's; everything else goes through the defense's
+    ``apply``."""
+    defense, model = target.defense, target.model
+    inputs, updates = _raw_updates(target, batches, generator, draw)
+    if defense.aligned and target.shared.positions_known:
+        partners = [draw(len(pixels)) for pixels, _ in batches]
+        _, bands = _raw_updates(target, partners, generator, draw)
+        return [defense.apply_with_masks(update, defense.band_masks(band)).tensors
+                for update, band in zip(updates, bands, strict=True)]
+    return [defense.apply(update, generator, UserBatch(model, shown)).tensors
+            for update, shown in zip(updates, inputs, strict=True)]
+
+
+def _raw_updates(target: AttackTarget, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                 generator: torch.Generator, draw: DrawSamples,
+                 ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """(normalised inputs, undefended update) of each batch after the defense's data
+    transform; the updates computed ``VECTORISED`` users at a time where the model allows
+    (``dgp.updates.batched_user_updates``), else one by one."""
     defense, public, model = target.defense, target.public, target.model
     device = next(model.parameters()).device
     center = public.denormalize(public.center).cpu()
-
-    def update_of(images: torch.Tensor, classes: torch.Tensor,
-                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        shown, targets = defense.transform_batch(images, classes, target.num_classes,
-                                                 generator, draw, center)
-        inputs = public.normalize(shown).to(device)
-        update = user_update(model, inputs, targets.to(device), target.protocol)
-        return inputs, [u.cpu() for u in update]
-
-    inputs, update = update_of(pixels, labels)
-    if defense.aligned and target.shared.positions_known:
-        masks = defense.band_masks(update_of(*draw(len(pixels)))[1])
-        return defense.apply_with_masks(update, masks).tensors
-    return defense.apply(update, generator, UserBatch(model, inputs)).tensors
+    shown = [defense.transform_batch(pixels, labels, target.num_classes, generator, draw,
+                                     center) for pixels, labels in batches]
+    inputs = [public.normalize(images).to(device) for images, _ in shown]
+    targets = [classes.to(device) for _, classes in shown]
+    updates: list[list[torch.Tensor]] = []
+    for start in range(0, len(inputs), VECTORISED):
+        chunk = slice(start, start + VECTORISED)
+        batched = batched_user_updates(model, torch.stack(inputs[chunk]),
+                                       torch.stack(targets[chunk]), target.protocol)
+        if batched is None:
+            updates += [[u.cpu() for u in user_update(model, x, y, target.protocol)]
+                        for x, y in zip(inputs[chunk], targets[chunk], strict=True)]
+        else:
+            updates += [list(per_user) for per_user in zip(*(b.cpu() for b in batched),
+                                                           strict=True)]
+    return inputs, updates
 
 
 def training_set(target: AttackTarget, copies: int, keep: list[bool],
@@ -141,13 +164,11 @@ def training_set(target: AttackTarget, copies: int, keep: list[bool],
     classes = labels.repeat(copies + 1)
     order = torch.randperm(len(images), generator=generator)
     size = target.batch_size
-    features, truths = [], []
-    for start in range(0, len(order) - size + 1, size):
-        chosen = order[start:start + size]
-        update = defended_update(target, images[chosen], classes[chosen], generator, draw)
-        features.append(flat_features(update, keep))
-        truths.append(images[chosen].flatten())
-    return torch.stack(features), torch.stack(truths)
+    chosen = [order[start:start + size] for start in range(0, len(order) - size + 1, size)]
+    updates = defended_updates(target, [(images[c], classes[c]) for c in chosen],
+                               generator, draw)
+    return (torch.stack([flat_features(update, keep) for update in updates]),
+            torch.stack([images[c].flatten() for c in chosen]))
 
 
 def matched_mse(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -264,7 +285,7 @@ class LearnedInversion(Attack):
         """Adam on the matched MSE over ``epochs`` shuffled passes, lr x0.1 after 75 % of
         them (the reference's schedule); returns the steps taken."""
         epochs, per_step = self.params["epochs"], self.params["train_batch"]
-        optimizer = Adam(network.parameters(), lr=self.params["lr"])
+        optimizer = Adam(network.parameters(), lr=self.params["lr"], fused=True)
         schedule = MultiStepLR(optimizer, [int(0.75 * epochs)], gamma=0.1)
         shape = (-1, batch_size, truths.shape[1] // batch_size)
         steps = 0

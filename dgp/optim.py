@@ -44,14 +44,17 @@ class _Optimizer:
 
 
 class Adam(_Optimizer):
-    """``torch.optim.Adam(params, lr, betas, eps, weight_decay)``, its other flags at their
-    defaults (no amsgrad, not maximising, the kernel torch picks for the device)."""
+    """``torch.optim.Adam(params, lr, betas, eps, weight_decay, fused)``, its other flags at
+    their defaults (no amsgrad, not maximising; unfused: the kernel torch picks for the
+    device). ``fused`` is several times faster on a CPU for large parameters (an MLP's
+    weights), with iterates equal to the unfused ones within float rounding."""
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, fused: bool = False) -> None:
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.fused = fused
 
     def step(self) -> None:
         """One Adam step on every parameter that has a gradient."""
@@ -69,7 +72,8 @@ class Adam(_Optimizer):
                  [s["exp_avg_sq"] for s in states], [], [s["step"] for s in states],
                  has_complex=any(torch.is_complex(p) for p in params), amsgrad=False,
                  beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
-                 weight_decay=self.weight_decay, eps=self.eps, maximize=False)
+                 weight_decay=self.weight_decay, eps=self.eps, maximize=False,
+                 **({"fused": True} if self.fused else {}))
 
 
 class SGD(_Optimizer):

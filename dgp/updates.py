@@ -4,6 +4,7 @@ user's local steps (breaching's multi-step user; Dimitrov et al., TMLR 2022)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dgp.gradients import model_penalty
@@ -72,3 +73,61 @@ def _loss(model: nn.Module, state: dict[str, torch.Tensor], inputs: torch.Tensor
     model's tensors replaced by ``state``, so the model itself is left untouched."""
     logits = torch.func.functional_call(model, state, (inputs,))
     return torch.nn.functional.cross_entropy(logits, targets) + model_penalty(model)
+
+
+def batched_user_updates(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                         protocol: Protocol) -> list[torch.Tensor] | None:
+    """``user_update`` of many independent users at once: ``inputs`` [n, B, ...] and
+    ``targets`` [n, B, ...] hold n users' batches; each returned tensor is [n, ...], entry
+    i what user i sends. One vectorised computation (``torch.func.vmap`` over the update, as
+    opacus computes per-sample gradients) instead of n: an attacker that simulates
+    thousands of users' updates (``attacks.learned_inversion``) spends most of its time
+    launching small kernels. None where the update cannot be vectorised: a model whose
+    loss reads a layer's state (``PenalizedModule``) or whose BatchNorm normalises with
+    the batch's statistics (or dropout draws) in training mode; the caller then loops
+    over ``user_update``."""
+    from dgp.penalty import PenalizedModule  # an nn.Module: not read by validation
+
+    batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                    for m in model.modules())
+    dropout = any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
+    if (any(isinstance(m, PenalizedModule) for m in model.modules())
+            or ((batchnorm or dropout) and protocol.batchnorm == "train")):
+        return None
+    names, params = _trainable(model)
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+
+    def loss(weights: tuple[torch.Tensor, ...], images: torch.Tensor,
+             classes: torch.Tensor) -> torch.Tensor:
+        state = {**dict(zip(names, weights, strict=True)), **buffers}
+        logits = torch.func.functional_call(model, state, (images,))
+        return torch.nn.functional.cross_entropy(logits, classes)
+
+    def one_user(images: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        weights = tuple(p.detach() for p in params)
+        if protocol.algorithm == "fedsgd":
+            return torch.func.grad(loss)(weights, images, classes)
+        return _functional_local_change(loss, weights, images, classes, protocol)
+
+    was_training = model.training
+    model.train(protocol.batchnorm == "train")
+    try:
+        return list(torch.func.vmap(one_user)(inputs, targets))
+    finally:
+        model.train(was_training)
+
+
+def _functional_local_change(loss: Callable[..., torch.Tensor],
+                             start: tuple[torch.Tensor, ...], inputs: torch.Tensor,
+                             targets: torch.Tensor, protocol: Protocol,
+                             ) -> tuple[torch.Tensor, ...]:
+    """``_local_change`` in ``torch.func`` form (the same chunks, steps and sign)."""
+    count = inputs.shape[0]
+    per_step = protocol.local_batch_size or count
+    weights, seen = start, 0
+    for _ in range(protocol.local_steps):
+        chunk = [(seen + i) % count for i in range(min(per_step, count))]
+        seen = (seen + per_step) % count
+        steps = torch.func.grad(loss)(weights, inputs[chunk], targets[chunk])
+        weights = tuple(w - protocol.local_lr * g for w, g in zip(weights, steps, strict=True))
+    return tuple(w0 - w for w0, w in zip(start, weights, strict=True))

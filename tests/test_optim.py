@@ -47,6 +47,11 @@ def test_adam_takes_torchs_steps(weight_decay):
                     _schedule))
 
 
+def test_fused_adam_takes_torchs_fused_steps():
+    _same(_iterates(lambda w: optim.Adam(w, lr=0.1, fused=True), _schedule),
+          _iterates(lambda w: torch.optim.Adam(w, lr=0.1, fused=True), _schedule))
+
+
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 1e-4)])
 def test_sgd_takes_torchs_steps(momentum, weight_decay):
     def ours(w):

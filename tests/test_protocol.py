@@ -17,7 +17,7 @@ from dgp.jobs.privacy import run
 from dgp.models import build_model
 from dgp.protocol import Protocol
 from dgp.types import SharedGradient, summed
-from dgp.updates import user_update
+from dgp.updates import batched_user_updates, user_update
 from tests.test_config import SMOKE
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
@@ -373,3 +373,34 @@ def test_soft_band_masks_let_the_defense_aware_attack_beat_the_floor_on_a_dgp_su
         floor = sum(r["floor_psnr"] for r in rows) / 2
     assert mean[0.0] < floor < floor + 2 < mean[1.0]
     assert mean[1.0] > mean[0.0] + 5
+
+
+@pytest.mark.parametrize("protocol", [Protocol(), Protocol("fedavg", 2, 0, 0.1),
+                                      Protocol("fedavg", 2, 1, 0.1)])
+@pytest.mark.parametrize("soft_targets", [False, True])
+def test_batched_updates_are_each_users_update(protocol, soft_targets) -> None:
+    """Many users' updates in one vectorised call equal each user's own, hard or soft
+    (mixed) targets alike."""
+    model = build_model("lenet", 1, 10, 16, 0)
+    images, labels = _batch(count=6)
+    inputs, targets = images.view(3, 2, 1, 16, 16), labels.view(3, 2)
+    if soft_targets:
+        targets = torch.nn.functional.one_hot(targets, 10).float() * 0.7 + 0.03
+    batched = batched_user_updates(model, inputs, targets, protocol)
+    for user in range(3):
+        alone = user_update(model, inputs[user], targets[user], protocol)
+        for b, a in zip(batched, alone, strict=True):
+            torch.testing.assert_close(b[user], a, rtol=1e-4, atol=1e-6)
+
+
+def test_batched_updates_decline_a_model_whose_loss_reads_layer_state() -> None:
+    """PRECODE's bottleneck adds its KL term from its last forward pass: not vectorisable,
+    so the caller loops (None), and a BatchNorm model in training mode likewise."""
+    precode = create_defense("precode", 0.001, {"size": 32})
+    model = precode.wrap_model(build_model("lenet", 1, 10, 16, 0))
+    images, labels = _batch(count=2)
+    assert batched_user_updates(model, images.view(2, 1, 1, 16, 16), labels.view(2, 1),
+                                Protocol()) is None
+    convnet = build_model("convnet", 1, 10, 16, 0)
+    assert batched_user_updates(convnet, images.view(2, 1, 1, 16, 16), labels.view(2, 1),
+                                Protocol(batchnorm="train")) is None
