@@ -404,3 +404,24 @@ def test_batched_updates_decline_a_model_whose_loss_reads_layer_state() -> None:
     convnet = build_model("convnet", 1, 10, 16, 0)
     assert batched_user_updates(convnet, images.view(2, 1, 1, 16, 16), labels.view(2, 1),
                                 Protocol(batchnorm="train")) is None
+
+
+def test_a_protocol_in_several_entries_runs_each_attack_on_its_own_defenses() -> None:
+    """An expensive attack may run on a few defenses of a protocol: a second entry of the
+    same protocol; no (defense, attack) pair twice, one list of seeds."""
+    attacks = [{"name": "idlg_adaptive"}, {"name": "ig"}]
+    config = validate_config(_config_with(
+        [{"attacks": ["idlg_adaptive"]}, {"attacks": ["ig"], "defenses": ["dgp"]}], attacks))
+    pairs = [(j["defense"], j["attack"]) for j in privacy_jobs(config)]
+    assert {a for d, a in pairs if d == "dgp"} == {"idlg_adaptive", "ig"}
+    assert {a for d, a in pairs if d != "dgp"} == {"idlg_adaptive"}
+    jobs = [tuple(sorted(j.items())) for j in privacy_jobs(config)]
+    assert len(jobs) == len(set(jobs))
+    with pytest.raises(ConfigError, match=r"protocols\[1\].*already runs attack 'ig' on "
+                                          r"defense 'dgp' \(entry 0\)"):
+        validate_config(_config_with([{}, {"attacks": ["ig"], "defenses": ["dgp"]}], attacks))
+    other_seeds = _config_with([{"attacks": ["idlg_adaptive"]},
+                                {"attacks": ["ig"], "seeds": [5]}], attacks)
+    other_seeds["seeds"] = [0, 5]
+    with pytest.raises(ConfigError, match=r"protocols\[1\].*entry 0 with seeds.*share"):
+        validate_config(other_seeds)

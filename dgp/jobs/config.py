@@ -196,8 +196,33 @@ def _check_protocols(config: dict[str, Any]) -> None:
                 _registered(f"{where}.{key}", key.removesuffix("s"), name, registry)
         _check_protocol_fits(config, protocol, entry, where)
         _check_defense_aware_sums(config, protocol, entry, where)
-    _unique([Protocol.from_dict(e) for e in privacy["protocols"]], lambda p: p.id,
-            "privacy.protocols")
+    _check_repeated_protocols(config)
+
+
+def _check_repeated_protocols(config: dict[str, Any]) -> None:
+    """A protocol may appear in several entries, each running its own attacks on its own
+    defenses (an expensive attack on the settings that need it), but no (defense, attack)
+    pair twice, and with one list of seeds (the report pairs a setting's attacks by run)."""
+    privacy = config["privacy"]
+    defenses = [d["name"] for d in config["defenses"]]
+    attacks = [a["name"] for a in config["attacks"]]
+    seen: dict[str, tuple[int, list[int], set[tuple[str, str]]]] = {}
+    for i, entry in enumerate(privacy["protocols"]):
+        where = f"config error at privacy.protocols[{i}]"
+        protocol = Protocol.from_dict(entry).id
+        seeds = sorted(entry.get("seeds", privacy["seeds"]))
+        pairs = {(d, a) for d in entry.get("defenses", defenses) if d in defenses
+                 for a in entry.get("attacks", attacks) if a in attacks}
+        first, first_seeds, taken = seen.setdefault(protocol, (i, seeds, set()))
+        if seeds != first_seeds:
+            raise ConfigError(f"{where}: protocol {protocol!r} also in entry {first} with "
+                              f"seeds {first_seeds}; its entries must share their seeds")
+        twice = sorted(pairs & taken)
+        if twice:
+            raise ConfigError(f"{where}: protocol {protocol!r} already runs attack "
+                              f"{twice[0][1]!r} on defense {twice[0][0]!r} (entry {first}); "
+                              "each pair once")
+        taken |= pairs
 
 
 def _check_defense_aware_sums(config: dict[str, Any], protocol: Protocol,
