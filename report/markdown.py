@@ -30,14 +30,15 @@ def _share(row: pd.Series, name: str) -> str:
 
 def verdict_markdown(verdicts: pd.DataFrame) -> str:
     """One table per threat model: each setting's strongest attack, n, PSNR and SSIM with
-    their 95 % intervals, the higher floor, the success and rebuilt counts, the verdict."""
+    their 95 % intervals, the higher floor, the success and rebuilt counts, the verdict and
+    every attack it was chosen from."""
     parts = []
     for key, table in verdicts.groupby(THREAT, sort=True):
         dataset, protocol, server, labels = key
         parts.append(f"#### {dataset}, {protocol}: {server} server, labels {labels}\n")
         parts.append("| setting | strongest attack | n | PSNR (dB) | SSIM | floor (dB) "
-                     "| success | rebuilt | verdict |")
-        parts.append("|---|---|---|---|---|---|---|---|---|")
+                     "| success | rebuilt | verdict | attacks tried |")
+        parts.append("|---|---|---|---|---|---|---|---|---|---|")
         for _, row in table.iterrows():
             setting = f"{row['defense']} {row['ratio']:g}"
             if row["model_round"]:
@@ -47,7 +48,7 @@ def verdict_markdown(verdicts: pd.DataFrame) -> str:
                 f"| {setting} | {row['strongest_attack']} | {int(row['n_units'])} "
                 f"| {_interval(row, 'psnr', '.1f')} | {_interval(row, 'ssim', '.2f')} "
                 f"| {floor:.1f} | {_share(row, 'success')} | {_share(row, 'rebuilt')} "
-                f"| {row['verdict']} |")
+                f"| {row['verdict']} | {row['attacks_tried']} |")
         parts.append("")
     return "\n".join(parts)
 

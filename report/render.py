@@ -320,7 +320,8 @@ def verdict_groups(verdicts: pd.DataFrame) -> list[dict[str, Any]]:
             "ssim_floors": f"{row['floor_ssim']:.3f} / {row['class_floor_ssim']:.3f}",
             "margin": _interval_text(row, "margin_psnr", "+.2f"),
             "success": _share_text(row, "success"), "rebuilt": _share_text(row, "rebuilt"),
-            "verdict": str(row["verdict"]), "n": f"{int(row['n_runs'])} {row['unit']}"
+            "verdict": str(row["verdict"]), "tried": str(row["attacks_tried"]),
+            "n": f"{int(row['n_runs'])} {row['unit']}"
             if row["unit"] != "runs" else str(int(row["n_runs"])),
             "upper_bound": "" if pd.isna(row["upper_bound_psnr"])
             else f"{row['upper_bound_psnr']:.2f} ({row['upper_bound_attack']})",

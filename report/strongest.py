@@ -12,7 +12,8 @@ each seed's runs are judged by the attack with the highest mean run PSNR on the 
 seeds' runs (leave one seed out): the choice never sees the runs it is judged on. With a
 single seed the runs (cases, each on its own model draw) are the folds; a setting with one
 candidate attack needs no choice. The rows
-added carry ``source_attack`` (the attack chosen for that seed).
+added carry ``source_attack`` (the attack chosen for that seed) and ``tried`` (every
+candidate: what a setting "no better than guessing" held against).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def choose_per_seed(runs: pd.DataFrame) -> dict[int, str]:
 
 def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
     """One attack's rows per fold; a lone candidate is the strongest without a choice."""
+    tried = ", ".join(sorted(group["attack"].unique()))
     if group["attack"].nunique() == 1:
-        return group.assign(source_attack=group["attack"], attack=name, candidates=1)
+        return group.assign(source_attack=group["attack"], attack=name, candidates=1,
+                            tried=tried)
     key = _fold(group)
     chosen = choose_per_seed(_run_psnr(group))
     parts = [group[(group[key] == fold) & (group["attack"] == attack)]
@@ -68,7 +71,7 @@ def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
         return group.iloc[0:0]
     rows = pd.concat(parts)
     return rows.assign(source_attack=rows["attack"], attack=name,
-                       candidates=group["attack"].nunique())
+                       candidates=group["attack"].nunique(), tried=tried)
 
 
 def with_strongest(privacy: pd.DataFrame) -> pd.DataFrame:

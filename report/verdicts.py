@@ -38,7 +38,8 @@ from report.stats import (
 from report.strongest import SELECTION, SETTING, STRONGEST_NAMES, with_strongest
 
 VERDICT_COLUMNS = [
-    *SETTING, "strongest_attack", "selection", "candidates", "n_runs", "n_units", "unit",
+    *SETTING, "strongest_attack", "selection", "candidates", "attacks_tried", "n_runs",
+    "n_units", "unit",
     "psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high",
     "floor_psnr", "class_floor_psnr", "floor_ssim", "class_floor_ssim",
     "margin_psnr_mean", "margin_psnr_low", "margin_psnr_high",
@@ -69,6 +70,13 @@ def _chosen(rows: pd.DataFrame) -> str:
         for attack, seeds in ordered)
 
 
+def _tried(rows: pd.DataFrame) -> str:
+    """Every attack the verdict's strongest was chosen from, comma-separated."""
+    if "tried" not in rows or rows["tried"].isna().all():
+        return ", ".join(sorted(rows["source_attack"].dropna().unique()))
+    return str(rows["tried"].dropna().iloc[0])
+
+
 def _upper_bound(privacy: pd.DataFrame, key: tuple) -> tuple[str, float]:
     """The best labels-given attack of the same setting with the labels given instead: an
     upper bound beside the verdict, never a candidate."""
@@ -89,7 +97,8 @@ def verdict_row(rows: pd.DataFrame, key: tuple, privacy: pd.DataFrame) -> dict[s
     succeeded, rebuilt, n = success_counts(runs)
     row: dict[str, Any] = dict(zip(SETTING, key, strict=True))
     row.update({"strongest_attack": _chosen(rows), "selection": SELECTION,
-                "candidates": candidates(rows), "n_runs": len(runs),
+                "candidates": candidates(rows), "attacks_tried": _tried(rows),
+                "n_runs": len(runs),
                 "n_units": len(unit_values(runs, "psnr")), "unit": units_name(runs)})
     for metric in ("psnr", "ssim", "margin_psnr"):
         mean, low, high = _interval(runs, metric)

@@ -85,6 +85,7 @@ def test_the_strongest_attack_is_chosen_without_peeking():
         old += _old_strongest_clears(rows)
     assert ours / SETTINGS <= BOUND
     assert old / SETTINGS > 2 * NOMINAL  # the best of three at the floor (measured ~6-7 %)
+    assert verdict_table(rows)["attacks_tried"].item() == "a, b, c"  # what it held against
 
 
 def _leaky(rows: pd.DataFrame, attack: str, gain: float, **columns) -> pd.DataFrame:
@@ -110,6 +111,9 @@ def test_malicious_and_labels_given_attacks_are_never_candidates_of_a_passive_ve
     assert passive["upper_bound_attack"] == "ig_oracle"
     assert passive["upper_bound_psnr"] == pytest.approx(rows["psnr"].mean() + 50.0)
     assert passive["n_runs"] == 6 and passive["unit"] == "runs"
+    assert passive["attacks_tried"] == "a"  # neither the malicious nor the oracle attack
+    assert verdicts.loc[verdicts["server"] == "malicious", "attacks_tried"].item() == \
+        "trap_weights"
 
 
 def test_the_class_mean_floor_is_the_floor_when_it_is_higher():
@@ -176,11 +180,12 @@ def test_the_verdicts_print_as_one_markdown_table_per_threat_model() -> None:
                strongest_attack="idlg_adaptive", n_runs=6, n_units=6, psnr_mean=30.0,
                psnr_low=20.0, psnr_high=40.0, ssim_mean=0.8, floor_psnr=14.0,
                class_floor_psnr=17.5, success_share=0.5, rebuilt_share=1 / 6,
-               verdict=CLEARS)
+               verdict=CLEARS, attacks_tried="idlg_adaptive, ig")
     malicious = {**row, "server": "malicious", "defense": "none", "ratio": 0.0,
                  "psnr_low": math.nan, "verdict": TOO_FEW}
     text = verdict_markdown(pd.DataFrame([row, malicious], columns=VERDICT_COLUMNS))
     assert text.count("#### digits, fedsgd") == 2
     assert ("| dgp 0.95 | idlg_adaptive | 6 | 30.0 [20.0, 40.0] | 0.80 | 17.5 | 3/6 | 1/6 "
-            f"| {CLEARS} |") in text
-    assert f"| none 0 | idlg_adaptive | 6 | 30.0 | 0.80 | 17.5 | 3/6 | 1/6 | {TOO_FEW} |" in text
+            f"| {CLEARS} | idlg_adaptive, ig |") in text
+    assert (f"| none 0 | idlg_adaptive | 6 | 30.0 | 0.80 | 17.5 | 3/6 | 1/6 | {TOO_FEW} "
+            "| idlg_adaptive, ig |") in text
