@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from defenses.base import Defense
-from dgp.data import draw_distinct
+from dgp.data import distinct_draws
 from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
 from dgp.params import Param
@@ -82,13 +82,8 @@ def public_draw(pixels: torch.Tensor, labels: torch.Tensor,
                 generator: torch.Generator) -> DrawSamples:
     """Draws of public images (pixel space), all distinct within a draw: the attacker's
     stand-in for the user's other images, which a data defense mixes in."""
-    pool = torch.arange(len(pixels))
-
-    def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        chosen = draw_distinct(pool, count, generator)
-        return pixels[chosen], labels[chosen]
-
-    return draw
+    return distinct_draws(torch.arange(len(pixels)),
+                          lambda chosen: (pixels[chosen], labels[chosen]), generator)
 
 
 def shifted_copies(pixels: torch.Tensor, copies: int,

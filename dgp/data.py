@@ -240,6 +240,16 @@ def draw_distinct(pool: torch.Tensor, count: int, generator: torch.Generator) ->
     return pool[torch.randint(len(pool), (count,), generator=generator)]
 
 
+def distinct_draws(pool: torch.Tensor,
+                   fetch: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                   generator: torch.Generator) -> Callable[[int], tuple[torch.Tensor,
+                                                                   torch.Tensor]]:
+    """A ``DrawSamples`` (``dgp.types``): each call draws that many entries of ``pool``
+    (``draw_distinct``) and returns ``fetch`` of them, (images, labels): a data defense's
+    mixing partners, from the user's other images or the attacker's public ones."""
+    return lambda count: fetch(draw_distinct(pool, count, generator))
+
+
 def encoding_center(normalize: Callable[[torch.Tensor], torch.Tensor],
                     channels: int) -> torch.Tensor:
     """The pixel values an affine per-channel ``normalize`` maps to 0 ([1, C, 1, 1]): the

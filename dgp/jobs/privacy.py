@@ -33,7 +33,7 @@ from attacks import Attack, AttackTarget, Reconstruction, create_attack
 from defenses import Defense, create_defense
 from dgp.columns import BUDGET_FRACTIONS, budget_column, checked_accounting
 from dgp.communication import shared_cost
-from dgp.data import ImageData, draw_distinct, encoding_center, load_dataset
+from dgp.data import ImageData, distinct_draws, encoding_center, load_dataset
 from dgp.device import resolve_device
 from dgp.io import load_state_dict, write_atomically, write_json
 from dgp.jobs.options import add_setting_options
@@ -111,11 +111,7 @@ def partner_draw(data: ImageData, exclude: list[int],
     """Draws of the user's other images (not attacked in this job): mixing partners, all
     distinct within a draw."""
     pool = torch.tensor(sorted(set(range(len(data.dataset))) - set(exclude)))
-
-    def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return data.samples(draw_distinct(pool, count, generator).tolist())
-
-    return draw
+    return distinct_draws(pool, lambda chosen: data.samples(chosen.tolist()), generator)
 
 
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
