@@ -9,23 +9,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import math
 
 import pandas as pd
 
+from report.verdicts import count_text, interval_text
+
 THREAT = ["dataset", "protocol", "server", "labels"]
-
-
-def _interval(row: pd.Series, metric: str, spec: str) -> str:
-    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
-    if math.isnan(low):
-        return f"{mean:{spec}}"
-    return f"{mean:{spec}} [{low:{spec}}, {high:{spec}}]"
-
-
-def _share(row: pd.Series, name: str) -> str:
-    count = round(row[f"{name}_share"] * row["n_runs"])
-    return f"{count}/{int(row['n_runs'])}"
 
 
 def verdict_markdown(verdicts: pd.DataFrame) -> str:
@@ -44,10 +33,12 @@ def verdict_markdown(verdicts: pd.DataFrame) -> str:
             if row["model_round"]:
                 setting += f", round {int(row['model_round'])}"
             floor = max(row["floor_psnr"], row["class_floor_psnr"])
+            psnr = interval_text(row, "psnr", ".1f", with_n=False)
+            ssim = interval_text(row, "ssim", ".2f", with_n=False)
             parts.append(
                 f"| {setting} | {row['strongest_attack']} | {int(row['n_units'])} "
-                f"| {_interval(row, 'psnr', '.1f')} | {_interval(row, 'ssim', '.2f')} "
-                f"| {floor:.1f} | {_share(row, 'success')} | {_share(row, 'rebuilt')} "
+                f"| {psnr} | {ssim} "
+                f"| {floor:.1f} | {count_text(row, 'success')} | {count_text(row, 'rebuilt')} "
                 f"| {row['verdict']} | {row['attacks_tried']} |")
         parts.append("")
     return "\n".join(parts)

@@ -65,7 +65,7 @@ from report.strongest import (
     with_strongest,
 )
 from report.threat import DEFAULT, describe, with_protocol
-from report.verdicts import verdict_table
+from report.verdicts import count_text, interval_text, verdict_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The registry's image metrics (and LPIPS) as table columns: key -> header.
@@ -284,21 +284,11 @@ def _utility_section(first_round: pd.DataFrame,
             "upload": accuracy_vs_upload(trained)}
 
 
-def _interval_text(row: pd.Series, metric: str, spec: str) -> str:
-    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
-    if pd.isna(mean):
-        return "n/a"
-    if pd.isna(low):
-        return f"{mean:{spec}} (n={int(row['n_units'])})"
-    return f"{mean:{spec}} [{low:{spec}}, {high:{spec}}]"
-
-
 def _share_text(row: pd.Series, name: str) -> str:
-    share = row[f"{name}_share"]
-    if pd.isna(share):
-        return "n/a"
-    count = round(share * row["n_runs"])
-    return f"{count}/{int(row['n_runs'])} [{row[f'{name}_low']:.2f}, {row[f'{name}_high']:.2f}]"
+    count = count_text(row, name)
+    if count == "n/a":
+        return count
+    return f"{count} [{row[f'{name}_low']:.2f}, {row[f'{name}_high']:.2f}]"
 
 
 def threat_heading(server: str, labels: str) -> str:
@@ -314,11 +304,11 @@ def verdict_groups(verdicts: pd.DataFrame) -> list[dict[str, Any]]:
         rows = [{
             "defense": str(row["defense"]), "ratio": f"{row['ratio']:g}",
             "round": str(int(row["model_round"])), "attack": str(row["strongest_attack"]),
-            "psnr": _interval_text(row, "psnr", ".2f"),
-            "ssim": _interval_text(row, "ssim", ".3f"),
+            "psnr": interval_text(row, "psnr", ".2f"),
+            "ssim": interval_text(row, "ssim", ".3f"),
             "floors": f"{row['floor_psnr']:.2f} / {row['class_floor_psnr']:.2f}",
             "ssim_floors": f"{row['floor_ssim']:.3f} / {row['class_floor_ssim']:.3f}",
-            "margin": _interval_text(row, "margin_psnr", "+.2f"),
+            "margin": interval_text(row, "margin_psnr", "+.2f"),
             "success": _share_text(row, "success"), "rebuilt": _share_text(row, "rebuilt"),
             "verdict": str(row["verdict"]), "tried": str(row["attacks_tried"]),
             "n": f"{int(row['n_runs'])} {row['unit']}"

@@ -31,7 +31,7 @@ SELECTION = ("leave one seed out: each seed's runs are judged by the attack with
              "mean run PSNR on the other seeds' runs")
 
 
-def _fold(rows: pd.DataFrame) -> str:
+def fold_column(rows: pd.DataFrame) -> str:
     """What the choice leaves out: the seed, or with a single seed the run's case."""
     return "seed" if rows["seed"].nunique() > 1 else "batch"
 
@@ -40,7 +40,7 @@ def _run_psnr(rows: pd.DataFrame) -> pd.DataFrame:
     """Per attack and run: its fold and mean PSNR, as ``choose_per_seed`` reads them (the
     fold in the ``seed`` column)."""
     runs = run_table(rows)
-    return runs.assign(seed=runs[_fold(rows)])[["attack", "seed", "psnr"]]
+    return runs.assign(seed=runs[fold_column(rows)])[["attack", "seed", "psnr"]]
 
 
 def choose_per_seed(runs: pd.DataFrame) -> dict[int, str]:
@@ -63,7 +63,7 @@ def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
     if group["attack"].nunique() == 1:
         return group.assign(source_attack=group["attack"], attack=name, candidates=1,
                             tried=tried)
-    key = _fold(group)
+    key = fold_column(group)
     chosen = choose_per_seed(_run_psnr(group))
     parts = [group[(group[key] == fold) & (group["attack"] == attack)]
              for fold, attack in chosen.items()]

@@ -35,7 +35,13 @@ from report.stats import (
     units_name,
     wilson,
 )
-from report.strongest import SELECTION, SETTING, STRONGEST_NAMES, with_strongest
+from report.strongest import (
+    SELECTION,
+    SETTING,
+    STRONGEST_NAMES,
+    fold_column,
+    with_strongest,
+)
 
 VERDICT_COLUMNS = [
     *SETTING, "strongest_attack", "selection", "candidates", "attacks_tried", "n_runs",
@@ -58,16 +64,18 @@ def _interval(runs: pd.DataFrame, column: str) -> tuple[float, float, float]:
 
 
 def _chosen(rows: pd.DataFrame) -> str:
-    """'ig_adaptive', or by fold where the choice differs, the most chosen first:
-    'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)'."""
-    per_seed = rows.groupby("seed")["source_attack"].first()
-    if per_seed.nunique() == 1:
-        return str(per_seed.iloc[0])
-    folds = per_seed.groupby(per_seed).groups
+    """'ig_adaptive', or by fold (seed, or run with a single seed) where the choice
+    differs, the most chosen first: 'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)'."""
+    key = fold_column(rows)
+    per_fold = rows.groupby(key)["source_attack"].first()
+    if per_fold.nunique() == 1:
+        return str(per_fold.iloc[0])
+    word = "seed" if key == "seed" else "run"
+    folds = per_fold.groupby(per_fold).groups
     ordered = sorted(folds.items(), key=lambda item: (-len(item[1]), item[0]))
     return ", ".join(
-        f"{attack} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
-        for attack, seeds in ordered)
+        f"{attack} ({word}{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))})"
+        for attack, ids in ordered)
 
 
 def _tried(rows: pd.DataFrame) -> str:
@@ -89,6 +97,25 @@ def _upper_bound(privacy: pd.DataFrame, key: tuple) -> tuple[str, float]:
         return "", math.nan
     means = given.groupby("attack")["psnr"].mean()
     return str(means.idxmax()), float(means.max())
+
+
+def interval_text(row: pd.Series, metric: str, spec: str, with_n: bool = True) -> str:
+    """A verdict row's ``metric`` as 'mean [low, high]', or the mean alone (with its n when
+    ``with_n``) where there is no interval; 'n/a' without a mean."""
+    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
+    if pd.isna(mean):
+        return "n/a"
+    if pd.isna(low):
+        return f"{mean:{spec}} (n={int(row['n_units'])})" if with_n else f"{mean:{spec}}"
+    return f"{mean:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def count_text(row: pd.Series, name: str) -> str:
+    """A verdict row's success or rebuilt share as 'count/n'; 'n/a' without one."""
+    share = row[f"{name}_share"]
+    if pd.isna(share):
+        return "n/a"
+    return f"{round(share * row['n_runs'])}/{int(row['n_runs'])}"
 
 
 def verdict_row(rows: pd.DataFrame, key: tuple, privacy: pd.DataFrame) -> dict[str, Any]:

@@ -189,3 +189,14 @@ def test_the_verdicts_print_as_one_markdown_table_per_threat_model() -> None:
             f"| {CLEARS} | idlg_adaptive, ig |") in text
     assert (f"| none 0 | idlg_adaptive | 6 | 30.0 | 0.80 | 17.5 | 3/6 | 1/6 | {TOO_FEW} "
             "| idlg_adaptive, ig |") in text
+
+
+def test_with_one_seed_the_verdict_names_the_attack_chosen_for_each_run():
+    """One seed: the folds are the runs, and where their choices differ each is named."""
+    rows = _setting(np.random.default_rng(5), ["a", "b"], seeds=1, runs=4, images=1,
+                    correlation=0.0)
+    # a leads on runs 1-3 by 10 dB, b on run 0 by 40: leaving run 0 out chooses a; leaving
+    # any other run out keeps b's 40 dB in the mean and chooses b
+    rows.loc[(rows["attack"] == "a") & (rows["batch"] > 0), "psnr"] += 10.0
+    rows.loc[(rows["attack"] == "b") & (rows["batch"] == 0), "psnr"] += 40.0
+    assert verdict_table(rows)["strongest_attack"].item() == "b (runs 1, 2, 3), a (run 0)"
