@@ -35,7 +35,7 @@ from report.stats import (
     units_name,
     wilson,
 )
-from report.strongest import SELECTION, SETTING, STRONGEST_NAMES, with_strongest
+from report.strongest import SELECTION, SETTING, STRONGEST_NAMES, tuned_name, with_strongest
 
 VERDICT_COLUMNS = [
     *SETTING, "strongest_attack", "selection", "candidates", "n_runs", "n_units", "unit",
@@ -58,8 +58,10 @@ def _interval(runs: pd.DataFrame, column: str) -> tuple[float, float, float]:
 
 def _chosen(rows: pd.DataFrame) -> str:
     """'ig_adaptive', or by fold where the choice differs, the most chosen first:
-    'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)'."""
+    'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)'; 'ig_adaptive (tuned)' for an
+    attack run with parameters tuned on public data."""
     per_seed = rows.groupby("seed")["source_attack"].first()
+    per_seed = per_seed.map(lambda attack: tuned_name(rows, str(attack)))
     if per_seed.nunique() == 1:
         return str(per_seed.iloc[0])
     folds = per_seed.groupby(per_seed).groups
