@@ -40,24 +40,24 @@ use rule attack as attack_trained with:
 use rule attack as attack_tuned with:
     input:
         tuned=TUNING_OUTPUT,
-    params:
-        options=get_privacy_options,
-        tuned=f" --tuned {TUNING_OUTPUT}",
     wildcard_constraints:
         round="0",
         attack=TUNED_ATTACK,
+    params:
+        options=get_privacy_options,
+        tuned=f" --tuned {TUNING_OUTPUT}",
 
 
 use rule attack as attack_trained_tuned with:
     input:
         checkpoint=CHECKPOINT_PATTERN,
         tuned=TUNING_OUTPUT,
-    params:
-        options=get_privacy_options,
-        tuned=f" --tuned {TUNING_OUTPUT}",
     wildcard_constraints:
         round="[1-9][0-9]*",
         attack=TUNED_ATTACK,
+    params:
+        options=get_privacy_options,
+        tuned=f" --tuned {TUNING_OUTPUT}",
 
 
 rule aggregate_privacy:
