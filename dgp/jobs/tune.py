@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,8 @@ def _suggest(trial: optuna.Trial, name: str, space: Space) -> Any:
     raise TypeError(f"parameter {name}: unknown search space {space!r}")
 
 
-def objective(setting: _Setting, ranges: dict[str, Space]):
+def objective(setting: _Setting,
+              ranges: dict[str, Space]) -> Callable[[optuna.Trial], float]:
     """The study's objective: a trial's public PSNR; a diverged trial is pruned (it counts
     towards the budget, never wins, never stops the study)."""
 
