@@ -12,6 +12,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/tuning.smk"
 include: "workflow/rules/privacy.smk"
 include: "workflow/rules/utility.smk"
 include: "workflow/rules/labels.smk"

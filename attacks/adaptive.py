@@ -44,7 +44,7 @@ from attacks.inverting_gradients import InvertingGradients
 from attacks.labels import soft_targets
 from defenses.base import Defense
 from dgp.lazy import torch
-from dgp.params import Param
+from dgp.params import FloatRange, Param
 from dgp.protocol import Protocol
 
 
@@ -56,6 +56,9 @@ MASK_TEMPERATURE = Param(1.0, float, low=0, doc=(
     "soft band masks' starting temperature for a sum of users under a band defense (dgp, "
     "topk): annealed to 1/100 of it over the first half of the run, hard masks after; "
     "0: hard masks throughout"))
+# What a tuning job searches of the defense model, on top of the passive attack's space: the
+# penalty's weight and the soft masks' temperature, both linearly from 0 (off).
+ADAPTIVE_SPACE = {"band_weight": FloatRange(0.0, 10.0), "mask_temperature": FloatRange(0.0, 4.0)}
 
 
 class AnnealedBands(UserView):
@@ -183,18 +186,21 @@ class AdaptiveDeepLeakage(_DefenseAware, DeepLeakage):
     name = "dlg_adaptive"
     parameters = {**DeepLeakage.parameters, "band_weight": band_weight(1.0),
                   "mask_temperature": MASK_TEMPERATURE}
+    tuning_space = {**DeepLeakage.tuning_space, **ADAPTIVE_SPACE}
 
 
 class AdaptiveImprovedDeepLeakage(_DefenseAware, ImprovedDeepLeakage):
     name = "idlg_adaptive"
     parameters = {**ImprovedDeepLeakage.parameters, "band_weight": band_weight(1.0),
                   "mask_temperature": MASK_TEMPERATURE}
+    tuning_space = {**ImprovedDeepLeakage.tuning_space, **ADAPTIVE_SPACE}
 
 
 class AdaptiveInvertingGradients(_DefenseAware, InvertingGradients):
     name = "ig_adaptive"
     parameters = {**InvertingGradients.parameters, "band_weight": band_weight(1.0),
                   "mask_temperature": MASK_TEMPERATURE}
+    tuning_space = {**InvertingGradients.tuning_space, **ADAPTIVE_SPACE}
 
 
 class AdaptiveGradInversion(_DefenseAware, GradInversion):

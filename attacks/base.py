@@ -13,7 +13,7 @@ from attacks.labels import LABEL_RULES, reads_public_data, recover_labels
 from defenses.base import Defense
 from dgp.columns import BUDGET_FRACTIONS
 from dgp.lazy import torch
-from dgp.params import Param, checked_params, default_values
+from dgp.params import Param, Space, checked_params, default_values, tuning_space_error
 from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge, SharedGradient
 
@@ -140,7 +140,9 @@ class Attack(ABC):
 
     Parameters are declared in ``parameters`` (type, range, default: checked when the attack
     is built, so a config with a bad value fails validation before any job runs);
-    ``defaults`` is derived from them.
+    ``defaults`` is derived from them. ``tuning_space`` names the parameters a tuning job
+    (``dgp.jobs.tune``) may search and their ranges, each inside the parameter's own range
+    (checked when the class is defined); empty: the attack is not tunable.
     """
 
     name: ClassVar[str]
@@ -149,6 +151,7 @@ class Attack(ABC):
     # Parameters that make a run fast (a few iterations): the tests run every registered
     # attack with them in a whole privacy job.
     example_params: ClassVar[dict[str, Any]] = {}
+    tuning_space: ClassVar[dict[str, Space]] = {}
     # Attacks whose prior reads BatchNorm statistics cannot run on models without them.
     needs_batchnorm: ClassVar[bool] = False
     # Active (malicious-server) attacks change the model users receive: see prepare_model.
@@ -163,9 +166,23 @@ class Attack(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.defaults = default_values(cls.parameters)
+        problem = tuning_space_error(cls.parameters, cls.tuning_space)
+        if problem:
+            raise TypeError(f"attack {cls.__name__} {problem}")
 
     def __init__(self, **params: Any) -> None:
         self.params = checked_params(f"attack {self.name!r}", self.parameters, params)
+
+    def tuning_ranges(self) -> dict[str, Space]:
+        """``tuning_space`` with each range widened to hold this attack's configured value,
+        which a tuning job tries first; raises ValueError where none can hold it."""
+        ranges = {}
+        for name, space in self.tuning_space.items():
+            try:
+                ranges[name] = space.widened(self.params[name])
+            except ValueError as error:
+                raise ValueError(f"attack {self.name!r} parameter {name}: {error}") from None
+        return ranges
 
     @classmethod
     def protocol_error(cls, protocol: Protocol) -> str | None:

@@ -29,7 +29,7 @@ from attacks.best_iterate import BestIterate
 from attacks.objectives import candidate_update, euclidean_distance
 from dgp.lazy import torch
 from dgp.optim import lbfgs
-from dgp.params import Param
+from dgp.params import FloatRange, Param
 
 
 class DeepLeakage(Attack):
@@ -46,6 +46,8 @@ class DeepLeakage(Attack):
         "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),
     }
     example_params = {"iterations": 2}
+    # L-BFGS's step size, by its order of magnitude (above 1 it tends to diverge).
+    tuning_space = {"lr": FloatRange(0.01, 2.0, log=True)}
     optimize_labels = True
 
     def reconstruct(self, target: AttackTarget,

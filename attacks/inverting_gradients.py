@@ -14,7 +14,7 @@ from attacks.objectives import candidate_update, cosine_distance, total_variatio
 from attacks.optimization import optimize_images
 from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
-from dgp.params import Param
+from dgp.params import FloatRange, Param
 
 
 class InvertingGradients(Attack):
@@ -33,6 +33,9 @@ class InvertingGradients(Attack):
         "tv_weight": Param(0.2, float, low=0, doc="weight of the total-variation prior"),
         "label_rule": label_rule("auto"),
     }
+    # Searched by a tuning job (dgp.jobs.tune): the step size by its order of magnitude, the
+    # prior's weight linearly from 0 (no prior).
+    tuning_space = {"lr": FloatRange(1e-3, 1.0, log=True), "tv_weight": FloatRange(0.0, 1.0)}
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:

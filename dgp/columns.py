@@ -38,8 +38,10 @@ JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "mo
 # The threat model of each row: the protocol's fields (dgp.protocol), whether the attack
 # inferred the labels or was given them (label_rule: oracle), whether the server only
 # watches (honest-but-curious) or changes the model it sends (malicious: an active attack),
-# and what else the attacker used (``Attack.knowledge``).
-THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server", "knowledge"]
+# what else the attacker used (``Attack.knowledge``), and whether it ran with parameters
+# tuned on public data (``dgp.jobs.tune``).
+THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server", "knowledge",
+                                                       "tuned"]
 METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "model_draw", "label", "predicted_label", *METRIC_COLUMNS,
@@ -64,3 +66,10 @@ UTILITY_COLUMNS = [
 # One row per (batch size, batch, label rule) of a label-recovery job (dgp.jobs.labels).
 LABEL_KEYS = ["dataset", "model", "defense", "ratio", "seed", "batch_size", "batch", "rule"]
 LABEL_COLUMNS = [*LABEL_KEYS, "label_acc"]
+# One row per tuning job (dgp.jobs.tune): the setting and attack, the budget, the public
+# PSNR of the configured and of the tuned parameters; then one ``param_<name>`` column per
+# tuned parameter (the attacks tune different ones).
+TUNING_KEYS = ["dataset", "model", "protocol", "defense", "ratio", "attack"]
+TUNING_COLUMNS = [*TUNING_KEYS, "trials", "finished_trials", "pruned_trials", "images",
+                  "default_psnr", "tuned_psnr"]
+TUNED_PARAM_PREFIX = "param_"

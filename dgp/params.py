@@ -80,3 +80,54 @@ def checked_params(owner: str, declared: dict[str, Param],
         if problem:
             raise ValueError(f"{owner} parameter {name} {problem}")
     return {**default_values(declared), **given}
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A number's search range when an attack is tuned (``Attack.tuning_space``): on a log
+    scale where the parameter matters by its order of magnitude (a learning rate), else
+    linear (a weight whose useful values include 0)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def widened(self, value: float) -> FloatRange:
+        """The range stretched to hold ``value`` (a configured value is tried first, so it
+        must lie inside); a log range cannot hold a value <= 0."""
+        if self.log and value <= 0:
+            raise ValueError(f"a log-scale range cannot hold {value!r}")
+        return FloatRange(min(self.low, value), max(self.high, value), self.log)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A categorical search space: the values to try."""
+
+    values: tuple[Any, ...]
+
+    def widened(self, value: Any) -> Choice:
+        """The choices plus ``value`` if it is not among them."""
+        return self if value in self.values else Choice((*self.values, value))
+
+
+Space = FloatRange | Choice
+
+
+def tuning_space_error(declared: dict[str, Param], space: dict[str, Space]) -> str | None:
+    """Why ``space`` does not fit the parameters ``declared``, or None: every name must be
+    a declared number (or, for a ``Choice``, any parameter) and every end of a range, and
+    every choice, a valid value; a log range must stay above 0."""
+    for name, spec in space.items():
+        if name not in declared:
+            return f"tunes {name!r}, which is no parameter"
+        param = declared[name]
+        values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
+        for value in values:
+            problem = param.error(value)
+            if problem:
+                return f"tunes {name!r} over a value that {problem}"
+        if isinstance(spec, FloatRange) and (spec.low > spec.high or
+                                             (spec.log and spec.low <= 0)):
+            return f"tunes {name!r} over an empty or non-positive log range {spec}"
+    return None

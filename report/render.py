@@ -65,7 +65,12 @@ from report.strongest import (
     with_strongest,
 )
 from report.threat import DEFAULT, describe, with_protocol
+<<<<<<< HEAD
 from report.verdicts import count_text, interval_text, verdict_table
+=======
+from report.tuning import tuning_rows
+from report.verdicts import verdict_table
+>>>>>>> tuning
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The registry's image metrics (and LPIPS) as table columns: key -> header.
@@ -348,12 +353,14 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
                   benchmarks: str | Path | None = None,
                   claims_path: str | Path = CLAIMS_PATH,
                   labels: pd.DataFrame | None = None,
-                  verdicts: pd.DataFrame | None = None) -> str:
+                  verdicts: pd.DataFrame | None = None,
+                  tuning: pd.DataFrame | None = None) -> str:
     """The report as an HTML string; every config and data value goes through autoescaping.
 
     ``benchmarks`` is the folder of Snakemake benchmark files (compute per rule);
     ``claims_path`` the paper's claims to check; ``labels`` the label-recovery table;
-    ``verdicts`` the verdict table (``report.verdicts``; computed from ``data`` if None).
+    ``verdicts`` the verdict table (``report.verdicts``; computed from ``data`` if None);
+    ``tuning`` the table of attacks tuned on public data (None: no attack was tuned).
     """
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -381,6 +388,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
         n_rows=len(data), claims=claims, compute=compute, labels=label_sections(labels),
+        tuning=tuning_rows(tuning),
         defense_legend=defense_legend(data["defense"].unique()), metric_headers=METRIC_HEADERS,
         selection=SELECTION, min_samples=MIN_SAMPLES, success_margin=SUCCESS_MARGIN_DB,
         rebuilt_ssim=REBUILT_SSIM, seed_icc=seed_icc, seed_icc_settings=seed_icc_settings,
@@ -401,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--utility", help="per-evaluation training CSV (utility.csv)")
     parser.add_argument("--labels", help="label-recovery CSV (labels.csv)")
     parser.add_argument("--verdicts", help="verdict CSV (verdicts.csv, from report.verdicts)")
+    parser.add_argument("--tuning", help="attacks tuned on public data (tuning.csv)")
     parser.add_argument("--config", default="{}", help="run configuration as a JSON string")
     parser.add_argument("--benchmarks", help="folder of Snakemake benchmark files")
     parser.add_argument("--claims", default=str(CLAIMS_PATH), help="claims to check (YAML)")
@@ -414,8 +423,9 @@ def main(argv: list[str] | None = None) -> None:
     utility = pd.read_csv(args.utility) if args.utility else None
     labels = pd.read_csv(args.labels) if args.labels else None
     verdicts = pd.read_csv(args.verdicts) if args.verdicts else None
+    tuning = pd.read_csv(args.tuning) if args.tuning else None
     write_text(args.out, render_report(data, config, utility, args.benchmarks, args.claims,
-                                       labels, verdicts))
+                                       labels, verdicts, tuning))
     print(f"report of {len(data)} rows -> {args.out}")
 
 

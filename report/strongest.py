@@ -59,7 +59,7 @@ def choose_per_seed(runs: pd.DataFrame) -> dict[int, str]:
 
 def _strongest_rows(group: pd.DataFrame, name: str) -> pd.DataFrame:
     """One attack's rows per fold; a lone candidate is the strongest without a choice."""
-    tried = ", ".join(sorted(group["attack"].unique()))
+    tried = ", ".join(tuned_name(group, str(a)) for a in sorted(group["attack"].unique()))
     if group["attack"].nunique() == 1:
         return group.assign(source_attack=group["attack"], attack=name, candidates=1,
                             tried=tried)
@@ -98,9 +98,21 @@ def strongest_only(privacy: pd.DataFrame) -> pd.DataFrame:
     return privacy[privacy["attack"] == STRONGEST]
 
 
+def tuned_name(rows: pd.DataFrame, attack: str) -> str:
+    """``attack``, marked 'ig (tuned)' where its rows ran with parameters tuned on public
+    data (``tuned``; tables from before tuning have no such column)."""
+    if "tuned" not in rows:
+        return attack
+    source = rows["source_attack"] if "source_attack" in rows else rows["attack"]
+    tuned = rows.loc[source == attack, "tuned"].astype("boolean").fillna(False)
+    return f"{attack} (tuned)" if tuned.any() else attack
+
+
 def attack_label(rows: pd.DataFrame) -> str:
-    """'ig', or for a strongest pseudo-attack the attack(s) behind it: 'strongest: ig'."""
+    """'ig', or for a strongest pseudo-attack the attack(s) behind it: 'strongest: ig';
+    each marked ' (tuned)' if it was tuned."""
     attack = str(rows["attack"].iloc[0])
     if attack not in STRONGEST_NAMES or "source_attack" not in rows:
-        return attack
-    return f"{attack}: {', '.join(sorted(rows['source_attack'].dropna().unique()))}"
+        return tuned_name(rows, attack)
+    sources = sorted(rows["source_attack"].dropna().unique())
+    return f"{attack}: {', '.join(tuned_name(rows, str(a)) for a in sources)}"

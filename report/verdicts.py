@@ -40,6 +40,7 @@ from report.strongest import (
     SETTING,
     STRONGEST_NAMES,
     fold_column,
+    tuned_name,
     with_strongest,
 )
 
@@ -65,9 +66,11 @@ def _interval(runs: pd.DataFrame, column: str) -> tuple[float, float, float]:
 
 def _chosen(rows: pd.DataFrame) -> str:
     """'ig_adaptive', or by fold (seed, or run with a single seed) where the choice
-    differs, the most chosen first: 'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)'."""
+    differs, the most chosen first: 'idlg_adaptive (seeds 1, 2, 3), ig_adaptive (seed 0)';
+    'ig_adaptive (tuned)' for an attack run with parameters tuned on public data."""
     key = fold_column(rows)
     per_fold = rows.groupby(key)["source_attack"].first()
+    per_fold = per_fold.map(lambda attack: tuned_name(rows, str(attack)))
     if per_fold.nunique() == 1:
         return str(per_fold.iloc[0])
     word = "seed" if key == "seed" else "run"

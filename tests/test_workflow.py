@@ -28,16 +28,22 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
     expected = sum(len(p.get("defenses", names)) * len(p.get("attacks", attacks)) * 2
                    for p in smoke["privacy"]["protocols"])
     assert len(smoke["privacy"]["protocols"]) > 1
-    # Round 0 (the initial model) and the trained round are two rules of one job.
-    assert counts["attack"] == counts["attack_trained"] == str(expected // 2)
+    # Round 0 (the initial model) and the trained round are two rules of one job, and a
+    # tuned attack's jobs two more, after one tuning job per setting.
+    tuned = [a["name"] for a in smoke["attacks"] if "tune" in a]
+    settings = sum(len(p.get("defenses", names)) * len(set(p.get("attacks", attacks)) & set(tuned))
+                   for p in smoke["privacy"]["protocols"])
+    assert tuned and settings and counts["tune"] == str(settings)
+    assert counts["attack_tuned"] == counts["attack_trained_tuned"] == str(settings)
+    assert counts["attack"] == counts["attack_trained"] == str(expected // 2 - settings)
     assert counts["train"] == str(len(names))
     # One label-recovery job per defense setting, like training.
     assert counts["labels"] == str(len(names))
     assert counts["aggregate_privacy"] == counts["aggregate_utility"] == "1"
-    assert counts["aggregate_labels"] == counts["report"] == "1"
-    # + three aggregates, the report and all
+    assert counts["aggregate_labels"] == counts["aggregate_tuning"] == counts["report"] == "1"
+    # + four aggregates, the verdicts, the report and all
     assert counts["verdicts"] == "1"
-    assert counts["total"] == str(expected + 2 * len(names) + 6)
+    assert counts["total"] == str(expected + 2 * len(names) + settings + 7)
 
 
 @pytest.mark.workflow
@@ -47,7 +53,7 @@ def test_every_shipped_config_plans_on_its_own_from_the_root(name: str) -> None:
     alone: the default grid is read only when no config file is given, so none of its keys
     leak into X (the smoke grid once failed under the default's privacy seeds)."""
     from dgp.jobs.config import validate_config
-    from dgp.jobs.plan import privacy_jobs, training_jobs
+    from dgp.jobs.plan import privacy_jobs, training_jobs, tuning_jobs
 
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--configfile",
@@ -56,6 +62,7 @@ def test_every_shipped_config_plans_on_its_own_from_the_root(name: str) -> None:
     counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout,
                                                       re.MULTILINE)}
     config = validate_config(yaml.safe_load((REPO / "config" / name).read_text()))
-    attacks = counts.get("attack", 0) + counts.get("attack_trained", 0)
-    assert (attacks, counts.get("train", 0)) == (len(privacy_jobs(config)),
-                                                 len(training_jobs(config)))
+    attacks = sum(counts.get(rule, 0) for rule in ("attack", "attack_trained", "attack_tuned",
+                                                   "attack_trained_tuned"))
+    assert (attacks, counts.get("train", 0), counts.get("tune", 0)) == (
+        len(privacy_jobs(config)), len(training_jobs(config)), len(tuning_jobs(config)))

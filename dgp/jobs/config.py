@@ -135,6 +135,7 @@ def _check_attacks(config: dict[str, Any]) -> None:
             attack_impl = create_attack(attack["name"], attack["params"])
         except ValueError as error:
             raise ConfigError(f"{where}: {error}") from None
+        _check_tuning(attack_impl, attack, where)
         without_batchnorm = [d["model"] for d in config["datasets"]
                              if d["model"] not in MODELS_WITH_BATCHNORM]
         if attack_impl.needs_batchnorm and without_batchnorm:
@@ -142,6 +143,19 @@ def _check_attacks(config: dict[str, Any]) -> None:
                               f"BatchNorm ({', '.join(MODELS_WITH_BATCHNORM)}), but the "
                               f"datasets use {', '.join(sorted(set(without_batchnorm)))}")
     _unique(config["attacks"], lambda a: a["name"], "attacks")
+
+
+def _check_tuning(attack_impl: Any, attack: dict[str, Any], where: str) -> None:
+    """``tune`` only on an attack that declares what to tune, around its configured values."""
+    if "tune" not in attack:
+        return
+    if not attack_impl.tuning_space:
+        raise ConfigError(f"{where}.tune: attack {attack['name']!r} has nothing to tune (no "
+                          "tuning_space); remove tune or tune an attack that declares one")
+    try:
+        attack_impl.tuning_ranges()
+    except ValueError as error:
+        raise ConfigError(f"{where}.tune: {error}") from None
 
 
 def _check_gallery(config: dict[str, Any]) -> None:

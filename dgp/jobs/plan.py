@@ -138,6 +138,21 @@ def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def tuned_attacks(config: dict[str, Any]) -> list[str]:
+    """The configured attacks with a ``tune`` entry: tuned per setting before attacking."""
+    return [a["name"] for a in config["attacks"] if "tune" in a]
+
+
+def tuning_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
+    """Every (dataset, protocol, defense, ratio, attack) whose privacy jobs attack with
+    tuned parameters: one tuning job each, whatever the round and seed."""
+    tuned = set(tuned_attacks(config))
+    keys = ("dataset", "protocol", "defense", "ratio", "attack")
+    settings = {tuple(job[k] for k in keys): None for job in privacy_jobs(config)
+                if job["attack"] in tuned}
+    return [dict(zip(keys, setting, strict=True)) for setting in settings]
+
+
 def training_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
     """Every (dataset, defense, ratio, seed) trained (training can be disabled globally or
     per defense with ``enabled: false``)."""

@@ -186,21 +186,30 @@ def _setup(dataset: dict[str, Any], defense: str, ratio: float,
     checked_accounting(defense, defense_impl.accounting(releases=1))  # before any attack
     attack_impl = create_attack(attack, attack_params)
     train = load_dataset(dataset, split="train")
-    public, public_labels = public_samples(train)
     state = load_state_dict(checkpoint) if checkpoint is not None else None
-    model_spec = {"name": dataset["model"], "device": torch_device, "state": state,
+    return build_job(data, indices, train, dataset["model"], defense_impl, attack_impl, seed,
+                     torch_device, state, protocol)
+
+
+def build_job(data: ImageData, indices: list[int], train: ImageData, model: str,
+              defense: Defense, attack: Attack, seed: int, torch_device: torch.device,
+              state: dict[str, torch.Tensor] | None, protocol: Protocol) -> _Job:
+    """A job attacking ``data``'s images ``indices`` (the users' split; the tuning job's
+    is the attacker's own, dgp.jobs.tune), with public knowledge from ``train``."""
+    public, public_labels = public_samples(train)
+    model_spec = {"name": model, "device": torch_device, "state": state,
                   "public": data.normalize(public).to(torch_device)}
-    reference = dense_reference_bytes(dataset["model"], data.channels, data.num_classes,
+    reference = dense_reference_bytes(model, data.channels, data.num_classes,
                                       data.image_size)
     center = encoding_center(data.normalize, data.channels)
     knowledge = PublicKnowledge.from_samples(
         data.normalize(public).to(torch_device), public_labels.to(torch_device),
         data.num_classes, data.normalize(center).to(torch_device), data.normalize,
         data.denormalize)
-    if attack_impl.public_training_images:
-        knowledge = with_training_images(knowledge, train, attack_impl.public_training_images,
+    if attack.public_training_images:
+        knowledge = with_training_images(knowledge, train, attack.public_training_images,
                                          torch_device)
-    return _Job(data, model_spec, defense_impl, attack_impl, reference, indices,
+    return _Job(data, model_spec, defense, attack, reference, indices,
                 public.mean(0, keepdim=True), data.denormalize(knowledge.class_means.cpu()),
                 seed, center, knowledge, protocol)
 
@@ -364,29 +373,15 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     return rows, images, recovered.clamp(0, 1).nan_to_num(0.0)
 
 
-def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
-        attack: str, attack_params: dict[str, Any], seed: int, num_images: int,
-        batch_size: int, device: str = "auto", model_round: int = 0,
-        checkpoint: str | Path | None = None, protocol: dict[str, Any] | None = None,
-        ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Run the job; return its record (rows + notes) and the image grid (originals first,
-    then the reconstructions of each role).
-
-    The attacked model is each case's own initial draw, or the training ``checkpoint``
-    written at ``model_round`` (shared by the job's cases). ``protocol`` (a
-    ``dgp.protocol.Protocol`` as a dict; default FedSGD, one user) says what each user sends
-    and how many users' updates are summed: each case attacked is ``users`` batches of
-    ``batch_size`` images.
-    """
-    torch_device = resolve_device(device)
-    threat = Protocol.from_dict(protocol or {})
-    job = _setup(dataset, defense, ratio, defense_params, attack, attack_params, seed,
-                 num_images, torch_device, checkpoint, threat)
+def attack_all(job: _Job, batch_size: int) -> tuple[list[dict[str, Any]], list[torch.Tensor],
+                                                  dict[str, list[torch.Tensor]]]:
+    """Attack every case of ``job`` (``batch_size`` images per user) in every role: the
+    rows, the originals and each role's reconstructions, case by case."""
     indices = job.indices
-    case = batch_size * threat.users
+    case = batch_size * job.protocol.users
     rows, originals = [], []
     reconstructions: dict[str, list[torch.Tensor]] = {
-        role: [] for role in roles(job.defense, threat)}
+        role: [] for role in roles(job.defense, job.protocol)}
     for batch, start in enumerate(range(0, len(indices), case)):
         for role in reconstructions:
             batch_rows, images, recovered = _attack_batch(
@@ -394,7 +389,30 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
             rows += batch_rows
             reconstructions[role].append(recovered)
         originals.append(images)
+    return rows, originals, reconstructions
 
+
+def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
+        attack: str, attack_params: dict[str, Any], seed: int, num_images: int,
+        batch_size: int, device: str = "auto", model_round: int = 0,
+        checkpoint: str | Path | None = None, protocol: dict[str, Any] | None = None,
+        tuned: dict[str, Any] | None = None) -> tuple[dict[str, Any], torch.Tensor]:
+    """Run the job; return its record (rows + notes) and the image grid (originals first,
+    then the reconstructions of each role).
+
+    The attacked model is each case's own initial draw, or the training ``checkpoint``
+    written at ``model_round`` (shared by the job's cases). ``protocol`` (a
+    ``dgp.protocol.Protocol`` as a dict; default FedSGD, one user) says what each user sends
+    and how many users' updates are summed: each case attacked is ``users`` batches of
+    ``batch_size`` images. ``tuned``: parameters a tuning job chose on public data
+    (``tuned_params``), which override ``attack_params``.
+    """
+    torch_device = resolve_device(device)
+    threat = Protocol.from_dict(protocol or {})
+    job = _setup(dataset, defense, ratio, defense_params, attack,
+                 {**attack_params, **(tuned or {})}, seed, num_images, torch_device,
+                 checkpoint, threat)
+    rows, originals, reconstructions = attack_all(job, batch_size)
     notes = [note for note in [lpips_note()] if note]
     diverged = sum(r["status"] == "diverged" for r in rows)
     if diverged:
@@ -404,15 +422,23 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                 "protocol": threat.id, **threat.as_dict(),
                 "labels": "given" if job.attack.needs_true_labels else "inferred",
                 "server": "malicious" if job.attack.active else "honest-but-curious",
-                "knowledge": ", ".join(job.attack.knowledge(job.defense, threat, case)) or "none",
+                "knowledge": ", ".join(job.attack.knowledge(
+                    job.defense, threat, batch_size * threat.users)) or "none",
+                "tuned": tuned is not None,
                 "defense": defense, "ratio": ratio, "attack": attack,
                 "model_round": model_round, "seed": seed,
                 "device": str(torch_device)},
+        "tuned_params": tuned or {},
         "rows": rows,
         "notes": notes,
     }
     grid = torch.cat([torch.cat(originals)] + [torch.cat(r) for r in reconstructions.values()])
     return record, grid
+
+
+def tuned_params(path: str | Path) -> dict[str, Any]:
+    """The parameters a tuning job's JSON (``dgp.jobs.tune``) chose."""
+    return json.loads(Path(path).read_text())["tuned"]["params"]
 
 
 def tile(images: torch.Tensor, per_row: int, padding: int = 1) -> torch.Tensor:
@@ -460,6 +486,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="state dict of the trained model at --round (from dgp.jobs.train)")
     parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--tuned", default=None,
+                        help="a tuning job's JSON (dgp.jobs.tune): its parameters, chosen on "
+                             "public data, override --attack-params")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-png", required=True)
     args = parser.parse_args(argv)
@@ -468,7 +497,7 @@ def main(argv: list[str] | None = None) -> None:
     record, grid = run(args.dataset, args.defense, args.ratio, args.defense_params,
                        args.attack, args.attack_params, args.seed, args.num_images,
                        args.batch_size, args.device, args.model_round, args.checkpoint,
-                       args.protocol)
+                       args.protocol, tuned_params(args.tuned) if args.tuned else None)
     save_grid(args.out_png, grid, per_row=args.num_images)
     record["job"]["job_seconds"] = round(time.perf_counter() - began, 3)
     write_json(args.out_json, record)

@@ -9,6 +9,8 @@ from dgp.jobs.plan import (
     privacy_jobs,
     training_jobs,
     training_settings,
+    tuned_attacks,
+    tuning_jobs,
     validated_config,
 )
 
@@ -23,9 +25,18 @@ except ConfigError as error:
 PRIVACY_JOBS = privacy_jobs(config)
 TRAINING_JOBS = training_jobs(config)
 LABEL_JOBS = label_jobs(config)
+TUNING_JOBS = tuning_jobs(config)
 TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
 LABEL_PATTERN = "{dataset}/{defense}/{ratio}"
 PRIVACY_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+# A tuning job's setting: its parameters serve every round and seed of the setting.
+TUNING_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}"
+TUNING_OUTPUT = f"results/tuning/{TUNING_PATTERN}.json"
+# The attack wildcard of tuned attacks' rules, and of the others' (any name but those: not
+# followed by a name character, the name ends there): two rules rather than an input
+# function per privacy job (dry-run cost, see privacy.smk).
+TUNED_ATTACK = "|".join(tuned_attacks(config)) or "(?!)"
+UNTUNED_ATTACK = f"(?!(?:{TUNED_ATTACK})(?![A-Za-z0-9_]))[A-Za-z0-9_]+"
 # The trained model of one training job after a round (what attack_trained attacks).
 CHECKPOINT_PATTERN = f"results/train/{TRAINING_PATTERN}/round{{round}}.pt"
 CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
@@ -46,6 +57,7 @@ def get_final_output():
         ["results/privacy.csv", "results/verdicts.csv", "results/report.html"]
         + get_utility_table()
         + get_label_table()
+        + get_tuning_table()
     )
 
 
@@ -57,6 +69,15 @@ def get_utility_table():
 def get_label_table():
     """The label-recovery CSV when label jobs run, else nothing."""
     return ["results/labels.csv"] if LABEL_JOBS else []
+
+
+def get_tuning_table():
+    """The table of tuned attacks when an attack is tuned, else nothing."""
+    return ["results/tuning.csv"] if TUNING_JOBS else []
+
+
+def get_tuning_outputs():
+    return [f"results/tuning/{TUNING_PATTERN.format(**job)}.json" for job in TUNING_JOBS]
 
 
 def get_label_outputs():
@@ -123,6 +144,11 @@ PROTOCOL_OPTION = {
 ATTACK_PARAMS_OPTION = {
     a["name"]: f"--attack-params {quoted_json(a['params'])}" for a in config["attacks"]
 }
+TUNE_OPTION = {
+    a["name"]: f"--trials {a['tune']['trials']} --images {a['tune']['images']}"
+    for a in config["attacks"]
+    if "tune" in a
+}
 PRIVACY_SIZES = (
     f"--num-images {config['privacy']['num_images']}"
     f" --batch-size {config['privacy']['batch_size']} --device {config['device']}"
@@ -139,6 +165,17 @@ def get_privacy_options(wildcards):
         + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack]]
         + [f"--seed {w.seed} --round {w.round}", PRIVACY_SIZES]
         + model
+    )
+
+
+def get_tuning_options(wildcards):
+    """Every setting of one tuning job, as the options of dgp.jobs.tune."""
+    w = wildcards
+    return " ".join(
+        [DATASET_OPTION[w.dataset], PROTOCOL_OPTION[w.protocol]]
+        + [f"--defense {w.defense} --ratio {w.ratio}", DEFENSE_PARAMS_OPTION[w.defense]]
+        + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack], TUNE_OPTION[w.attack]]
+        + [f"--batch-size {config['privacy']['batch_size']} --device {config['device']}"]
     )
 
 

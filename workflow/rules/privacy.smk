@@ -11,6 +11,7 @@ rule attack:
         f"results/benchmarks/privacy/{PRIVACY_PATTERN}.tsv"
     wildcard_constraints:
         round="0",
+        attack=UNTUNED_ATTACK,
     conda:
         "../../environment.yml"
     threads: 1
@@ -20,8 +21,9 @@ rule attack:
         disk_mb=1000,
     params:
         options=get_privacy_options,
+        tuned="",
     shell:
-        "python -m dgp.jobs.privacy {params.options} --threads {threads}"
+        "python -m dgp.jobs.privacy {params.options}{params.tuned} --threads {threads}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
 
 
@@ -30,6 +32,32 @@ use rule attack as attack_trained with:
         checkpoint=CHECKPOINT_PATTERN,
     wildcard_constraints:
         round="[1-9][0-9]*",
+        attack=UNTUNED_ATTACK,
+
+
+# The same jobs of an attack with `tune` in the config: with the parameters its tuning job
+# (tuning.smk) chose on public data for the setting, whatever the round.
+use rule attack as attack_tuned with:
+    input:
+        tuned=TUNING_OUTPUT,
+    wildcard_constraints:
+        round="0",
+        attack=TUNED_ATTACK,
+    params:
+        options=get_privacy_options,
+        tuned=f" --tuned {TUNING_OUTPUT}",
+
+
+use rule attack as attack_trained_tuned with:
+    input:
+        checkpoint=CHECKPOINT_PATTERN,
+        tuned=TUNING_OUTPUT,
+    wildcard_constraints:
+        round="[1-9][0-9]*",
+        attack=TUNED_ATTACK,
+    params:
+        options=get_privacy_options,
+        tuned=f" --tuned {TUNING_OUTPUT}",
 
 
 rule aggregate_privacy:

@@ -18,6 +18,7 @@ rule report:
         verdicts="results/verdicts.csv",
         utility=get_utility_table(),
         labels=get_label_table(),
+        tuning=get_tuning_table(),
         images=get_gallery_images(),
     output:
         "results/report.html",
@@ -29,8 +30,9 @@ rule report:
         config=json.dumps(config, sort_keys=True),
         utility=lambda wc, input: f"--utility {input.utility}" if input.utility else "",
         labels=lambda wc, input: f"--labels {input.labels}" if input.labels else "",
+        tuning=lambda wc, input: f"--tuning {input.tuning}" if input.tuning else "",
     shell:
         "python -m report.render --privacy {input.privacy} --timings {input.timings}"
-        " --verdicts {input.verdicts} {params.utility} {params.labels}"
+        " --verdicts {input.verdicts} {params.utility} {params.labels} {params.tuning}"
         " --benchmarks results/benchmarks --config {params.config:q}"
         " --out {output} > {log} 2>&1"

@@ -15,7 +15,14 @@ import yaml
 
 from defenses import DEFENSES
 from dgp.jobs.config import validate_config
-from dgp.jobs.plan import label_jobs, privacy_jobs, protocol_runs, training_jobs
+from dgp.jobs.plan import (
+    label_jobs,
+    privacy_jobs,
+    protocol_runs,
+    training_jobs,
+    tuned_attacks,
+    tuning_jobs,
+)
 from dgp.jobs.privacy import roles
 from report.labels import strongest_table
 from report.stats import CLEARS, MIN_SAMPLES, TOO_FEW, floor_verdict, run_table, unit_values
@@ -45,12 +52,26 @@ def main(argv: list[str]) -> None:
     assert (workdir / "results" / "report.html").stat().st_size > 10_000
     check_verdicts(privacy)
     check_labels(pd.read_csv(workdir / "results" / "labels.csv"), config)
+    check_tuning(workdir, config, privacy)
     print(privacy.groupby(["dataset", "attack", "defense"])["psnr"].mean().round(2).to_string())
     print(final[["dataset", "defense", "ratio", "test_acc", "upload_bytes"]].to_string(index=False))
     absent = sorted(set(DEFENSES) - set(privacy["defense"]))
     if absent:  # the CI grid is meant to run every defense: add it to config/smoke.yaml
         print(f"note: registered defenses not in this smoke grid: {', '.join(absent)}")
     print(f"smoke OK: {len(privacy)} privacy rows, {len(final)} training runs")
+
+
+def check_tuning(workdir: Path, config: dict, privacy: pd.DataFrame) -> None:
+    """One tuning.csv row per tuning job, never below the defaults' public PSNR, and the
+    privacy rows of exactly the tuned attacks marked tuned."""
+    assert (privacy["tuned"] == privacy["attack"].isin(tuned_attacks(config))).all()
+    jobs = tuning_jobs(config)
+    if not jobs:
+        return
+    tuning = pd.read_csv(workdir / "results" / "tuning.csv")
+    assert len(tuning) == len(jobs), f"expected {len(jobs)} tuning rows, got {len(tuning)}"
+    default, tuned = (tuning[c].fillna(float("-inf")) for c in ("default_psnr", "tuned_psnr"))
+    assert (tuned >= default).all(), "a tuned attack scored below its defaults"
 
 
 def check_verdicts(privacy: pd.DataFrame) -> None:
