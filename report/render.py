@@ -65,12 +65,8 @@ from report.strongest import (
     with_strongest,
 )
 from report.threat import DEFAULT, describe, with_protocol
-<<<<<<< HEAD
-from report.verdicts import count_text, interval_text, verdict_table
-=======
 from report.tuning import tuning_rows
-from report.verdicts import verdict_table
->>>>>>> tuning
+from report.verdicts import count_text, interval_text, verdict_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The registry's image metrics (and LPIPS) as table columns: key -> header.
