@@ -30,12 +30,17 @@ each defense declares on ``Defense``:
   public class means, InstaHide first undoes its sign flips as far as
   public data tells their signs, ATS undoes its shifts. Applied to the final images and to
   every budget checkpoint; a changed estimate is kept inside the valid box.
+* ``reproducible_model``: for defenses that draw randomness inside the model, the model
+  with the user's draw fixed where the update reveals it (PRECODE's bottleneck noise, read
+  off one image's FedSGD gradient: the Bayes framework's break), so candidate updates are
+  computed as the user's was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from attacks.base import AttackTarget, Reconstruction, UserView, mean_gradient
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
@@ -122,7 +127,13 @@ class _DefenseAware:
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
         """The passive optimisation, then the defense's estimate of the user's images (its
-        ``loss`` stays the objective of the reconstruction of what was shared)."""
+        ``loss`` stays the objective of the reconstruction of what was shared). The model
+        is the defense's ``reproducible_model``: any draw inside it the update reveals is
+        fixed to the user's."""
+        if target.defense is not None:
+            target = replace(target, model=target.defense.reproducible_model(
+                target.model, list(target.shared.tensors), target.num_images,
+                target.protocol))
         result = super().reconstruct(target, generator)
         if target.defense is None or target.public is None:
             return result

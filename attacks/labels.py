@@ -52,7 +52,9 @@ Two more count repeats with the public model's help:
 ``oracle`` (an upper bound, not an attack: the server is handed the true labels) is the
 threat model in which labels are known; ``LABEL_RULES`` lists every rule by name.
 
-``auto``, the attacks' default: iDLG for one image; for a batch (or a sum of users'
+``auto``, the attacks' default: for one image the lone negative entry of the classifier's
+bias gradient where there is exactly one (exact for any features; ``lone_negative_bias``),
+else iDLG; for a batch (or a sum of users'
 updates) ``llg_plus`` when the server has public class means, else Yin's rule. Breaching's
 batch default is Yin's; ours differs on purpose, since the strongest attacker the suite has
 should judge a defense: on untrained LeNet batches of 4 digits with repeats, Yin's rule
@@ -321,9 +323,25 @@ def _llg_plus(x: RuleInputs) -> torch.Tensor:
     return llg_labels(x.gradients, x.batch_size, x.num_classes, impact, offset)
 
 
+def lone_negative_bias(gradients: list[torch.Tensor], num_classes: int) -> int | None:
+    """One image's label where the classifier's bias gradient (softmax - one-hot, negative
+    only at the label) has exactly one negative entry, whatever the features before the
+    classifier (iDLG's row sums need them non-negative: PRECODE's decoder output is not);
+    None where it has none (pruned) or several (noise, mixed targets)."""
+    bias = classifier_bias_gradient(gradients, num_classes)
+    if bias is None:
+        return None
+    negative = torch.nonzero(bias < 0).flatten()
+    return int(negative[0]) if len(negative) == 1 else None
+
+
 def _auto(x: RuleInputs) -> torch.Tensor:
     if x.batch_size > 1 and x.model is not None and x.class_means is not None:
         return _llg_plus(x)
+    if x.batch_size == 1:
+        label = lone_negative_bias(x.gradients, x.num_classes)
+        if label is not None:
+            return torch.tensor([label], dtype=torch.long)
     return infer_labels(x.gradients, x.batch_size, x.num_classes, "auto")
 
 

@@ -30,6 +30,8 @@ from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, d
 if TYPE_CHECKING:
     from torch import nn
 
+    from dgp.protocol import Protocol
+
 
 class Defense(ABC):
     """A defense applied by a user before sharing.
@@ -168,6 +170,14 @@ class Defense(ABC):
         them (0: they could be what was held back), relative to the shared gradient's
         energy. None is revealed by default."""
         return 0.0
+
+    def reproducible_model(self, model: nn.Module, tensors: list[torch.Tensor],
+                           num_images: int, protocol: Protocol) -> nn.Module:
+        """The model with whatever of the user's own random draws inside it the shared
+        update (``tensors``, of ``num_images`` images under ``protocol``) reveals fixed to
+        them, so a defense-aware attacker's candidate update is computed as the user's was.
+        By default the model draws nothing: returned as it is."""
+        return model
 
     def estimate_private(self, reconstruction: torch.Tensor, soft_targets: torch.Tensor,
                          public: PublicKnowledge) -> torch.Tensor:

@@ -23,12 +23,16 @@ class VariationalBottleneck(PenalizedModule):
         self.beta = beta
         self.kl_unit = kl_unit
         self.kl = torch.zeros(())
+        # The standard normal draw of the sample, when fixed (``Precode.reproducible_model``:
+        # read off a user's update); None: a fresh draw on every forward pass.
+        self.noise: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         statistics = self.encoder(x)
         mu = statistics[:, :self.size]
         std = nn.functional.softplus(statistics[:, self.size:])
-        z = mu + torch.randn_like(std) * std
+        noise = torch.randn_like(std) if self.noise is None else self.noise.expand_as(std)
+        z = mu + noise * std
         kl = -0.5 * (1 + 2 * std.log() - mu.pow(2) - std.pow(2)).sum(1).mean()
         self.kl = kl / math.log(2) if self.kl_unit == "bits" else kl
         return self.decoder(z)

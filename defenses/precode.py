@@ -17,6 +17,7 @@ model's dense gradient (``dense_bytes``), never against the wrapped model's own.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 from defenses.base import Defense
@@ -25,6 +26,8 @@ from dgp.params import Param
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from dgp.protocol import Protocol
 
 KL_UNITS = ("bits", "nats")
 
@@ -53,3 +56,39 @@ class Precode(Defense):
                                            self.ratio, self.params["kl_unit"])
         model.fc = torch.nn.Sequential(bottleneck, model.fc)
         return model
+
+    def reproducible_model(self, model: nn.Module, tensors: list[torch.Tensor],
+                           num_images: int, protocol: Protocol) -> nn.Module:
+        """The model with the user's noise draw fixed, read off one image's FedSGD gradient
+        (the Bayes framework's PRECODE break, Balunovic et al., ICLR 2022): the encoder's
+        and the decoder's inputs are each a linear layer's input, exact from its weight
+        and bias gradients (``dgp.gradients.linear_input``); the encoder of the first gives
+        the mean and std, and the decoder's input is mean + noise x std. Other protocols
+        (a batch's or a sum's rows mix several inputs; FedAvg moves the weights between
+        steps) keep the model drawing afresh."""
+        from dgp.gradients import linear_input  # torch at call time only
+
+        if num_images != 1 or protocol.algorithm != "fedsgd" or protocol.users != 1:
+            return model
+        bottleneck = _bottleneck(model)
+        gradient = dict(zip((id(p) for p in model.parameters() if p.requires_grad), tensors,
+                            strict=True))
+
+        def layer_input(layer: torch.nn.Linear) -> torch.Tensor:
+            return linear_input(gradient[id(layer.weight)], gradient[id(layer.bias)])
+
+        with torch.no_grad():
+            statistics = bottleneck.encoder(layer_input(bottleneck.encoder).unsqueeze(0))
+            mean = statistics[:, :bottleneck.size]
+            std = torch.nn.functional.softplus(statistics[:, bottleneck.size:])
+            noise = (layer_input(bottleneck.decoder).unsqueeze(0) - mean) / std
+        bottleneck.kl = bottleneck.kl.detach()  # its last forward's graph cannot be copied
+        fixed = copy.deepcopy(model)
+        _bottleneck(fixed).noise = noise
+        return fixed
+
+
+def _bottleneck(model: nn.Module) -> nn.Module:
+    from defenses.bottleneck import VariationalBottleneck  # an nn.Module: imported here
+
+    return next(m for m in model.modules() if isinstance(m, VariationalBottleneck))

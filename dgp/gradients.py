@@ -41,3 +41,18 @@ def parameter_gradients(model: nn.Module, inputs: torch.Tensor,
                         targets: torch.Tensor) -> list[torch.Tensor]:
     """Gradient of the training loss per parameter tensor (detached)."""
     return loss_and_gradients(model, inputs, targets)[1]
+
+
+def linear_input(weight_grad: torch.Tensor, bias_grad: torch.Tensor) -> torch.Tensor:
+    """The input [F] of a linear layer ``y = W x + b`` that one image passed through, read
+    off the layer's gradient: ``dW = dy x^T`` and ``db = dy``, so every row ``i`` gives
+    ``x = dW_i / db_i`` (Phong et al., 2017). Least squares over the rows whose two entries
+    were sent (nonzero), ``x_j = sum_i db_i dW_ij / sum_i db_i^2``: exact for an exact
+    gradient, the single-row ratio of the reference (the Bayes framework's PRECODE break)
+    where one row is left, less noisy under noise. Entries no row sent are 0."""
+    weight_grad = weight_grad.flatten(1)
+    db = bias_grad.unsqueeze(1) * ((weight_grad != 0) & (bias_grad != 0).unsqueeze(1))
+    numerator = (db * weight_grad).sum(0)
+    denominator = (db * db).sum(0)
+    return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-30),
+                       torch.zeros_like(numerator))
