@@ -57,13 +57,9 @@ bias gradient where there is exactly one (exact for any features; ``lone_negativ
 else iDLG; for a batch (or a sum of users'
 updates) ``llg_plus`` when the server has public class means, else Yin's rule. Breaching's
 batch default is Yin's; ours differs on purpose, since the strongest attacker the suite has
-should judge a defense: on untrained LeNet batches of 4 digits with repeats, Yin's rule
-recovers 0.79 of the labels and ``llg_plus`` 1.00 (``benchmarks/labels.py``), and a wrong
-label stops a matching attack (measured: the sum of 3 users' gradients, one label wrong by
-Yin's rule, idlg_adaptive 4.8-15.2 dB; with the right labels 13.9-45.7). Undefended,
-``bias`` does as well as ``llg_plus``, but it reads the classifier bias's largest entries,
-which pruning defenses drop: against DGP 0.8 batches of 2-8 it recovers 0.50-0.53 of the
-labels, ``llg_plus`` 0.68-1.00 (the label-recovery jobs, ``dgp.jobs.labels``).
+should judge a defense and a wrong label stops a matching attack; ``bias`` reads the
+classifier bias's largest entries, which pruning defenses drop. The measurements behind
+both choices are in docs/attacks.md (``benchmarks/labels.py``, the label-recovery jobs).
 
 Label-mixing defenses (MixUp, InstaHide) train on soft labels, which the classifier's bias
 gradient reveals once the image is reconstructed (``soft_targets``).

@@ -215,9 +215,8 @@ class LearnedInversion(Attack):
         "lr": Param(3e-3, float, low=0, low_open=True, doc="Adam's initial lr"),
         "train_batch": Param(256, int, low=1, doc="training examples per Adam step"),
         # The input layer grows with the update: PRECODE's bottleneck adds 147,456 weights to
-        # the LeNet's 9,466 at 16x16. Measured (PRECODE 0.001, one digit, one core): all
-        # tensors 757 s, 7.4 GB and 10.1 dB; without the two over 20,000 entries 30.5 s
-        # and 21.4 dB (class-mean floor 12.0). Every LeNet tensor up to 32x32 is kept.
+        # the LeNet's 9,466 at 16x16, at a cost in time, memory and PSNR measured in
+        # docs/attacks.md. Every LeNet tensor up to 32x32 is kept.
         "max_tensor_size": Param(20_000, int, low=0, doc=(
             "leave out of the inverter's input every update tensor of more entries than "
             "this (0: keep all)")),
