@@ -166,6 +166,11 @@ class _DefenseAware:
             known.append("public data")
         return [*known, "defense protocol"]
 
+    def inert_under(self, protocol: Protocol) -> set[str]:
+        """The soft masks' temperature models a sum of users; the band penalty is left out
+        of one (``matching_loss``)."""
+        return {"mask_temperature"} if protocol.users == 1 else {"band_weight"}
+
     def user_view(self, target: AttackTarget, steps: int) -> UserView | None:
         """Under aggregation, each candidate user's update as its defense lets it through
         (``Defense.aggregate_view``), so that the sum is modelled user by user, through

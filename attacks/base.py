@@ -173,16 +173,25 @@ class Attack(ABC):
     def __init__(self, **params: Any) -> None:
         self.params = checked_params(f"attack {self.name!r}", self.parameters, params)
 
-    def tuning_ranges(self) -> dict[str, Space]:
+    def tuning_ranges(self, protocol: Protocol | None = None) -> dict[str, Space]:
         """``tuning_space`` with each range widened to hold this attack's configured value,
-        which a tuning job tries first; raises ValueError where none can hold it."""
+        which a tuning job tries first, less the parameters that do nothing under
+        ``protocol`` (``inert_under``); raises ValueError where no range can hold it."""
+        inert = self.inert_under(protocol) if protocol is not None else set()
         ranges = {}
         for name, space in self.tuning_space.items():
+            if name in inert:
+                continue
             try:
                 ranges[name] = space.widened(self.params[name])
             except ValueError as error:
                 raise ValueError(f"attack {self.name!r} parameter {name}: {error}") from None
         return ranges
+
+    def inert_under(self, protocol: Protocol) -> set[str]:
+        """The parameters that change nothing under ``protocol`` (a tuning job leaves them
+        at their configured values); none by default."""
+        return set()
 
     @classmethod
     def protocol_error(cls, protocol: Protocol) -> str | None:

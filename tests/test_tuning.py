@@ -125,6 +125,17 @@ def test_a_tuning_space_must_fit_the_parameters():
     assert Attack.tuning_space == {}
 
 
+def test_a_tuning_job_leaves_out_what_its_protocol_makes_inert():
+    """The soft masks only model a sum of users; the band penalty is left out of one."""
+    from dgp.protocol import Protocol
+
+    adaptive = ATTACKS["ig_adaptive"]()
+    assert set(adaptive.tuning_ranges(Protocol())) == {"lr", "tv_weight", "band_weight"}
+    assert set(adaptive.tuning_ranges(Protocol(users=3))) == {"lr", "tv_weight",
+                                                              "mask_temperature"}
+    assert set(ATTACKS["ig"]().tuning_ranges(Protocol(users=3))) == {"lr", "tv_weight"}
+
+
 def _smoke_with(tune_entry, attack: str = "ig") -> dict:
     config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     for entry in config["attacks"]:

@@ -173,7 +173,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
     batches of ``batch_size``); return the job's record."""
     threat = Protocol.from_dict(protocol or {})
     configured = create_attack(attack, attack_params)
-    ranges = configured.tuning_ranges()
+    ranges = configured.tuning_ranges(threat)
     if not ranges:
         raise ValueError(f"attack {attack!r} declares no tuning space: nothing to tune")
     train = load_dataset(dataset, split="train")  # never the test split: the users' images
