@@ -14,6 +14,20 @@ REPO = Path(__file__).resolve().parent.parent
 CIFAR10_MINI = REPO.parent / "shared" / "data" / "cifar10-mini"
 
 
+def poisoned_loader(real, poisoned: str, poison):
+    """``real`` (a ``load_dataset``) with the images of split ``poisoned`` replaced by
+    ``poison(images)``: a job that must never read that split gives the same result."""
+
+    def load(spec, split="test"):
+        data = real(spec, split)
+        if split == poisoned:
+            images, labels = data.dataset.tensors
+            data.dataset = torch.utils.data.TensorDataset(poison(images), labels)
+        return data
+
+    return load
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _validation_cache(tmp_path_factory):
     """Memoised validations (dgp/jobs/plan.py) of the tests and the workflows they start go

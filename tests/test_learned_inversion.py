@@ -10,6 +10,7 @@ import torch
 
 from attacks import ATTACKS, AttackTarget, create_attack
 from attacks.learned_inversion import LearnedInversion
+from conftest import poisoned_loader
 from dgp.jobs import privacy
 from dgp.jobs.config import validate_config
 from dgp.jobs.plan import ConfigError
@@ -30,21 +31,6 @@ def test_beats_the_class_mean_floor_undefended():
         assert row["status"] == "ok"
         assert row["psnr"] > row["class_floor_psnr"] + 3, row
     assert record["job"]["knowledge"] == "public data, defense protocol"
-
-
-def _poisoned_loader(poisoned: str, poison):
-    """``load_dataset`` with the images of split ``poisoned`` replaced by
-    ``poison(images)``."""
-    real = privacy.load_dataset
-
-    def load(spec, split="test"):
-        data = real(spec, split)
-        if split == poisoned:
-            images, labels = data.dataset.tensors
-            data.dataset = torch.utils.data.TensorDataset(poison(images), labels)
-        return data
-
-    return load
 
 
 def _trained_weights(monkeypatch, loader=None) -> tuple[list[dict], list[float]]:
@@ -73,9 +59,9 @@ def _same(first: list[dict], second: list[dict]) -> bool:
 
 def test_training_never_reads_an_attacked_image(monkeypatch):
     clean, clean_psnr = _trained_weights(monkeypatch)
-    noise = _poisoned_loader("test", lambda images: torch.rand_like(images))
+    noise = poisoned_loader(privacy.load_dataset, "test", torch.rand_like)
     attacked_poisoned, poisoned_psnr = _trained_weights(monkeypatch, noise)
-    inverted = _poisoned_loader("train", lambda images: 1 - images)
+    inverted = poisoned_loader(privacy.load_dataset, "train", lambda images: 1 - images)
     public_poisoned, _ = _trained_weights(monkeypatch, inverted)
     assert poisoned_psnr != clean_psnr  # the attacked images were replaced
     assert _same(clean, attacked_poisoned)  # yet the inverters are the same, bit for bit

@@ -17,7 +17,7 @@ import yaml
 from attacks import ATTACKS
 from attacks.base import Attack
 from attacks.inverting_gradients import InvertingGradients
-from conftest import REPO
+from conftest import REPO, poisoned_loader
 from dgp.jobs import privacy, tune
 from dgp.jobs.aggregate import tuning_table
 from dgp.jobs.config import validate_config
@@ -43,21 +43,6 @@ def _trials(tmp_path: Path, name: str = "study") -> list[optuna.trial.FrozenTria
     return optuna.load_study(study_name=summary.study_name, storage=storage).trials
 
 
-def _poisoned_loader(poisoned: str, poison):
-    """``load_dataset`` with the images of split ``poisoned`` replaced by
-    ``poison(images)`` (as tests/test_learned_inversion.py poisons them)."""
-    real = tune.load_dataset
-
-    def load(spec, split="test"):
-        data = real(spec, split)
-        if split == poisoned:
-            images, labels = data.dataset.tensors
-            data.dataset = torch.utils.data.TensorDataset(poison(images), labels)
-        return data
-
-    return load
-
-
 def _study(tmp_path: Path, monkeypatch, name: str, loader=None) -> list[tuple]:
     """Each trial's (value, parameters) of a fresh 3-trial study, under ``loader``."""
     with monkeypatch.context() as patch:
@@ -69,9 +54,9 @@ def _study(tmp_path: Path, monkeypatch, name: str, loader=None) -> list[tuple]:
 
 def test_tuning_never_reads_an_attacked_image(tmp_path, monkeypatch):
     clean = _study(tmp_path, monkeypatch, "clean")
-    noise = _poisoned_loader("test", lambda images: torch.rand_like(images))
+    noise = poisoned_loader(tune.load_dataset, "test", torch.rand_like)
     attacked_poisoned = _study(tmp_path, monkeypatch, "test_poisoned", noise)
-    inverted = _poisoned_loader("train", lambda images: 1 - images)
+    inverted = poisoned_loader(tune.load_dataset, "train", lambda images: 1 - images)
     public_poisoned = _study(tmp_path, monkeypatch, "train_poisoned", inverted)
     assert clean == attacked_poisoned  # the users' images change nothing, bit for bit
     assert [v for v, _ in clean] != [v for v, _ in public_poisoned]  # the public ones do
