@@ -27,10 +27,13 @@ class VariationalBottleneck(PenalizedModule):
         # read off a user's update); None: a fresh draw on every forward pass.
         self.noise: torch.Tensor | None = None
 
+    def statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian's mean and (softplus) standard deviation for input ``x``."""
+        encoded = self.encoder(x)
+        return encoded[:, :self.size], nn.functional.softplus(encoded[:, self.size:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        statistics = self.encoder(x)
-        mu = statistics[:, :self.size]
-        std = nn.functional.softplus(statistics[:, self.size:])
+        mu, std = self.statistics(x)
         noise = torch.randn_like(std) if self.noise is None else self.noise.expand_as(std)
         z = mu + noise * std
         kl = -0.5 * (1 + 2 * std.log() - mu.pow(2) - std.pow(2)).sum(1).mean()

@@ -78,9 +78,7 @@ class Precode(Defense):
             return linear_input(gradient[id(layer.weight)], gradient[id(layer.bias)])
 
         with torch.no_grad():
-            statistics = bottleneck.encoder(layer_input(bottleneck.encoder).unsqueeze(0))
-            mean = statistics[:, :bottleneck.size]
-            std = torch.nn.functional.softplus(statistics[:, bottleneck.size:])
+            mean, std = bottleneck.statistics(layer_input(bottleneck.encoder).unsqueeze(0))
             noise = (layer_input(bottleneck.decoder).unsqueeze(0) - mean) / std
         bottleneck.kl = bottleneck.kl.detach()  # its last forward's graph cannot be copied
         fixed = copy.deepcopy(model)

@@ -46,12 +46,7 @@ def _local_change(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     names, start = _trainable(model)
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     params = list(start)
-    count = len(inputs)
-    per_step = protocol.local_batch_size or count
-    seen = 0
-    for _ in range(protocol.local_steps):
-        chunk = [(seen + i) % count for i in range(min(per_step, count))]
-        seen = (seen + per_step) % count
+    for chunk in _local_chunks(len(inputs), protocol):
         state = {**dict(zip(names, params, strict=True)), **buffers}
         loss = _loss(model, state, inputs[chunk], targets[chunk])
         steps = torch.autograd.grad(loss, params, create_graph=create_graph)
@@ -60,6 +55,14 @@ def _local_change(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
             params = [p.detach().requires_grad_(True) for p in params]
     return [(p0 - p) if create_graph else (p0 - p).detach()
             for p0, p in zip(start, params, strict=True)]
+
+
+def _local_chunks(count: int, protocol: Protocol) -> list[list[int]]:
+    """The images each local step trains on: the next ``local_batch_size`` of the user's
+    ``count`` (cycling; 0: all of them every step)."""
+    per_step = protocol.local_batch_size or count
+    return [[(step * per_step + i) % count for i in range(min(per_step, count))]
+            for step in range(protocol.local_steps)]
 
 
 def _trainable(model: nn.Module) -> tuple[list[str], list[torch.Tensor]]:
@@ -99,9 +102,8 @@ def batched_user_updates(model: nn.Module, inputs: torch.Tensor, targets: torch.
 
     def loss(weights: tuple[torch.Tensor, ...], images: torch.Tensor,
              classes: torch.Tensor) -> torch.Tensor:
-        state = {**dict(zip(names, weights, strict=True)), **buffers}
-        logits = torch.func.functional_call(model, state, (images,))
-        return torch.nn.functional.cross_entropy(logits, classes)
+        return _loss(model, {**dict(zip(names, weights, strict=True)), **buffers}, images,
+                     classes)
 
     def one_user(images: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, ...]:
         weights = tuple(p.detach() for p in params)
@@ -122,12 +124,8 @@ def _functional_local_change(loss: Callable[..., torch.Tensor],
                              targets: torch.Tensor, protocol: Protocol,
                              ) -> tuple[torch.Tensor, ...]:
     """``_local_change`` in ``torch.func`` form (the same chunks, steps and sign)."""
-    count = inputs.shape[0]
-    per_step = protocol.local_batch_size or count
-    weights, seen = start, 0
-    for _ in range(protocol.local_steps):
-        chunk = [(seen + i) % count for i in range(min(per_step, count))]
-        seen = (seen + per_step) % count
+    weights = start
+    for chunk in _local_chunks(inputs.shape[0], protocol):
         steps = torch.func.grad(loss)(weights, inputs[chunk], targets[chunk])
         weights = tuple(w - protocol.local_lr * g for w, g in zip(weights, steps, strict=True))
     return tuple(w0 - w for w0, w in zip(start, weights, strict=True))
