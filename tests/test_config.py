@@ -82,7 +82,8 @@ def test_job_list_is_the_full_grid():
     fedsgd = [j for j in jobs if j["protocol"] == "fedsgd"]
     assert len(fedsgd) == len(SMOKE["defenses"]) * len(SMOKE["attacks"]) * 2 * 1
     assert {"dataset": "digits", "protocol": "fedsgd", "defense": "dgp", "ratio": "0.8",
-            "attack": "ig", "round": "5", "seed": "0"} in jobs
+            "attack": "ig", "round": "5", "seed": "0", "tuned": "1",
+            "stem": "digits/fedsgd/dgp/0.8/ig-tuned/round5/seed0"} in jobs
 
 
 @pytest.mark.workflow

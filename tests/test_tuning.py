@@ -153,6 +153,37 @@ def test_every_setting_of_a_tuned_attack_has_one_tuning_job():
     assert len(jobs) == len(settings) and {j["attack"] for j in jobs} == {"idlg_adaptive"}
 
 
+def test_a_protocol_entry_tunes_only_the_attacks_it_lists():
+    """An entry's own tune list picks where the budget is spent: the pruning settings
+    tuned, the others attacked with the configured parameters, written apart."""
+    from dgp.jobs.plan import privacy_jobs, tuning_jobs
+
+    config = _smoke_with({"trials": 2, "images": 1}, "idlg_adaptive")
+    config["privacy"]["protocols"] = [
+        {"algorithm": "fedsgd", "defenses": ["dgp", "topk"], "tune": ["idlg_adaptive"]},
+        {"algorithm": "fedsgd", "defenses": ["none"], "tune": []},
+        {"algorithm": "fedavg", "defenses": ["dgp"], "attacks": ["idlg_adaptive"]}]
+    jobs = privacy_jobs(validate_config(config))
+    tuned = {(j["protocol"], j["defense"]) for j in jobs if j["tuned"]}
+    assert tuned == {("fedsgd", "dgp"), ("fedsgd", "topk"), ("fedavg-s1-lr0.1", "dgp")}
+    assert all(j["attack"] == "idlg_adaptive" for j in jobs if j["tuned"])
+    assert all(("-tuned/" in j["stem"]) == bool(j["tuned"]) for j in jobs)
+    assert {(j["protocol"], j["defense"]) for j in tuning_jobs(validate_config(config))} == tuned
+
+
+@pytest.mark.parametrize(("tune", "message"), [
+    (["no_such_attack"], r"protocols\[0\]\.tune: unknown attack 'no_such_attack'"),
+    (["ig"], r"protocols\[0\]\.tune: attack 'ig' does not run under this entry"),
+    (["idlg_adaptive"], r"protocols\[0\]\.tune: attack 'idlg_adaptive' has no tuning budget"),
+])
+def test_bad_protocol_tune_lists_are_refused_by_name(tune, message):
+    config = _smoke_with({"trials": 2, "images": 1}, "ig")
+    config["privacy"]["protocols"] = [
+        {"algorithm": "fedsgd", "attacks": ["idlg_adaptive"], "tune": tune}]
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
 def test_tuned_parameters_reach_the_privacy_job(tmp_path):
     record = _tune(tmp_path, 1, images=1)
     tuning_json = tmp_path / "tuning.json"

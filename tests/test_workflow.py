@@ -29,9 +29,11 @@ def test_smoke_dry_run_lists_the_expected_jobs(tmp_path):
                    for p in smoke["privacy"]["protocols"])
     assert len(smoke["privacy"]["protocols"]) > 1
     # Round 0 (the initial model) and the trained round are two rules of one job, and a
-    # tuned attack's jobs two more, after one tuning job per setting.
+    # tuned attack's jobs two more, after one tuning job per setting (an entry tunes its
+    # attacks with a budget unless it lists its own).
     tuned = [a["name"] for a in smoke["attacks"] if "tune" in a]
-    settings = sum(len(p.get("defenses", names)) * len(set(p.get("attacks", attacks)) & set(tuned))
+    settings = sum(len(p.get("defenses", names))
+                   * len(set(p.get("attacks", attacks)) & set(p.get("tune", tuned)))
                    for p in smoke["privacy"]["protocols"])
     assert tuned and settings and counts["tune"] == str(settings)
     assert counts["attack_tuned"] == counts["attack_trained_tuned"] == str(settings)

@@ -210,7 +210,26 @@ def _check_protocols(config: dict[str, Any]) -> None:
                 _registered(f"{where}.{key}", key.removesuffix("s"), name, registry)
         _check_protocol_fits(config, protocol, entry, where)
         _check_defense_aware_sums(config, protocol, entry, where)
+        _check_entry_tuning(config, entry, where)
     _check_repeated_protocols(config)
+
+
+def _check_entry_tuning(config: dict[str, Any], entry: dict[str, Any], where: str) -> None:
+    """An entry's ``tune`` names attacks it runs that have a tuning budget (``tune`` on the
+    attack's entry: the trials and images); one not configured is not run, as in the
+    entry's filters."""
+    configured = {a["name"]: a for a in config["attacks"]}
+    runs = [name for name in configured if name in entry.get("attacks", [name])]
+    for name in entry.get("tune", []):
+        _registered(f"{where}.tune", "attack", name, ATTACKS)
+        if name not in configured:
+            continue
+        if name not in runs:
+            raise ConfigError(f"{where}.tune: attack {name!r} does not run under this entry "
+                              f"(its attacks: {', '.join(runs)}); tune one of those")
+        if "tune" not in configured[name]:
+            raise ConfigError(f"{where}.tune: attack {name!r} has no tuning budget; give its "
+                              "entry under attacks a tune: {trials: N, images: M}")
 
 
 def _check_repeated_protocols(config: dict[str, Any]) -> None:

@@ -101,24 +101,32 @@ def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, An
 
 
 class ProtocolRun(NamedTuple):
-    """One configured protocol and the grid it runs: its defenses, attacks and seeds."""
+    """One configured protocol entry and the grid it runs: its defenses, attacks and seeds,
+    and which of its attacks are tuned per setting before they attack."""
 
     protocol: Protocol
     defenses: list[str]
     attacks: list[str]
     seeds: list[int]
+    tuned: list[str]
 
 
 def protocol_runs(config: dict[str, Any]) -> list[ProtocolRun]:
-    """Each configured protocol with the defense and attack names and the seeds it runs
-    (a protocol's own ``seeds``, else ``privacy.seeds``)."""
+    """Each configured protocol entry with the defense and attack names and the seeds it
+    runs (the entry's own ``seeds``, else ``privacy.seeds``) and its tuned attacks (the
+    entry's ``tune``, else each of its attacks with a ``tune`` budget)."""
     defenses = [d["name"] for d in config["defenses"]]
     attacks = [a["name"] for a in config["attacks"]]
-    return [ProtocolRun(Protocol.from_dict(entry),
-                        [name for name in defenses if name in entry.get("defenses", defenses)],
-                        [name for name in attacks if name in entry.get("attacks", attacks)],
-                        entry.get("seeds", config["privacy"]["seeds"]))
-            for entry in config["privacy"]["protocols"]]
+    runs = []
+    for entry in config["privacy"]["protocols"]:
+        ran = [name for name in attacks if name in entry.get("attacks", attacks)]
+        tuned = entry.get("tune", tuned_attacks(config))
+        runs.append(ProtocolRun(
+            Protocol.from_dict(entry),
+            [name for name in defenses if name in entry.get("defenses", defenses)],
+            ran, entry.get("seeds", config["privacy"]["seeds"]),
+            [name for name in ran if name in tuned]))
+    return runs
 
 
 def format_ratio(ratio: float) -> str:
@@ -126,10 +134,24 @@ def format_ratio(ratio: float) -> str:
     return repr(float(ratio)).removesuffix(".0")
 
 
+# Where a privacy job writes (under results/privacy/, with .json or .png): a tuned attack's
+# jobs under "<attack>-tuned", so that the workflow tells them apart by path alone.
+PRIVACY_STEM = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+TUNED_SUFFIX = "-tuned"
+
+
 def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, protocol, defense, ratio, attack, round, seed) of a validated config."""
+    """Every (dataset, protocol, defense, ratio, attack, round, seed) of a validated config,
+    with ``tuned`` ("1" or "") and the ``stem`` its outputs are written under."""
+    return [{**job, "stem": PRIVACY_STEM.format(
+                **{**job, "attack": job["attack"] + TUNED_SUFFIX * bool(job["tuned"])})}
+            for job in _privacy_settings(config)]
+
+
+def _privacy_settings(config: dict[str, Any]) -> list[dict[str, str]]:
     return [
-        {**job, "protocol": run.protocol.id, "attack": attack, "round": str(model_round)}
+        {**job, "protocol": run.protocol.id, "attack": attack, "round": str(model_round),
+         "tuned": "1" if attack in run.tuned else ""}
         for run in protocol_runs(config)
         for job in _settings(config, run.seeds, ignore_enabled=True)
         if job["defense"] in run.defenses
@@ -139,17 +161,17 @@ def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def tuned_attacks(config: dict[str, Any]) -> list[str]:
-    """The configured attacks with a ``tune`` entry: tuned per setting before attacking."""
+    """The configured attacks with a ``tune`` budget: tuned before attacking, on every
+    setting of a protocol entry without its own ``tune`` list, else where it lists them."""
     return [a["name"] for a in config["attacks"] if "tune" in a]
 
 
 def tuning_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
     """Every (dataset, protocol, defense, ratio, attack) whose privacy jobs attack with
     tuned parameters: one tuning job each, whatever the round and seed."""
-    tuned = set(tuned_attacks(config))
     keys = ("dataset", "protocol", "defense", "ratio", "attack")
     settings = {tuple(job[k] for k in keys): None for job in privacy_jobs(config)
-                if job["attack"] in tuned}
+                if job["tuned"]}
     return [dict(zip(keys, setting, strict=True)) for setting in settings]
 
 

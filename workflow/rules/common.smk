@@ -2,6 +2,8 @@ import json
 import shlex
 
 from dgp.jobs.plan import (
+    PRIVACY_STEM,
+    TUNED_SUFFIX,
     ConfigError,
     dataset_id,
     label_jobs,
@@ -9,7 +11,6 @@ from dgp.jobs.plan import (
     privacy_jobs,
     training_jobs,
     training_settings,
-    tuned_attacks,
     tuning_jobs,
     validated_config,
 )
@@ -28,15 +29,13 @@ LABEL_JOBS = label_jobs(config)
 TUNING_JOBS = tuning_jobs(config)
 TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
 LABEL_PATTERN = "{dataset}/{defense}/{ratio}"
-PRIVACY_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+PRIVACY_PATTERN = PRIVACY_STEM
+# A tuned attack's jobs write under "<attack>-tuned" (dgp/jobs/plan.py): their rules match
+# by path, the attack wildcard being the name alone (no "-" in it).
+TUNED_PRIVACY_PATTERN = PRIVACY_STEM.replace("{attack}", "{attack}" + TUNED_SUFFIX)
 # A tuning job's setting: its parameters serve every round and seed of the setting.
 TUNING_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}"
 TUNING_OUTPUT = f"results/tuning/{TUNING_PATTERN}.json"
-# The attack wildcard of tuned attacks' rules, and of the others' (any name but those: not
-# followed by a name character, the name ends there): two rules rather than an input
-# function per privacy job (dry-run cost, see privacy.smk).
-TUNED_ATTACK = "|".join(tuned_attacks(config)) or "(?!)"
-UNTUNED_ATTACK = f"(?!(?:{TUNED_ATTACK})(?![A-Za-z0-9_]))[A-Za-z0-9_]+"
 # The trained model of one training job after a round (what attack_trained attacks).
 CHECKPOINT_PATTERN = f"results/train/{TRAINING_PATTERN}/round{{round}}.pt"
 CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
@@ -102,7 +101,7 @@ def get_attack_checkpoint(wildcards):
 
 def get_privacy_outputs(kind):
     """Paths of every privacy job's output of one kind ('json' or 'png')."""
-    return [f"results/privacy/{PRIVACY_PATTERN.format(**job)}.{kind}" for job in PRIVACY_JOBS]
+    return [f"results/privacy/{job['stem']}.{kind}" for job in PRIVACY_JOBS]
 
 
 def get_gallery_images():
@@ -112,7 +111,7 @@ def get_gallery_images():
     first_round = str(min(config["privacy"]["model_rounds"]))
     first_seed = {run.protocol.id: str(min(run.seeds)) for run in protocol_runs(config)}
     return [
-        f"results/privacy/{PRIVACY_PATTERN.format(**job)}.png"
+        f"results/privacy/{job['stem']}.png"
         for job in PRIVACY_JOBS
         if job["round"] == first_round and job["seed"] == first_seed[job["protocol"]]
     ]

@@ -11,7 +11,6 @@ rule attack:
         f"results/benchmarks/privacy/{PRIVACY_PATTERN}.tsv"
     wildcard_constraints:
         round="0",
-        attack=UNTUNED_ATTACK,
     conda:
         "../../environment.yml"
     threads: 1
@@ -32,29 +31,34 @@ use rule attack as attack_trained with:
         checkpoint=CHECKPOINT_PATTERN,
     wildcard_constraints:
         round="[1-9][0-9]*",
-        attack=UNTUNED_ATTACK,
 
 
-# The same jobs of an attack with `tune` in the config: with the parameters its tuning job
-# (tuning.smk) chose on public data for the setting, whatever the round.
+# The same jobs of an attack tuned on the setting (a protocol entry's tune): with the
+# parameters its tuning job (tuning.smk) chose on public data, whatever the round; written
+# under "<attack>-tuned".
 use rule attack as attack_tuned with:
     input:
         tuned=TUNING_OUTPUT,
+    output:
+        json=f"results/privacy/{TUNED_PRIVACY_PATTERN}.json",
+        png=f"results/privacy/{TUNED_PRIVACY_PATTERN}.png",
+    log:
+        f"logs/privacy/{TUNED_PRIVACY_PATTERN}.log",
+    benchmark:
+        f"results/benchmarks/privacy/{TUNED_PRIVACY_PATTERN}.tsv"
     wildcard_constraints:
         round="0",
-        attack=TUNED_ATTACK,
     params:
         options=get_privacy_options,
         tuned=f" --tuned {TUNING_OUTPUT}",
 
 
-use rule attack as attack_trained_tuned with:
+use rule attack_tuned as attack_trained_tuned with:
     input:
         checkpoint=CHECKPOINT_PATTERN,
         tuned=TUNING_OUTPUT,
     wildcard_constraints:
         round="[1-9][0-9]*",
-        attack=TUNED_ATTACK,
     params:
         options=get_privacy_options,
         tuned=f" --tuned {TUNING_OUTPUT}",

@@ -10,8 +10,6 @@ rule tune:
         f"logs/tuning/{TUNING_PATTERN}.log",
     benchmark:
         f"results/benchmarks/tuning/{TUNING_PATTERN}.tsv"
-    wildcard_constraints:
-        attack=TUNED_ATTACK,
     conda:
         "../../environment.yml"
     threads: 1

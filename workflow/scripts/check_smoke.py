@@ -20,7 +20,6 @@ from dgp.jobs.plan import (
     privacy_jobs,
     protocol_runs,
     training_jobs,
-    tuned_attacks,
     tuning_jobs,
 )
 from dgp.jobs.privacy import roles
@@ -63,8 +62,11 @@ def main(argv: list[str]) -> None:
 
 def check_tuning(workdir: Path, config: dict, privacy: pd.DataFrame) -> None:
     """One tuning.csv row per tuning job, never below the defaults' public PSNR, and the
-    privacy rows of exactly the tuned attacks marked tuned."""
-    assert (privacy["tuned"] == privacy["attack"].isin(tuned_attacks(config))).all()
+    privacy rows of exactly the tuned settings' attacks marked tuned."""
+    keys = ["protocol", "defense", "attack"]
+    tuned = {tuple(job[k] for k in keys) for job in privacy_jobs(config) if job["tuned"]}
+    marked = [tuple(row) in tuned for row in privacy[keys].itertuples(index=False)]
+    assert (privacy["tuned"] == marked).all()
     jobs = tuning_jobs(config)
     if not jobs:
         return
