@@ -15,6 +15,7 @@ from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
 from attacks.learned_inversion import LearnedInversion
+from attacks.multi_round import MultiRoundDecode
 from attacks.robbing_the_fed import RobbingTheFed
 from attacks.trap_weights import TrapWeights
 
@@ -28,6 +29,7 @@ ATTACKS: dict[str, type[Attack]] = {
     "gradinversion": GradInversion,
     "gradinversion_adaptive": AdaptiveGradInversion,
     "learned_inversion": LearnedInversion,
+    "multi_round": MultiRoundDecode,
     "rtf": RobbingTheFed,
     "trap_weights": TrapWeights,
 }

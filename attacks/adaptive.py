@@ -46,7 +46,7 @@ from attacks.base import AttackTarget, Reconstruction, UserView, mean_gradient
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
-from attacks.labels import soft_targets
+from attacks.labels import bias_implied_targets, soft_targets
 from defenses.base import Defense
 from dgp.lazy import torch
 from dgp.params import FloatRange, Param
@@ -130,17 +130,23 @@ class _DefenseAware:
         ``loss`` stays the objective of the reconstruction of what was shared). The model
         is the defense's ``reproducible_model``: any draw inside it the update reveals is
         fixed to the user's."""
-        if target.defense is not None:
-            target = replace(target, model=target.defense.reproducible_model(
-                target.model, list(target.shared.tensors), target.num_images,
-                target.protocol))
-        result = super().reconstruct(target, generator)
+        result = self.reconstruct_shared(target, generator)
         if target.defense is None or target.public is None:
             return result
         result.images = self._estimate(result.images, result.labels, target)
         result.checkpoints = {fraction: self._estimate(images, result.labels, target)
                               for fraction, images in result.checkpoints.items()}
         return result
+
+    def reconstruct_shared(self, target: AttackTarget,
+                           generator: torch.Generator | None = None) -> Reconstruction:
+        """The passive optimisation on the defense's ``reproducible_model``: the images the
+        shared update was computed on (for a data defense, the transformed ones)."""
+        if target.defense is not None:
+            target = replace(target, model=target.defense.reproducible_model(
+                target.model, list(target.shared.tensors), target.num_images,
+                target.protocol))
+        return super().reconstruct(target, generator)
 
     @staticmethod
     def _estimate(images: torch.Tensor, labels: torch.Tensor,
@@ -153,6 +159,22 @@ class _DefenseAware:
             return images
         lower, upper = (b.to(device) for b in target.box)
         return torch.maximum(torch.minimum(estimate, upper), lower)
+
+    def candidate_targets(self, target: AttackTarget, candidate: torch.Tensor,
+                          labels: torch.Tensor) -> torch.Tensor:
+        """Behind a label-mixing defense (``Defense.mixes_labels``), one image's candidate is
+        simulated under the soft targets the shared update implies for it
+        (``bias_implied_targets``): hard labels cannot reproduce a mixed-label gradient, so
+        the mixed image itself would never be matched. A batch, a sum or a FedAvg update
+        keeps the recovered labels, and DLG its optimised soft labels (which model mixed
+        targets already)."""
+        defense = target.defense
+        if (defense is None or not defense.mixes_labels or target.protocol != Protocol()
+                or getattr(self, "optimize_labels", False)):
+            return labels
+        implied = bias_implied_targets(list(target.shared.tensors), target.num_classes,
+                                       target.num_images)
+        return labels if implied is None else implied
 
     def knowledge(self, defense: Defense | None, protocol: Protocol,
                   num_images: int) -> list[str]:

@@ -50,6 +50,10 @@ class AttackTarget:
     # The federated protocol (dgp.protocol): FedSGD or FedAvg, and how many users' updates
     # ``shared`` sums (each of ``batch_size`` images; the attack recovers all of them).
     protocol: Protocol = field(default_factory=Protocol)
+    # The same user's updates of further rounds on the same images, each with the defense's
+    # fresh random draws, for attacks that watch a user over rounds
+    # (``Attack.observed_rounds``); empty for the others.
+    later_rounds: tuple[SharedGradient, ...] = ()
 
     @property
     def num_images(self) -> int:
@@ -208,6 +212,11 @@ class Attack(ABC):
                     f"{', '.join(cls.batchnorm_modes)}")
         return None
 
+    @classmethod
+    def defense_error(cls, defense: type[Defense]) -> str | None:
+        """Why this attack has nothing to attack behind ``defense``, or None (any)."""
+        return None
+
     @property
     def public_training_images(self) -> int:
         """How many public images (the training split, spread evenly; never an attacked
@@ -215,6 +224,12 @@ class Attack(ABC):
         ``AttackTarget.public`` (``images``, ``labels``). None by default, so jobs of
         attacks that train on nothing load nothing beyond the class means."""
         return 0
+
+    @property
+    def observed_rounds(self) -> int:
+        """How many rounds of one user's updates on the same images this attack observes
+        (``AttackTarget.later_rounds`` holds all but the first): one by default."""
+        return 1
 
     @property
     def needs_true_labels(self) -> bool:
@@ -250,6 +265,12 @@ class Attack(ABC):
         return recover_labels(self.params["label_rule"], observed, target.num_images,
                               target.num_classes, target.model, class_means,
                               target.oracle_labels)
+
+    def candidate_targets(self, target: AttackTarget, candidate: torch.Tensor,
+                          labels: torch.Tensor) -> torch.Tensor:
+        """The targets a candidate batch's update is simulated under: the recovered
+        ``labels`` by default; a defense-aware attack may model a defense's soft targets."""
+        return labels
 
     def user_view(self, target: AttackTarget, steps: int) -> UserView | None:
         """What the attack applies to each candidate user's update before a sum of users'

@@ -65,7 +65,8 @@ class DeepLeakage(Attack):
         view = self.user_view(target, steps=self.params["iterations"])
 
         def objective(candidate: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            return self.matching_loss(candidate_update(target, candidate, labels, view),
+            targets = self.candidate_targets(target, candidate, labels)
+            return self.matching_loss(candidate_update(target, candidate, targets, view),
                                       observed, target)
 
         def held() -> tuple[torch.Tensor, torch.Tensor]:

@@ -115,7 +115,8 @@ class GradInversion(Attack):
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             statistics.pop()
-            matching = self.matching_loss(candidate_update(target, candidate, labels, view),
+            targets = self.candidate_targets(target, candidate, labels)
+            matching = self.matching_loss(candidate_update(target, candidate, targets, view),
                                           observed, target)
             return (matching + p["bn_weight"] * statistics.pop()
                     + p["tv_weight"] * total_variation(candidate)

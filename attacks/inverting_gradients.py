@@ -66,7 +66,9 @@ class InvertingGradients(Attack):
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             matching = self.matching_loss(
-                candidate_update(target, candidate, labels, view), observed, target)
+                candidate_update(target, candidate,
+                                 self.candidate_targets(target, candidate, labels), view),
+                observed, target)
             return matching + tv_weight * total_variation(candidate)
 
         return optimize_images(images, labels, objective, optimizer, scheduler, n,

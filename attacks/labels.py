@@ -121,6 +121,22 @@ def soft_targets(model: nn.Module, images: torch.Tensor, gradients: list[torch.T
     return torch.where(total > 0, targets / total.clamp(min=1e-12), onehot)
 
 
+def bias_implied_targets(gradients: list[torch.Tensor], num_classes: int,
+                         num_images: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """For one image, the targets under which a candidate's gradient has exactly the shared
+    classifier bias gradient, as a function of the candidate's logits: softmax(logits) -
+    bias (``soft_targets`` unclamped), so that an attacker matching a soft-target update
+    (MixUp's mixed labels) simulates each candidate under the targets it implies. They are
+    constants of the candidate's update, as the user's targets were of its gradient (each
+    evaluation sets them afresh from the candidate; left attached, the update would also
+    differentiate through them and differ from the user's even at the true image). None for
+    a batch or a model without a classifier bias."""
+    bias = classifier_bias_gradient(gradients, num_classes)
+    if bias is None or num_images != 1:
+        return None
+    return lambda logits: (logits.softmax(-1) - bias.to(logits.device)).detach()
+
+
 def infer_labels(gradients: list[torch.Tensor], batch_size: int, num_classes: int,
                  rule: str = "auto") -> torch.Tensor:
     """Labels by ``rule``: ``idlg`` (row sums), ``yin`` (row minima) or ``auto`` (iDLG's

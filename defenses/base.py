@@ -56,6 +56,9 @@ class Defense(ABC):
     # Aligned defenses (ADGP) mask every user of a round at one broadcast mask: training
     # calls ``band_masks`` on the broadcaster's gradient, then ``apply_with_masks`` per user.
     aligned: ClassVar[bool] = False
+    # Label-mixing defenses (MixUp, InstaHide) train on soft targets: a defense-aware
+    # attacker simulates its candidates under the targets the shared update implies.
+    mixes_labels: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -188,3 +191,15 @@ class Defense(ABC):
         the reconstruction is returned unchanged; data-transform defenses undo what of
         their transformation the protocol lets an attacker undo."""
         return reconstruction
+
+    def estimate_private_rounds(self, reconstructions: torch.Tensor,
+                                soft_targets: torch.Tensor,
+                                public: PublicKnowledge) -> torch.Tensor:
+        """The same estimate from R rounds' reconstructions of the same user's images
+        (``reconstructions`` [R, N, C, H, W], ``soft_targets`` [R, N, num_classes]), each
+        round with the defense's fresh random draws (an attacker that watches the user over
+        rounds). By default the mean of the rounds' ``estimate_private``: draws that vary
+        between rounds average out; data defenses combine the rounds before estimating."""
+        return torch.stack([self.estimate_private(images, targets, public)
+                            for images, targets in zip(reconstructions, soft_targets,
+                                                       strict=True)]).mean(0)

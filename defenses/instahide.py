@@ -16,7 +16,7 @@ of the pivot from the public expected mixture, then unmixes as for MixUp
 
 from __future__ import annotations
 
-from defenses.mixup import MixUp, mix
+from defenses.mixup import MixUp, coefficient_moments, mix
 from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
@@ -31,14 +31,37 @@ def flip_signs(images: torch.Tensor, generator: torch.Generator | None,
     return torch.where(flips, 2 * center - images, images)
 
 
+# Passes of the several-round decode: each takes the pixels' sides from the expected
+# mixture with the previous pass's estimate of the user's image in place of its class mean.
+REFINEMENTS = 3
+
+
 def unflip_estimate(flipped: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
                     pivot: torch.Tensor | float) -> torch.Tensor:
     """The mixture behind (normalised) ``flipped`` images: a flip keeps each pixel's
     distance to ``pivot`` and hides only its side, taken from the public expected mixture
     sum_c y_c m_c (exact wherever that guess has the true mixture's side)."""
-    expected = torch.einsum("nk,kchw->nchw", targets.to(flipped), class_means.to(flipped))
+    expected = torch.einsum("...k,kchw->...chw", targets.to(flipped), class_means.to(flipped))
+    return unflip(flipped, expected, pivot)
+
+
+def unflip(flipped: torch.Tensor, expected: torch.Tensor,
+           pivot: torch.Tensor | float) -> torch.Tensor:
+    """Each pixel of ``flipped`` put on the side of ``pivot`` that ``expected`` is on."""
     side = torch.where(expected >= pivot, 1.0, -1.0)
     return pivot + side * (flipped - pivot).abs()
+
+
+def refined_expectation(targets: torch.Tensor, class_means: torch.Tensor,
+                        estimate: torch.Tensor, expected_first: float) -> torch.Tensor:
+    """The expected mixture of each round (``targets`` [R, N, K]) with the user's image
+    ``estimate`` [N, C, H, W] in place of its class mean, weighted as ``unmix_rounds``
+    weighs it (the user's class: the rounds' mean target's argmax)."""
+    means = class_means.to(estimate)
+    expected = torch.einsum("rnk,kchw->rnchw", targets.to(estimate), means)
+    first = targets.mean(0).argmax(-1)
+    weight = targets[:, torch.arange(targets.shape[1]), first].clamp(max=expected_first)
+    return expected + weight.to(estimate).view(*weight.shape, 1, 1, 1) * (estimate - means[first])
 
 
 class InstaHide(MixUp):
@@ -65,10 +88,33 @@ class InstaHide(MixUp):
                          public: PublicKnowledge) -> torch.Tensor:
         """The flips undone as ``unflip_estimate`` says (about the flip's pivot in the
         normalised space), then unmixed as MixUp's."""
-        if self.params["flip_center"] == "half":
-            pivot = public.normalize(torch.full_like(public.center, 0.5))
-        else:
-            pivot = public.center
-        mixture = unflip_estimate(reconstruction, soft_targets, public.class_means,
-                                  pivot.to(reconstruction))
+        pivot = self._pivot(public).to(reconstruction)
+        mixture = unflip_estimate(reconstruction, soft_targets, public.class_means, pivot)
         return super().estimate_private(mixture, soft_targets, public)
+
+    def estimate_private_rounds(self, reconstructions: torch.Tensor,
+                                soft_targets: torch.Tensor,
+                                public: PublicKnowledge) -> torch.Tensor:
+        """Several rounds of the same images (Carlini et al.'s observation: one image in
+        many encodings): unflipped and unmixed from all rounds at once, then ``REFINEMENTS``
+        more passes, each taking the pixels' sides from the expected mixtures with the last
+        estimate of the user's image in it (``refined_expectation``). One round is
+        ``estimate_private``."""
+        if len(reconstructions) == 1:
+            return self.estimate_private(reconstructions[0], soft_targets[0], public)
+        pivot = self._pivot(public).to(reconstructions)
+        mixtures = unflip_estimate(reconstructions, soft_targets, public.class_means, pivot)
+        estimate = self.unmixed(mixtures, soft_targets, public)
+        first, _ = coefficient_moments(int(self.ratio), self.params["upper_bound"],
+                                       self.params["lower_bound"])
+        for _ in range(REFINEMENTS):
+            expected = refined_expectation(soft_targets, public.class_means, estimate, first)
+            mixtures = unflip(reconstructions, expected, pivot)
+            estimate = self.unmixed(mixtures, soft_targets, public)
+        return estimate
+
+    def _pivot(self, public: PublicKnowledge) -> torch.Tensor:
+        """What the flips mirror about, in the normalised space."""
+        if self.params["flip_center"] == "half":
+            return public.normalize(torch.full_like(public.center, 0.5))
+        return public.center

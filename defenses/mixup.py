@@ -65,22 +65,31 @@ def unmix(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
     split between the user's image and the partners as a linear MMSE estimate does for
     independent images of equal spread about their class means: x1 = m_c1 + lambda1 /
     (lambda1^2 + E[sum lambda_j^2]) (mixed - lambda1 m_c1 - sum_c r_c m_c). Chosen by
-    measurement on public digits (means from one half, protocol mixes of the other): for
-    k = 4 it scores 18.0 dB against 15.6 for exact unmixing, (mixed - sum r m) / lambda1,
-    which amplifies the partners' deviations by 1 / lambda1, 17.0 for the mixed image and
-    14.5 for the class mean; for k = 2 the mixed image itself (18.1) beats it (17.2).
+    measurement on public digits (docs/defenses.md): it beats exact unmixing,
+    (mixed - sum r m) / lambda1, which amplifies the partners' deviations by 1 / lambda1.
     """
-    rows = torch.arange(len(targets))
-    first = targets.argmax(-1)
-    weight = targets[rows, first].clamp(max=expected_first)
+    return unmix_rounds(mixed.unsqueeze(0), targets.unsqueeze(0), class_means,
+                        expected_first, partner_energy)
+
+
+def unmix_rounds(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
+                 expected_first: float, partner_energy: float) -> torch.Tensor:
+    """``unmix`` over R rounds of mixes of the same images (``mixed`` [R, N, C, H, W],
+    ``targets`` [R, N, K], each round with fresh partners and coefficients): the user's
+    class is the argmax of the rounds' mean target, and the rounds' residuals combine as
+    the linear MMSE estimate from R independent observations does, x1 = m_c1 + sum_r
+    lambda_r res_r / (sum_r lambda_r^2 + E[sum lambda_j^2]); one round is ``unmix``."""
+    first = targets.mean(0).argmax(-1)  # [N]
+    rows = torch.arange(targets.shape[1])
+    weight = targets[:, rows, first].clamp(max=expected_first)  # [R, N]
     partners = targets.clone()
-    partners[rows, first] -= weight
+    partners[:, rows, first] -= weight
     means = class_means.to(mixed)
-    predicted = torch.einsum("nk,kchw->nchw", partners.to(mixed), means)
+    predicted = torch.einsum("rnk,kchw->rnchw", partners.to(mixed), means)
     own = means[first]
-    weight = weight.to(mixed).view(-1, 1, 1, 1)
-    gain = weight / (weight**2 + partner_energy)
-    return own + gain * (mixed - weight * own - predicted)
+    weight = weight.to(mixed).view(*weight.shape, 1, 1, 1)
+    residual = (weight * (mixed - weight * own - predicted)).sum(0)
+    return own + residual / (weight.pow(2).sum(0) + partner_energy)
 
 
 def mix(images: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int, upper: float,
@@ -107,6 +116,7 @@ def mix(images: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int, up
 class MixUp(Defense):
     name = "mixup"
     family = "data"
+    mixes_labels = True
     ratio_meaning = "k, the number of images mixed into each training image"
     example_ratio = 4
     parameters = {"upper_bound": Param(0.65, float, low=0, high=1,
@@ -136,6 +146,20 @@ class MixUp(Defense):
         k = int(self.ratio)
         if k == 1:
             return reconstruction
+        return self.unmixed(reconstruction.unsqueeze(0), soft_targets.unsqueeze(0), public)
+
+    def estimate_private_rounds(self, reconstructions: torch.Tensor,
+                                soft_targets: torch.Tensor,
+                                public: PublicKnowledge) -> torch.Tensor:
+        """Unmixed from every round at once, as ``unmix_rounds`` says."""
+        return self.unmixed(reconstructions, soft_targets, public)
+
+    def unmixed(self, mixtures: torch.Tensor, soft_targets: torch.Tensor,
+                public: PublicKnowledge) -> torch.Tensor:
+        """The user's images from R rounds' mixtures [R, N, C, H, W] (``unmix_rounds``)."""
+        k = int(self.ratio)
+        if k == 1:
+            return mixtures.mean(0)
         first, energy = coefficient_moments(k, self.params["upper_bound"],
                                             self.params["lower_bound"])
-        return unmix(reconstruction, soft_targets, public.class_means, first, energy)
+        return unmix_rounds(mixtures, soft_targets, public.class_means, first, energy)

@@ -6,6 +6,7 @@ class probabilities, plus any penalty a model's modules add (PRECODE's KL term).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dgp.lazy import torch
@@ -23,9 +24,13 @@ def model_penalty(model: nn.Module) -> torch.Tensor | float:
 
 
 def training_loss(model: nn.Module, inputs: torch.Tensor,
-                  targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (hard or soft targets) plus the model's own penalty terms."""
-    return torch.nn.functional.cross_entropy(model(inputs), targets) + model_penalty(model)
+                  targets: torch.Tensor | Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy (hard or soft targets, or targets as a function of the logits: an
+    attacker's model of targets it cannot see) plus the model's own penalty terms."""
+    logits = model(inputs)
+    if callable(targets):
+        targets = targets(logits)
+    return torch.nn.functional.cross_entropy(logits, targets) + model_penalty(model)
 
 
 def loss_and_gradients(model: nn.Module, inputs: torch.Tensor,

@@ -211,7 +211,24 @@ def _check_protocols(config: dict[str, Any]) -> None:
         _check_protocol_fits(config, protocol, entry, where)
         _check_defense_aware_sums(config, protocol, entry, where)
         _check_entry_tuning(config, entry, where)
+        _check_attacks_fit_defenses(config, entry, where)
     _check_repeated_protocols(config)
+
+
+def _check_attacks_fit_defenses(config: dict[str, Any], entry: dict[str, Any],
+                                where: str) -> None:
+    """Every attack of the entry has something to attack behind each of its defenses
+    (``Attack.defense_error``)."""
+    for attack in config["attacks"]:
+        if attack["name"] not in entry.get("attacks", [attack["name"]]):
+            continue
+        for defense in config["defenses"]:
+            if defense["name"] not in entry.get("defenses", [defense["name"]]):
+                continue
+            problem = ATTACKS[attack["name"]].defense_error(DEFENSES[defense["name"]])
+            if problem:
+                raise ConfigError(f"{where}: {problem}; list the defenses it fits in a "
+                                  "protocol entry of its own (defenses: [...])")
 
 
 def _check_entry_tuning(config: dict[str, Any], entry: dict[str, Any], where: str) -> None:

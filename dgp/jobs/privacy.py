@@ -341,9 +341,14 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     shared, upload = _shared_gradient(job, case, inputs, targets, role)
     cost = shared_cost(upload)
     oracle = labels.clone() if job.attack.needs_true_labels else None  # labels-known model
+    # Further rounds of the same user on the same images, each with fresh defense draws
+    # (the model as it was: each round is inverted on its own), for attacks that watch them.
+    later = tuple(_shared_gradient(job, case, *_user_inputs(job, case, images, labels)[1:],
+                                   role)[0]
+                  for _ in range(job.attack.observed_rounds - 1))
     target = AttackTarget(case.model, shared, per_user, tuple(images.shape[1:]),
                           data.num_classes, _box(data), job.defense, job.public, oracle,
-                          job.protocol)
+                          job.protocol, later)
     began = time.perf_counter()
     result = job.attack.reconstruct(target, generator=case.attack_noise)
     seconds = time.perf_counter() - began
