@@ -29,7 +29,6 @@ from dgp.lazy import torch
 from dgp.params import Param
 from dgp.protocol import Protocol
 
-
 # A round's inversion fits when its objective is at most this many times the best round's
 # (or than FIT_FLOOR, for exact fits whose objectives are rounding noise).
 FIT_RATIO = 100.0

@@ -65,7 +65,7 @@ def unmix(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
     split between the user's image and the partners as a linear MMSE estimate does for
     independent images of equal spread about their class means: x1 = m_c1 + lambda1 /
     (lambda1^2 + E[sum lambda_j^2]) (mixed - lambda1 m_c1 - sum_c r_c m_c). Chosen by
-    measurement on public digits (docs/defenses.md): it beats exact unmixing,
+    measurement on public digits (docs/attacks.md): it beats exact unmixing,
     (mixed - sum r m) / lambda1, which amplifies the partners' deviations by 1 / lambda1.
     """
     return unmix_rounds(mixed.unsqueeze(0), targets.unsqueeze(0), class_means,

@@ -80,7 +80,9 @@ def test_bad_config_is_one_clear_error(edit, message):
 def test_job_list_is_the_full_grid():
     jobs = privacy_jobs(validate_config(SMOKE))
     fedsgd = [j for j in jobs if j["protocol"] == "fedsgd"]
-    assert len(fedsgd) == len(SMOKE["defenses"]) * len(SMOKE["attacks"]) * 2 * 1
+    entries = [p for p in SMOKE["privacy"]["protocols"] if p.get("algorithm") == "fedsgd"]
+    assert len(fedsgd) == sum(len(p.get("defenses", SMOKE["defenses"])) * len(p["attacks"])
+                              for p in entries) * 2 * 1
     assert {"dataset": "digits", "protocol": "fedsgd", "defense": "dgp", "ratio": "0.8",
             "attack": "ig", "round": "5", "seed": "0", "tuned": "1",
             "stem": "digits/fedsgd/dgp/0.8/ig-tuned/round5/seed0"} in jobs
@@ -202,7 +204,7 @@ def test_a_protocol_may_run_its_own_seeds():
     config = copy.deepcopy(SMOKE)
     config["seeds"] = [0, 1, 2]
     config["privacy"].update(seeds=[0], model_rounds=[0], num_images=3)
-    config["privacy"]["protocols"] = [{"algorithm": "fedsgd"},
+    config["privacy"]["protocols"] = [{"algorithm": "fedsgd", "attacks": ["ig"]},
                                       {"users": 3, "seeds": [0, 1, 2, 5], "defenses": ["none"],
                                        "attacks": ["idlg_adaptive"]}]
     jobs = privacy_jobs(validate_config(config))

@@ -72,9 +72,9 @@ def test_more_rounds_give_a_closer_estimate_of_the_users_image(defense):
 def test_the_default_combination_is_the_mean_of_the_rounds_estimates():
     images = torch.randn(3, 2, 1, 4, 4)
     defense = create_defense("topk", 0.5)
+    public = _public(torch.zeros(K, 1, 4, 4))
     torch.testing.assert_close(
-        defense.estimate_private_rounds(images, torch.zeros(3, 2, K), _public(torch.zeros(K, 1, 4, 4))),
-        images.mean(0))
+        defense.estimate_private_rounds(images, torch.zeros(3, 2, K), public), images.mean(0))
 
 
 def test_the_privacy_job_hands_the_attack_fresh_rounds_of_the_same_images(monkeypatch):
@@ -102,11 +102,12 @@ def test_the_privacy_job_hands_the_attack_fresh_rounds_of_the_same_images(monkey
     target = seen["multi_round"]
     assert len(target.later_rounds) == 2 and not seen["idlg_adaptive"].later_rounds
     updates = [target.shared, *target.later_rounds]
-    for a, b in zip(updates, updates[1:]):  # fresh partners and coefficients every round
+    # Fresh partners and coefficients every round.
+    for a, b in zip(updates, updates[1:], strict=False):
         assert not torch.allclose(a.tensors[-1], b.tensors[-1])
     # The first round is the update every other attack of the setting sees.
-    for a, b in zip(target.shared.tensors, seen["idlg_adaptive"].shared.tensors):
-        assert torch.equal(a, b)
+    single = seen["idlg_adaptive"].shared.tensors
+    assert all(torch.equal(a, b) for a, b in zip(target.shared.tensors, single, strict=True))
     assert record["rows"][0]["status"] == "ok"
     assert "several rounds" in record["job"]["knowledge"]
 

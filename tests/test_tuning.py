@@ -160,8 +160,10 @@ def test_a_protocol_entry_tunes_only_the_attacks_it_lists():
 
     config = _smoke_with({"trials": 2, "images": 1}, "idlg_adaptive")
     config["privacy"]["protocols"] = [
-        {"algorithm": "fedsgd", "defenses": ["dgp", "topk"], "tune": ["idlg_adaptive"]},
-        {"algorithm": "fedsgd", "defenses": ["none"], "tune": []},
+        {"algorithm": "fedsgd", "defenses": ["dgp", "topk"], "attacks": ["ig", "idlg_adaptive"],
+         "tune": ["idlg_adaptive"]},
+        {"algorithm": "fedsgd", "defenses": ["none"], "attacks": ["ig", "idlg_adaptive"],
+         "tune": []},
         {"algorithm": "fedavg", "defenses": ["dgp"], "attacks": ["idlg_adaptive"]}]
     jobs = privacy_jobs(validate_config(config))
     tuned = {(j["protocol"], j["defense"]) for j in jobs if j["tuned"]}
