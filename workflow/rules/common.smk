@@ -32,7 +32,7 @@ LABEL_PATTERN = "{dataset}/{defense}/{ratio}"
 PRIVACY_PATTERN = PRIVACY_STEM
 # A tuned attack's jobs write under "<attack>-tuned" (dgp/jobs/plan.py): their rules match
 # by path, the attack wildcard being the name alone (no "-" in it).
-TUNED_PRIVACY_PATTERN = PRIVACY_STEM.replace("{attack}", "{attack}" + TUNED_SUFFIX)
+TUNED_PRIVACY_PATTERN = PRIVACY_STEM.replace("{attack}", f"{{attack}}{TUNED_SUFFIX}")
 # A tuning job's setting: its parameters serve every round and seed of the setting.
 TUNING_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}"
 TUNING_OUTPUT = f"results/tuning/{TUNING_PATTERN}.json"
