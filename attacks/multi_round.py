@@ -3,19 +3,23 @@ several rounds and combines what each round reveals.
 
 A data defense (MixUp, InstaHide, ATS) draws fresh partners, coefficients, sign flips or
 transformations every round, but the user's own image is in every round's update. Carlini
-et al. ("Is Private Learning Possible with Instance Encoding?", S&P 2021; GradAttack's
-``examples/attack_decode.py`` follows them) break InstaHide this way: many encodings of the
-same private image, decoded jointly. Here each round's update is inverted on its own by the
-defense-aware iDLG (``idlg_adaptive``: the image the round's update was computed on, e.g.
-the mixed and sign-flipped one), its soft targets are read from the round's classifier bias
-gradient, and the defense combines the rounds into one estimate of the user's image
-(``Defense.estimate_private_rounds``: MixUp's linear MMSE unmixing over all rounds, InstaHide's
-unflipping refined with the joint estimate; by default the mean of the rounds' estimates).
+et al. ("Is Private Learning Possible with Instance Encoding?", S&P 2021) break InstaHide
+this way: many encodings of the same private image, decoded jointly; GradAttack's
+``examples/attack_decode.py`` decodes images inverted from gradients over epochs the same
+way. Here each round's update is inverted on its own by the defense-aware iDLG
+(``idlg_adaptive``: the image the round's update was computed on, e.g. the mixed and
+sign-flipped one), its soft targets are read from the round's classifier bias gradient, and
+the defense combines the rounds into one estimate of the user's image
+(``Defense.estimate_private_rounds``: MixUp's linear MMSE unmixing over all rounds,
+InstaHide's unflipping refined with the joint estimate; by default the mean of the rounds'
+estimates).
 
-Ours differs from Carlini et al. on purpose: their server holds the encodings themselves
-(InstaHide's challenge), ours only each round's gradient, which it inverts first; and their
-decode clusters encodings of a whole dataset, where ours knows which rounds hold the image
-(the same user's batch in every round, the threat model of a server that tracks a user).
+Ours differs from GradAttack's decode on purpose: it hands its attacker every round's
+mixing coefficients and partner assignment (an upper bound, as its comments say) and fits
+all private images at once by Adam on the unexplained variance; ours reads the coefficients
+from each round's bias gradient, stands in the public class means for the unknown partners,
+and solves in closed form per user. Like both references it knows which rounds hold the
+image (the same user's batch in every round: a server that tracks a user).
 """
 
 from __future__ import annotations
