@@ -57,13 +57,17 @@ def test_every_shipped_config_plans_on_its_own_from_the_root(name: str) -> None:
     from dgp.jobs.config import validate_config
     from dgp.jobs.plan import privacy_jobs, training_jobs, tuning_jobs
 
+    shipped = yaml.safe_load((REPO / "config" / name).read_text())
+    for dataset in shipped.get("datasets", []):
+        if dataset["name"] == "imagefolder" and not (REPO / dataset["root"]).is_dir():
+            pytest.skip(f"{name}: its images are not at {dataset['root']}")
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--configfile",
          f"config/{name}"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout,
                                                       re.MULTILINE)}
-    config = validate_config(yaml.safe_load((REPO / "config" / name).read_text()))
+    config = validate_config(shipped)
     attacks = sum(counts.get(rule, 0) for rule in ("attack", "attack_trained", "attack_tuned",
                                                    "attack_trained_tuned"))
     assert (attacks, counts.get("train", 0), counts.get("tune", 0)) == (
