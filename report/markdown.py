@@ -4,6 +4,10 @@ docs' default-grid page quotes, so that its figures come from a run, not from ty
 Usage::
 
     python -m report.markdown --verdicts results/verdicts.csv
+    python -m report.markdown --verdicts results/verdicts.csv --before before.csv
+
+(``--before``: the verdicts of the same grid judged by fewer attacks, ``python -m
+report.verdicts --attacks ...``, beside the full ones.)
 """
 
 from __future__ import annotations
@@ -29,9 +33,7 @@ def verdict_markdown(verdicts: pd.DataFrame) -> str:
                      "| success | rebuilt | verdict | attacks tried |")
         parts.append("|---|---|---|---|---|---|---|---|---|---|")
         for _, row in table.iterrows():
-            setting = f"{row['defense']} {row['ratio']:g}"
-            if row["model_round"]:
-                setting += f", round {int(row['model_round'])}"
+            setting = _setting(row)
             floor = max(row["floor_psnr"], row["class_floor_psnr"])
             psnr = interval_text(row, "psnr", ".1f", with_n=False)
             ssim = interval_text(row, "ssim", ".2f", with_n=False)
@@ -44,13 +46,49 @@ def verdict_markdown(verdicts: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _setting(row: pd.Series) -> str:
+    setting = f"{row['defense']} {row['ratio']:g}"
+    return setting + (f", round {int(row['model_round'])}" if row["model_round"] else "")
+
+
+def comparison_markdown(before: pd.DataFrame, after: pd.DataFrame) -> str:
+    """One table per threat model: each setting's mean PSNR / SSIM, strongest attack and
+    verdict under the ``before`` attacks and under all of them (``after``)."""
+    keys = [*THREAT, "defense", "ratio", "model_round"]
+    earlier = {tuple(row[k] for k in keys): row for _, row in before.iterrows()}
+    parts = []
+    for key, table in after.groupby(THREAT, sort=True):
+        dataset, protocol, server, labels = key
+        parts += [f"#### {dataset}, {protocol}: {server} server, labels {labels}\n",
+                  "| setting | before: PSNR / SSIM, strongest | verdict "
+                  "| after: PSNR / SSIM, strongest | verdict |",
+                  "|---|---|---|---|---|"]
+        for _, row in table.iterrows():
+            old = earlier.get(tuple(row[k] for k in keys))
+            then = ("not run", "") if old is None else (_summary(old), old["verdict"])
+            parts.append(f"| {_setting(row)} | {then[0]} | {then[1]} | {_summary(row)} "
+                         f"| {row['verdict']} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _summary(row: pd.Series) -> str:
+    return f"{row['psnr_mean']:.1f} / {row['ssim_mean']:.2f}, {row['strongest_attack']}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m report.markdown",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--verdicts", required=True, help="verdicts CSV (report.verdicts)")
+    parser.add_argument("--before", help="verdicts CSV of fewer attacks, compared with it")
     args = parser.parse_args(argv)
-    print(verdict_markdown(pd.read_csv(args.verdicts, keep_default_na=False,
-                                       na_values=[""])))
+    verdicts = _read(args.verdicts)
+    print(verdict_markdown(verdicts) if args.before is None
+          else comparison_markdown(_read(args.before), verdicts))
+
+
+def _read(path: str) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
 if __name__ == "__main__":

@@ -153,6 +153,15 @@ def verdict_table(privacy: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
+def only_attacks(privacy: pd.DataFrame, attacks: list[str]) -> pd.DataFrame:
+    """The rows of ``attacks``; a name with no rows is an error, not an empty verdict."""
+    missing = sorted(set(attacks) - set(privacy["attack"]))
+    if missing:
+        raise SystemExit(f"--attacks: no rows of {', '.join(missing)} in the privacy table "
+                         f"(it has {', '.join(sorted(privacy['attack'].unique()))})")
+    return privacy[privacy["attack"].isin(attacks)]
+
+
 def main(argv: list[str] | None = None) -> None:
     from report.render import load_privacy
 
@@ -160,8 +169,14 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--privacy", required=True, help="per-image results CSV")
     parser.add_argument("--out", required=True, help="verdicts CSV to write")
+    parser.add_argument("--attacks", help=(
+        "comma-separated: judge each setting by these attacks only (the verdicts a grid "
+        "without the others would print; a tuned attack counts under its name)"))
     args = parser.parse_args(argv)
-    table = verdict_table(load_privacy(args.privacy))
+    privacy = load_privacy(args.privacy)
+    if args.attacks:
+        privacy = only_attacks(privacy, args.attacks.split(","))
+    table = verdict_table(privacy)
     write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
     print(f"{len(table)} verdicts (success: {SUCCESS_MARGIN_DB:g} dB over the higher floor; "
           f"rebuilt: SSIM >= {REBUILT_SSIM:g}) -> {args.out}")

@@ -191,6 +191,30 @@ def test_the_verdicts_print_as_one_markdown_table_per_threat_model() -> None:
             "| idlg_adaptive, ig |") in text
 
 
+def test_fewer_attacks_verdicts_print_beside_the_full_ones() -> None:
+    """``--attacks`` judges by a subset (a name without rows is refused), and
+    ``comparison_markdown`` puts those verdicts beside the full ones per setting."""
+    from report.markdown import comparison_markdown
+    from report.verdicts import only_attacks
+
+    rows = pd.DataFrame({"attack": ["ig", "learned_inversion"], "psnr": [10.0, 30.0]})
+    assert only_attacks(rows, ["ig"])["attack"].tolist() == ["ig"]
+    with pytest.raises(SystemExit, match="no rows of idlg"):
+        only_attacks(rows, ["ig", "idlg"])
+    row = {column: math.nan for column in VERDICT_COLUMNS}
+    row.update(dataset="digits", protocol="fedsgd", server="honest-but-curious",
+               labels="inferred", defense="qsgd", ratio=4.0, model_round=0,
+               strongest_attack="ig", psnr_mean=11.8, ssim_mean=0.5, verdict=NO_BETTER)
+    after = {**row, "strongest_attack": "learned_inversion", "psnr_mean": 19.1,
+             "ssim_mean": 0.85, "verdict": CLEARS}
+    new = {**after, "defense": "mixup"}
+    text = comparison_markdown(pd.DataFrame([row], columns=VERDICT_COLUMNS),
+                               pd.DataFrame([after, new], columns=VERDICT_COLUMNS))
+    assert (f"| qsgd 4 | 11.8 / 0.50, ig | {NO_BETTER} | 19.1 / 0.85, learned_inversion "
+            f"| {CLEARS} |") in text
+    assert f"| mixup 4 | not run |  | 19.1 / 0.85, learned_inversion | {CLEARS} |" in text
+
+
 def test_with_one_seed_the_verdict_names_the_attack_chosen_for_each_run():
     """One seed: the folds are the runs, and where their choices differ each is named."""
     rows = _setting(np.random.default_rng(5), ["a", "b"], seeds=1, runs=4, images=1,
