@@ -170,7 +170,7 @@ class _DefenseAware:
         targets already)."""
         defense = target.defense
         if (defense is None or not defense.mixes_labels or target.protocol != Protocol()
-                or getattr(self, "optimize_labels", False)):
+                or self.optimize_labels):
             return labels
         implied = bias_implied_targets(list(target.shared.tensors), target.num_classes,
                                        target.num_images)

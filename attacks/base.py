@@ -166,6 +166,9 @@ class Attack(ABC):
     algorithms: ClassVar[tuple[str, ...]] = ("fedsgd",)
     aggregates: ClassVar[bool] = False
     batchnorm_modes: ClassVar[tuple[str, ...]] = ("eval",)
+    # Attacks that optimise soft labels of their own beside the images (DLG): their
+    # candidates carry those labels, not the ones a label rule or the update implies.
+    optimize_labels: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

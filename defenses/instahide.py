@@ -16,7 +16,7 @@ of the pivot from the public expected mixture, then unmixes as for MixUp
 
 from __future__ import annotations
 
-from defenses.mixup import MixUp, coefficient_moments, mix
+from defenses.mixup import MixUp, coefficient_moments, mix, own_class_weights
 from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge
@@ -59,8 +59,7 @@ def refined_expectation(targets: torch.Tensor, class_means: torch.Tensor,
     weighs it (the user's class: the rounds' mean target's argmax)."""
     means = class_means.to(estimate)
     expected = torch.einsum("rnk,kchw->rnchw", targets.to(estimate), means)
-    first = targets.mean(0).argmax(-1)
-    weight = targets[:, torch.arange(targets.shape[1]), first].clamp(max=expected_first)
+    first, weight = own_class_weights(targets, expected_first)
     return expected + weight.to(estimate).view(*weight.shape, 1, 1, 1) * (estimate - means[first])
 
 

@@ -72,6 +72,15 @@ def unmix(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
                         expected_first, partner_energy)
 
 
+def own_class_weights(targets: torch.Tensor,
+                      expected_first: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each user image's class [N] (the argmax of the rounds' mean target, ``targets`` [R,
+    N, K]) and its weight in each round [R, N], capped at the protocol's expected first
+    coefficient: a partner of the same class must not count as the user's own image."""
+    first = targets.mean(0).argmax(-1)
+    return first, targets[:, torch.arange(targets.shape[1]), first].clamp(max=expected_first)
+
+
 def unmix_rounds(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.Tensor,
                  expected_first: float, partner_energy: float) -> torch.Tensor:
     """``unmix`` over R rounds of mixes of the same images (``mixed`` [R, N, C, H, W],
@@ -79,11 +88,9 @@ def unmix_rounds(mixed: torch.Tensor, targets: torch.Tensor, class_means: torch.
     class is the argmax of the rounds' mean target, and the rounds' residuals combine as
     the linear MMSE estimate from R independent observations does, x1 = m_c1 + sum_r
     lambda_r res_r / (sum_r lambda_r^2 + E[sum lambda_j^2]); one round is ``unmix``."""
-    first = targets.mean(0).argmax(-1)  # [N]
-    rows = torch.arange(targets.shape[1])
-    weight = targets[:, rows, first].clamp(max=expected_first)  # [R, N]
+    first, weight = own_class_weights(targets, expected_first)
     partners = targets.clone()
-    partners[:, rows, first] -= weight
+    partners[:, torch.arange(targets.shape[1]), first] -= weight
     means = class_means.to(mixed)
     predicted = torch.einsum("rnk,kchw->rnchw", partners.to(mixed), means)
     own = means[first]
