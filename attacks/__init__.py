@@ -10,7 +10,6 @@ from attacks.adaptive import (
     AdaptiveImprovedDeepLeakage,
     AdaptiveInvertingGradients,
 )
-from attacks.base import Attack, AttackTarget, Reconstruction
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
@@ -18,6 +17,7 @@ from attacks.learned_inversion import LearnedInversion
 from attacks.multi_round import MultiRoundDecode
 from attacks.robbing_the_fed import RobbingTheFed
 from attacks.trap_weights import TrapWeights
+from dgp.attack import Attack, AttackTarget, Reconstruction
 
 ATTACKS: dict[str, type[Attack]] = {
     "dlg": DeepLeakage,

@@ -42,12 +42,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from attacks.base import AttackTarget, Reconstruction, UserView, mean_gradient
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
 from attacks.inverting_gradients import InvertingGradients
-from attacks.labels import bias_implied_targets, soft_targets
-from defenses.base import Defense
+from dgp.attack import AttackTarget, Reconstruction, UserView, mean_gradient
+from dgp.defense import Defense
+from dgp.labels import bias_implied_targets, soft_targets
 from dgp.lazy import torch
 from dgp.params import FloatRange, Param
 from dgp.protocol import Protocol

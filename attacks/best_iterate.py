@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from attacks.base import UserView
+from dgp.attack import UserView
 
 State = TypeVar("State")
 

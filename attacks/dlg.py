@@ -16,7 +16,9 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from attacks.base import (
+from attacks.best_iterate import BestIterate
+from attacks.objectives import candidate_update, euclidean_distance
+from dgp.attack import (
     Attack,
     AttackTarget,
     Reconstruction,
@@ -25,8 +27,6 @@ from attacks.base import (
     checkpoint_steps,
     label_rule,
 )
-from attacks.best_iterate import BestIterate
-from attacks.objectives import candidate_update, euclidean_distance
 from dgp.lazy import torch
 from dgp.optim import lbfgs
 from dgp.params import FloatRange, Param

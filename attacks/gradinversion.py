@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
 from attacks.objectives import candidate_update, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.attack import Attack, AttackTarget, Reconstruction, label_rule
 from dgp.lazy import torch
 from dgp.optim import Adam, LambdaLR
 from dgp.params import Param

@@ -9,9 +9,9 @@ gradient (iDLG / Yin et al.), never from the user.
 
 from __future__ import annotations
 
-from attacks.base import Attack, AttackTarget, Reconstruction, best_restart, label_rule
 from attacks.objectives import candidate_update, cosine_distance, total_variation
 from attacks.optimization import optimize_images
+from dgp.attack import Attack, AttackTarget, Reconstruction, best_restart, label_rule
 from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
 from dgp.params import FloatRange, Param
@@ -33,7 +33,7 @@ class InvertingGradients(Attack):
         "tv_weight": Param(0.2, float, low=0, doc="weight of the total-variation prior"),
         "label_rule": label_rule("auto"),
     }
-    # Searched by a tuning job (dgp.jobs.tune): the step size by its order of magnitude, the
+    # Searched by a tuning job (jobs.tune): the step size by its order of magnitude, the
     # prior's weight linearly from 0 (no prior).
     tuning_space = {"lr": FloatRange(1e-3, 1.0, log=True), "tv_weight": FloatRange(0.0, 1.0)}
 

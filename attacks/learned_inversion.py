@@ -28,9 +28,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
-from defenses.base import Defense
+from dgp.attack import Attack, AttackTarget, Reconstruction, label_rule
 from dgp.data import distinct_draws
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
 from dgp.params import Param

@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from attacks.adaptive import AdaptiveImprovedDeepLeakage, shared_soft_targets
-from attacks.base import Attack, AttackTarget, Reconstruction, label_rule
-from defenses.base import Defense
+from dgp.attack import Attack, AttackTarget, Reconstruction, label_rule
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.params import Param
 from dgp.protocol import Protocol

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attacks.base import AttackTarget, UserView
+from dgp.attack import AttackTarget, UserView
 from dgp.gradients import training_loss
 from dgp.lazy import torch
 from dgp.protocol import Protocol

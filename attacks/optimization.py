@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from attacks.base import Reconstruction, UserView, checkpoint_steps
 from attacks.best_iterate import BestIterate
+from dgp.attack import Reconstruction, UserView, checkpoint_steps
 from dgp.lazy import torch
 from dgp.optim import Adam, LambdaLR, MultiStepLR
 

@@ -18,8 +18,8 @@ import math
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from attacks.base import Attack, AttackTarget, Reconstruction
-from attacks.labels import infer_labels
+from dgp.attack import Attack, AttackTarget, Reconstruction
+from dgp.labels import infer_labels
 from dgp.lazy import torch
 from dgp.params import Param
 

@@ -46,7 +46,7 @@ Where ours differs on purpose:
 Images no row isolates are filled with the distinct ratios of the unexplained rows that
 look like an image (inside the pixel box: mixtures of the missing images, scored as the
 inexact guesses they are), then zeros (the dataset mean, e.g. under a noise defense).
-Labels: the check's for the images found, Yin's rule (``attacks.labels``) for the rest.
+Labels: the check's for the images found, Yin's rule (``dgp.labels``) for the rest.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attacks.base import Attack, AttackTarget, Reconstruction
-from attacks.labels import infer_labels
+from dgp.attack import Attack, AttackTarget, Reconstruction
+from dgp.labels import infer_labels
 from dgp.lazy import torch
 from dgp.params import Param
 

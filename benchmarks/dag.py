@@ -14,7 +14,7 @@ the difference is what ours adds (one params function and resources per job, the
 and report rules, and, on the first run only, the validation, which loads every plugin
 module but imports no torch).
 
-The first run starts from an empty validation cache (``DGP_CACHE_DIR``, dgp/jobs/plan.py):
+The first run starts from an empty validation cache (``DGP_CACHE_DIR``, jobs/plan.py):
 it validates the config ("cold"); the later ones read the memo ("warm"), as every dry run
 after the first on the same config and code does.
 """

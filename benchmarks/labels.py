@@ -3,8 +3,8 @@
     python benchmarks/labels.py [--batches 20] [--sizes 1 2 4 8 16] [--seed 0]
                                 [--defense none --ratio 0]
 
-The label-recovery job (``dgp.jobs.labels``, which the workflow runs for every configured
-defense) on undefended digits: each rule in ``attacks.labels.LABEL_RULES`` reads the FedSGD
+The label-recovery job (``jobs.labels``, which the workflow runs for every configured
+defense) on undefended digits: each rule in ``dgp.labels.LABEL_RULES`` reads the FedSGD
 gradient of a batch of digits (16x16, drawn uniformly without replacement from the test
 split, so labels repeat as batches grow) on a freshly initialised, untrained LeNet; public
 data is the privacy job's (256 training images spread over the split). A cell is the mean
@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dgp.jobs.labels import run
+from jobs.labels import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
 

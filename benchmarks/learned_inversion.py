@@ -3,7 +3,7 @@
     python benchmarks/learned_inversion.py [--seeds 0 1] [--num-images 3]
                                            [--attack-params '{"epochs": 20}']
 
-Privacy jobs (``dgp.jobs.privacy``) of ``learned_inversion`` at its defaults (or
+Privacy jobs (``jobs.privacy``) of ``learned_inversion`` at its defaults (or
 ``--attack-params``) on digits 16x16 with an untrained LeNet, one image per run (each run
 its own model draw, so its own inverter), on one CPU thread. Per defense setting: seconds
 per run (the attack's own time: training set, training, inversion), mean PSNR and SSIM
@@ -19,7 +19,7 @@ import statistics
 
 import torch
 
-from dgp.jobs.privacy import run
+from jobs.privacy import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
 # (defense, ratio, params): the default grid's main defenses at one strong setting each.

@@ -25,13 +25,13 @@ import torch
 from attacks import AttackTarget, create_attack
 from defenses import create_defense
 from defenses.dual_pruning import top_drop_count
-from defenses.pruning import rank_band_mask, sent_count
 from dgp.data import load_dataset
 from dgp.device import resolve_device
 from dgp.fl.federated import TrainingSettings, train
 from dgp.fl.users import FederatedData
 from dgp.gradients import parameter_gradients
 from dgp.models import build_model
+from dgp.pruning import rank_band_mask, sent_count
 
 CIFAR10_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini"
 CIFAR_MEAN = (0.4914672, 0.4822617, 0.4467702)

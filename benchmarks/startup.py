@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 NO_WORK_JOB = [
-    "-m", "dgp.jobs.privacy", "--dataset",
+    "-m", "jobs.privacy", "--dataset",
     '{"name": "digits", "model": "lenet", "image_size": 16}', "--defense", "none",
     "--ratio", "0", "--attack", "ig", "--attack-params", '{"iterations": 1}',
 ]
@@ -109,11 +109,11 @@ def main() -> None:
     args = parser.parse_args()
     torch_s = best_seconds(["-c", "import torch"], args.repeats)
     torch_quick_s = best_seconds(["-c", QUICK_EXIT.format("torch")], args.repeats)
-    imports_s = best_seconds(["-c", QUICK_EXIT.format("dgp.jobs.privacy")], args.repeats)
+    imports_s = best_seconds(["-c", QUICK_EXIT.format("jobs.privacy")], args.repeats)
     print(f"the privacy job's imports (before its first tensor operation): {imports_s:.2f} s "
           f"(target <= 3 s)")
     print(f"the interpreter's teardown after import torch: {torch_s - torch_quick_s:.2f} s "
-          f"(a job skips it: dgp/jobs/quick_exit.py)")
+          f"(a job skips it: jobs/quick_exit.py)")
     with tempfile.TemporaryDirectory() as scratch:
         outputs = ["--out-json", f"{scratch}/job.json", "--out-png", f"{scratch}/job.png"]
         job_s = best_seconds(NO_WORK_JOB + outputs, args.repeats)

@@ -3,7 +3,7 @@
     python benchmarks/tuning.py [--attack ig_adaptive] [--trials 6] [--images 2]
                                 [--settings dgp:0.95 qsgd:4 ...]
 
-Tuning jobs (``dgp.jobs.tune``) of one attack at the default grid's parameters
+Tuning jobs (``jobs.tune``) of one attack at the default grid's parameters
 (``config/config.yaml``) on digits 16x16 with an untrained LeNet, FedSGD, one image per
 run, one CPU thread: per defense setting, the mean PSNR on the attacker's public images
 (training split) of the configured parameters (trial 0) and of the best trial, the best
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from dgp.jobs.tune import run
+from jobs.tune import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"

@@ -6,7 +6,6 @@ from typing import Any
 
 from defenses.aligned_dual_pruning import AlignedDualGradientPruning
 from defenses.ats import TransformationPolicy
-from defenses.base import Defense
 from defenses.dp_gaussian import GaussianNoise
 from defenses.dp_laplace import LaplaceNoise
 from defenses.dual_pruning import DualGradientPruning
@@ -18,6 +17,7 @@ from defenses.qsgd import QSGD
 from defenses.random_sparsification import RandomSparsification
 from defenses.soteria import Soteria
 from defenses.topk import TopK
+from dgp.defense import Defense
 
 DEFENSES: dict[str, type[Defense]] = {
     "none": NoDefense,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from defenses.base import Defense
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge

@@ -9,7 +9,6 @@ A defense-aware attacker clips as the user does and scores by the Laplace likeli
 
 from __future__ import annotations
 
-from defenses.base import Defense
 from defenses.dp_gaussian import (
     CLIP_NORM,
     GaussianNoise,
@@ -17,6 +16,7 @@ from defenses.dp_gaussian import (
     mean_over_entries,
     noise_ratio_error,
 )
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.types import SharedGradient, UserBatch, dense
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 
-from defenses.base import Defense
-from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.params import Param
+from dgp.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
 from dgp.types import SharedGradient, UserBatch
 
 TOP_COUNTS = ("at_least_one", "floor")

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from defenses.base import Defense
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.params import Param
 from dgp.types import DrawSamples, PublicKnowledge

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from defenses.base import Defense
+from dgp.defense import Defense
 
 
 class NoDefense(Defense):

@@ -24,7 +24,7 @@ per user and tensor. A defense-aware attack of a sum of users is refused (``aggr
 
 from __future__ import annotations
 
-from defenses.base import Defense
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.types import SharedGradient, UserBatch, dense
 

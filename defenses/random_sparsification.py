@@ -9,10 +9,10 @@ values are not constrained by anything it sees.
 
 from __future__ import annotations
 
-from defenses.base import Defense
-from defenses.pruning import prune_ratio_error, sent_count
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.params import Param
+from dgp.pruning import prune_ratio_error, sent_count
 from dgp.types import SharedGradient, UserBatch
 
 

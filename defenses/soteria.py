@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from defenses.base import Defense
+from dgp.defense import Defense
 from dgp.lazy import torch
 from dgp.types import SharedGradient, UserBatch, dense
 

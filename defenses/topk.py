@@ -6,9 +6,9 @@ magnitude than the smallest sent one (the constraint a defense-aware attacker im
 
 from __future__ import annotations
 
-from defenses.base import Defense
-from defenses.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
+from dgp.defense import Defense
 from dgp.lazy import torch
+from dgp.pruning import band_violation, prune_ratio_error, rank_band_mask, sent_count
 from dgp.types import SharedGradient, UserBatch
 
 

@@ -39,7 +39,7 @@ JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "mo
 # inferred the labels or was given them (label_rule: oracle), whether the server only
 # watches (honest-but-curious) or changes the model it sends (malicious: an active attack),
 # what else the attacker used (``Attack.knowledge``), and whether it ran with parameters
-# tuned on public data (``dgp.jobs.tune``).
+# tuned on public data (``jobs.tune``).
 THREAT_COLUMNS = [f.name for f in fields(Protocol)] + ["labels", "server", "knowledge",
                                                        "tuned"]
 METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_METRICS)]
@@ -63,10 +63,10 @@ UTILITY_COLUMNS = [
     "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
     "error_feedback", "lr", *ACCOUNTING_COLUMNS, "seconds",
 ]
-# One row per (batch size, batch, label rule) of a label-recovery job (dgp.jobs.labels).
+# One row per (batch size, batch, label rule) of a label-recovery job (jobs.labels).
 LABEL_KEYS = ["dataset", "model", "defense", "ratio", "seed", "batch_size", "batch", "rule"]
 LABEL_COLUMNS = [*LABEL_KEYS, "label_acc"]
-# One row per tuning job (dgp.jobs.tune): the setting and attack, the budget, the public
+# One row per tuning job (jobs.tune): the setting and attack, the budget, the public
 # PSNR of the configured and of the tuned parameters; then one ``param_<name>`` column per
 # tuned parameter (the attacks tune different ones).
 TUNING_KEYS = ["dataset", "model", "protocol", "defense", "ratio", "attack"]

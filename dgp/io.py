@@ -54,7 +54,7 @@ def write_text(path: str | Path, text: str) -> None:
 
 class UnreadableInput(RuntimeError):
     """An input a job cannot read; the message names the file and what to do
-    (``dgp.jobs.quick_exit`` prints it without a traceback)."""
+    (``jobs.quick_exit`` prints it without a traceback)."""
 
 
 def load_state_dict(path: str | Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Label recovery tables (results/labels.csv, from ``dgp.jobs.labels``).
+"""Label recovery tables (results/labels.csv, from ``jobs.labels``).
 
 Per dataset, each defended setting's strongest label rule per batch size, judged against
 the guess that reads no gradient (``guess_prior``: the public class frequencies spread over
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from attacks.labels import LABEL_RULES
+from dgp.labels import LABEL_RULES
 from report.stats import CLEARS, MIN_SAMPLES, NO_BETTER, TOO_FEW, format_mean_ci, mean_ci
 
 FLOOR_RULE = "guess_prior"

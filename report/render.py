@@ -24,7 +24,6 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from defenses import DEFENSES
-from dgp.columns import BUDGET_COLUMNS, PRIVACY_KEYS
 from dgp.io import write_text
 from dgp.metrics import IMAGE_METRICS
 from report.budget import best_by_budget
@@ -32,7 +31,6 @@ from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
 from report.compute import compute_summary
 from report.labels import label_sections
 from report.plots import (
-    MEMBER_SUFFIX,
     accuracy_vs_ratio,
     accuracy_vs_upload,
     attack_vs_round,
@@ -41,6 +39,7 @@ from report.plots import (
     psnr_vs_ratio,
     utility_figure,
 )
+from report.privacy_table import load_privacy
 from report.stats import (
     CLEARS,
     EXACT_PSNR_DB,
@@ -64,55 +63,18 @@ from report.strongest import (
     strongest_only,
     with_strongest,
 )
-from report.threat import DEFAULT, describe, with_protocol
+from report.threat import DEFAULT, describe
 from report.tuning import tuning_rows
 from report.verdicts import count_text, interval_text, verdict_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The registry's image metrics (and LPIPS) as table columns: key -> header.
 METRIC_HEADERS = {**{name: m.label for name, m in IMAGE_METRICS.items()}, "lpips": "LPIPS"}
-REQUIRED_COLUMNS = [
-    "dataset", "defense", "ratio", "attack", "seed", *METRIC_HEADERS,
-    "label_acc", "status", "sent_bytes", "compression", "device", "image",
-    "notes",
-]
 GROUP = ["attack", "defense", "ratio", "model_round"]
 # Metric -> format of its mean and CI half-width.
 METRICS = {**{name: m.fmt for name, m in IMAGE_METRICS.items()}, "lpips": ".3f",
            "psnr_shared": ".2f", "psnr_tolerant": ".2f", "floor_psnr": ".2f"}
 PACKAGES = ["torch", "torchvision", "torchmetrics", "snakemake", "pandas", "seaborn"]
-
-
-def load_privacy(path: str | Path, timings: str | Path | None = None) -> pd.DataFrame:
-    """Read the per-image CSV (joined with its wall times when given) and fail early, by
-    column name, if it is not the expected table."""
-    table = pd.read_csv(path)
-    if "role" not in table.columns:  # tables from before roles: every row is one user's
-        table["role"] = "user"
-    # Tables without attacks on trained models: every row attacked the initial model.
-    rounds = table["model_round"] if "model_round" in table.columns else 0
-    table["model_round"] = pd.Series(rounds, index=table.index).fillna(0).astype(int)
-    if timings is not None:
-        times = pd.read_csv(timings)[PRIVACY_KEYS + ["attack_seconds"]]
-        table = table.drop(columns=["attack_seconds"], errors="ignore").merge(
-            times, on=PRIVACY_KEYS, how="left")
-    if "attack_seconds" not in table.columns:
-        table["attack_seconds"] = math.nan
-    for column in ("psnr_shared", "psnr_tolerant"):  # tables from before these columns
-        if column not in table.columns:
-            table[column] = table["psnr"]
-    for column in ("floor_psnr", "floor_ssim", "start_psnr", *BUDGET_COLUMNS):  # unknown in
-        # older tables
-        if column not in table.columns:
-            table[column] = math.nan
-    table["defense"] = table["defense"].where(table["role"] != "member",
-                                              table["defense"] + MEMBER_SUFFIX)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {', '.join(missing)}")
-    for column in ["dataset", "defense", "attack", "status", "device", "image", "notes"]:
-        table[column] = table[column].astype("string")
-    return with_protocol(table)
 
 
 def _mean(values: pd.Series, spec: str) -> str:

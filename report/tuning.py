@@ -1,4 +1,4 @@
-"""The table of attacks tuned on public data (results/tuning.csv, from ``dgp.jobs.tune``).
+"""The table of attacks tuned on public data (results/tuning.csv, from ``jobs.tune``).
 
 One row per tuning job: the setting, the attack, the public PSNR of its configured and of
 its tuned parameters (the mean over the attacker's own training images, never the users'),

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dgp.io import write_atomically
+from report.privacy_table import load_privacy
 from report.stats import (
     MIN_SAMPLES,
     REBUILT_SSIM,
@@ -163,8 +164,6 @@ def only_attacks(privacy: pd.DataFrame, attacks: list[str]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from report.render import load_privacy
-
     parser = argparse.ArgumentParser(prog="python -m report.verdicts",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--privacy", required=True, help="per-image results CSV")

@@ -30,7 +30,7 @@ def poisoned_loader(real, poisoned: str, poison):
 
 @pytest.fixture(autouse=True, scope="session")
 def _validation_cache(tmp_path_factory):
-    """Memoised validations (dgp/jobs/plan.py) of the tests and the workflows they start go
+    """Memoised validations (jobs/validated.py) of the tests and the workflows they start go
     to a scratch folder, not the user's cache."""
     before = os.environ.get("DGP_CACHE_DIR")
     os.environ["DGP_CACHE_DIR"] = str(tmp_path_factory.mktemp("validated"))

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from attacks import AttackTarget, create_attack
-from attacks.base import UserView
 from attacks.best_iterate import BestIterate
 from attacks.objectives import candidate_update
 from attacks.optimization import optimize_images
 from defenses import create_defense
+from dgp.attack import UserView
 from dgp.models import build_model
 from dgp.optim import Adam, MultiStepLR
 from dgp.protocol import Protocol
@@ -138,7 +138,7 @@ def test_a_run_with_hard_masks_throughout_has_no_phase() -> None:
 def test_the_privacy_job_records_each_runs_phase() -> None:
     """An annealed attack's rows (soft band masks anneal under a sum of users) name the phase
     its images come from; others leave it empty."""
-    from dgp.jobs.privacy import run
+    from jobs.privacy import run
 
     digits = {"name": "digits", "model": "lenet", "image_size": 16}
     for attack, expected in (("idlg_adaptive", {"soft", "hard"}), ("ig", {""})):

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from attacks import create_attack
-from attacks.base import AttackTarget
 from defenses import create_defense
+from dgp.attack import AttackTarget
 from dgp.data import load_dataset
 from dgp.gradients import parameter_gradients
 from dgp.metrics import psnr
@@ -28,7 +28,7 @@ def _model(rounds: int, tmp_path) -> torch.nn.Module:
     training under ATS from that draw."""
     model = build_model("lenet", 1, 10, 16, seed=0)
     if rounds:
-        from dgp.jobs import train as train_job
+        from jobs import train as train_job
 
         train_job.run(DIGITS, "ats", 1.0, {}, {**TRAINING, "checkpoint_rounds": [rounds]},
                       seed=0, checkpoint_dir=tmp_path)

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from attacks import ATTACKS, create_attack
-from attacks.labels import infer_labels
 from dgp.data import load_dataset
 from dgp.gradients import parameter_gradients
-from dgp.jobs.privacy import match_to_originals, run
+from dgp.labels import infer_labels
 from dgp.models import build_model
+from dgp.scoring import match_to_originals
+from jobs.privacy import run
 from tests.test_labels import distinct_class_gradients
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 32}
@@ -163,8 +164,8 @@ def test_every_matching_attack_has_a_variant_that_models_clipping(attack):
     # At the user's own gradient the defense-aware objective is zero under clipping; the
     # passive Euclidean ones are not (they compare a norm-30 candidate with a norm-1
     # observation). IG's cosine distance ignores the rescaling anyway.
-    from attacks.base import AttackTarget
     from defenses import create_defense
+    from dgp.attack import AttackTarget
 
     torch.manual_seed(0)
     true = [torch.randn(50, 20) * 3, torch.randn(20)]
@@ -193,7 +194,7 @@ def test_adaptive_attacks_beat_passive_ones_against_pruning():
 
 
 def test_batch_labels_are_scored_as_a_multiset():
-    from dgp.jobs.privacy import match_labels
+    from dgp.scoring import match_labels
 
     assert match_labels([7, 3, 3], [3, 1, 7]) == [3, 3, 7]  # 3 and 7 recovered, 1 missed
 
@@ -257,9 +258,9 @@ def test_noise_aware_matching_is_the_noise_likelihood():
 def test_dlg_returns_its_best_evaluated_iterate():
     # torch's L-BFGS reports the loss at a step's start; the attack must return the images
     # with the lowest objective it evaluated, and that objective, not a mismatched pair.
-    from attacks.base import AttackTarget
     from attacks.objectives import candidate_gradients, euclidean_distance
     from defenses import create_defense
+    from dgp.attack import AttackTarget
     from dgp.gradients import parameter_gradients
     from dgp.models import build_model
 
@@ -326,8 +327,8 @@ def test_dlg_restarts_keep_the_lowest_objective():
     # The first restart draws what a single run draws; more restarts can only lower the
     # objective (measured on the default grid: idlg_adaptive with 3 restarts recovers all six
     # undefended digits above 50 dB, with one it stalls on two of them near 6 dB).
-    from attacks.base import AttackTarget
     from defenses import create_defense
+    from dgp.attack import AttackTarget
 
     model = build_model("lenet", 1, 10, 16, seed=0).eval()
     images = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -343,8 +344,8 @@ def test_dlg_restarts_keep_the_lowest_objective():
 
 
 def test_a_diverged_restart_never_beats_a_finished_one():
-    from attacks.base import Reconstruction
     from attacks.dlg import DeepLeakage
+    from dgp.attack import Reconstruction
 
     runs = iter([Reconstruction(torch.zeros(1), torch.zeros(1), "ok", 5.0, 2),
                  Reconstruction(torch.ones(1), torch.zeros(1), "diverged", 1.0, 1)])
@@ -360,7 +361,7 @@ def test_one_restart_policy_a_diverged_restart_never_wins(monkeypatch):
     import torch
 
     from attacks import create_attack
-    from attacks.base import Reconstruction
+    from dgp.attack import Reconstruction
 
     def run_of(status: str, loss: float) -> Reconstruction:
         return Reconstruction(torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long),

@@ -13,7 +13,6 @@ from defenses import DEFENSES, create_defense
 from defenses.ats import OPERATIONS, apply_operation, parse_policy
 from defenses.bottleneck import VariationalBottleneck
 from defenses.dp_gaussian import gaussian_epsilon
-from defenses.pruning import rank_band_mask, sent_count
 from defenses.qsgd import tent_nll
 from defenses.soteria import feature_scores
 from dgp.communication import shared_cost
@@ -21,9 +20,10 @@ from dgp.data import load_dataset
 from dgp.fl.federated import TrainingSettings, train
 from dgp.fl.users import FederatedData
 from dgp.gradients import loss_and_gradients, parameter_gradients
-from dgp.jobs.privacy import run
 from dgp.models import build_model
+from dgp.pruning import rank_band_mask, sent_count
 from dgp.types import UserBatch
+from jobs.privacy import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 8}
 # A ratio within each defense's range, small enough to keep the tests fast.
@@ -333,8 +333,8 @@ def test_every_defense_trains_a_round(name):
 def test_adgp_attacks_a_member_masked_by_another_users_band():
     # The broadcaster's upload is DGP's; a member's goes out at the broadcaster's mask,
     # so some of its own largest entries are sent (DGP's "drop the largest" fails for it).
-    from dgp.jobs.privacy import _attack_batch, _case, _setup
     from dgp.protocol import Protocol
+    from jobs.privacy import _attack_batch, _case, _setup
 
     job = _setup(DIGITS, "adgp", 0.8, {}, "idlg", {"iterations": 1}, seed=0, num_images=16,
                  torch_device=torch.device("cpu"), checkpoint=None, protocol=Protocol())
@@ -344,7 +344,7 @@ def test_adgp_attacks_a_member_masked_by_another_users_band():
     top = [rank_band_mask(g, 0, max(1, round(0.05 * g.numel()))) for g in gradients]
     own_band = create_defense("dgp", 0.8).apply(gradients).masks
     assert sum(int((m & t).sum()) for m, t in zip(own_band, top, strict=True)) == 0
-    from dgp.jobs.privacy import _shared_gradient
+    from jobs.privacy import _shared_gradient
 
     member, upload = _shared_gradient(job, case, [job.data.normalize(images)], [labels],
                                       "member")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import ConfigError, privacy_jobs, training_jobs
+from jobs.config import validate_config
+from jobs.plan import ConfigError, privacy_jobs, training_jobs
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
@@ -155,8 +155,8 @@ def test_the_schema_lists_no_names_of_its_own():
     from attacks import ATTACKS
     from defenses import DEFENSES
     from dgp.data import DATASETS
-    from dgp.jobs.config import SCHEMA_PATH
     from dgp.models import MODELS
+    from jobs.config import SCHEMA_PATH
 
     names = set(ATTACKS) | set(DEFENSES) | set(DATASETS) | set(MODELS)
     descriptions = re.findall(r"description: (?:>\n)?((?:.+\n)+?)(?=\s*\w+:|\Z)",
@@ -167,11 +167,11 @@ def test_the_schema_lists_no_names_of_its_own():
 
 
 def test_every_plugin_parameter_is_declared_documented_and_listed():
-    """``python -m dgp.jobs.parameters`` lists each registered defense's and attack's
+    """``python -m jobs.parameters`` lists each registered defense's and attack's
     declared parameters, each with a meaning, from the same declarations validation checks."""
     from attacks import ATTACKS
     from defenses import DEFENSES
-    from dgp.jobs.parameters import parameter_rows
+    from jobs.parameters import parameter_rows
 
     for kind, registry in (("defense", DEFENSES), ("attack", ATTACKS)):
         rows = parameter_rows(kind, registry)
@@ -179,7 +179,7 @@ def test_every_plugin_parameter_is_declared_documented_and_listed():
             for key, param in cls.parameters.items():
                 assert param.doc, f"{kind} {name} parameter {key} has no doc"
                 assert any(row.startswith(f"| {kind} `{name}` | `{key}` |") for row in rows)
-    listing = subprocess.run([sys.executable, "-m", "dgp.jobs.parameters"], cwd=REPO,
+    listing = subprocess.run([sys.executable, "-m", "jobs.parameters"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout
     assert "| defense `precode` | `kl_unit` | `'bits'` | bits, nats |" in listing
 

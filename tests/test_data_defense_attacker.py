@@ -9,13 +9,13 @@ import torch
 
 from attacks import create_attack
 from attacks.adaptive import shared_soft_targets
-from attacks.base import AttackTarget
-from attacks.labels import soft_targets
 from defenses import create_defense
 from defenses.ats import apply_operation, policy_shifts, unshift_estimate
 from defenses.instahide import flip_signs, unflip_estimate
 from defenses.mixup import coefficient_moments, unmix
+from dgp.attack import AttackTarget
 from dgp.gradients import parameter_gradients
+from dgp.labels import soft_targets
 from dgp.models import build_model
 from dgp.protocol import Protocol
 from dgp.types import PublicKnowledge

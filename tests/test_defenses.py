@@ -7,7 +7,7 @@ import torch
 
 from defenses import DEFENSES, create_defense
 from defenses.dual_pruning import top_drop_count
-from defenses.pruning import rank_band_mask, sent_count
+from dgp.pruning import rank_band_mask, sent_count
 
 
 def ranks_by_magnitude(t: torch.Tensor) -> torch.Tensor:

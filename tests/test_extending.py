@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import defenses
-from dgp.jobs.config import validate_config
-from dgp.jobs.privacy import run
+from jobs.config import validate_config
+from jobs.privacy import run
 
 REPO = Path(__file__).resolve().parents[1]
 

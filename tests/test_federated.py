@@ -119,8 +119,8 @@ def test_checkpoints_are_written_at_the_requested_rounds(digits, tmp_path):
 
 
 def test_privacy_job_attacks_a_training_checkpoint(tmp_path):
-    from dgp.jobs import privacy
-    from dgp.jobs import train as train_job
+    from jobs import privacy
+    from jobs import train as train_job
 
     spec = {"name": "digits", "model": "lenet", "image_size": 16}
     training = {"users": 2, "batch_size": 8, "epochs": 0.02, "lr": 0.05, "lr_schedule": {},

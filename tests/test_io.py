@@ -38,7 +38,7 @@ def test_the_image_grid_is_laid_out_as_torchvisions_make_grid():
     import torch
     from torchvision.utils import make_grid
 
-    from dgp.jobs.privacy import tile
+    from dgp.mosaic import tile
 
     for images in (torch.rand(7, 1, 16, 16), torch.rand(8, 3, 12, 12)):
         assert torch.equal(tile(images, 4), make_grid(images, nrow=4, padding=1))
@@ -60,7 +60,7 @@ def test_a_truncated_checkpoint_stops_the_job_with_a_message_naming_it(tmp_path)
     truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "dgp.jobs.privacy", "--dataset",
+        [sys.executable, "-m", "jobs.privacy", "--dataset",
          '{"name": "digits", "model": "lenet", "image_size": 16}', "--defense", "none",
          "--ratio", "0", "--attack", "ig", "--attack-params", '{"iterations": 1}',
          "--round", "5", "--checkpoint", str(truncated), "--out-json", str(out / "a.json"),

@@ -1,4 +1,4 @@
-"""The label-recovery job (dgp.jobs.labels) and its report table (report/labels.py)."""
+"""The label-recovery job (jobs.labels) and its report table (report/labels.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pandas as pd
 import torch
 from test_report import make_csv
 
-from attacks.labels import LABEL_RULES
 from defenses import create_defense
 from dgp.columns import LABEL_COLUMNS
-from dgp.jobs import labels as label_job
-from dgp.jobs.plan import label_jobs
+from dgp.labels import LABEL_RULES
+from jobs import labels as label_job
+from jobs.plan import label_jobs
 from report.labels import label_sections, label_verdict
 from report.render import main
 from report.stats import CLEARS, NO_BETTER, TOO_FEW
@@ -96,7 +96,7 @@ def test_every_rule_runs_on_a_model_that_keeps_its_last_forward():
 
 
 def test_the_public_impact_probe_leaves_batchnorm_statistics_as_they_were():
-    from attacks.labels import public_impact
+    from dgp.labels import public_impact
     from dgp.models import build_model
 
     model = build_model("convnet", 1, 10, 16, seed=0).train()

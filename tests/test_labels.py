@@ -1,4 +1,4 @@
-"""Label recovery as its own family (attacks/labels.py): every rule is scored by the share
+"""Label recovery as its own family (dgp/labels.py): every rule is scored by the share
 of a batch's label multiset it recovers, on LeNet batches with repeated labels, against
 chance and against the oracle (the labels-known threat model)."""
 
@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from attacks import create_attack
-from attacks.labels import (
+from dgp.data import load_dataset
+from dgp.gradients import parameter_gradients
+from dgp.labels import (
     LABEL_RULES,
     class_probabilities,
     ilrg_counts,
@@ -18,11 +20,9 @@ from attacks.labels import (
     recover_labels,
     rounded_counts,
 )
-from dgp.data import load_dataset
-from dgp.gradients import parameter_gradients
-from dgp.jobs.labels import label_share
-from dgp.jobs.privacy import run
 from dgp.models import build_model
+from jobs.labels import label_share
+from jobs.privacy import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
 
@@ -83,7 +83,7 @@ def test_bias_rule_counts_are_exact_for_a_known_mean_prediction():
     gradients = parameter_gradients(model, x, y)
     with torch.no_grad():
         exact = model(x).softmax(-1).mean(0)
-    from attacks.labels import bias_labels
+    from dgp.labels import bias_labels
 
     assert sorted(bias_labels(gradients, 6, 10, exact).tolist()) == sorted(y.tolist())
     assert mean_prediction(model, None, 10).sum().item() == pytest.approx(1.0)

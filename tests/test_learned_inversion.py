@@ -11,10 +11,10 @@ import torch
 from attacks import ATTACKS, AttackTarget, create_attack
 from attacks.learned_inversion import LearnedInversion
 from conftest import poisoned_loader
-from dgp.jobs import privacy
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import ConfigError
 from dgp.protocol import Protocol
+from jobs import privacy
+from jobs.config import validate_config
+from jobs.plan import ConfigError
 from tests.test_config import broken
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}

@@ -69,7 +69,7 @@ def test_a_privacy_job_imports_neither_torchmetrics_torchvision_sklearn_nor_dyna
     import subprocess
     import sys
 
-    code = ("import sys; from dgp.jobs.privacy import main; "
+    code = ("import sys; from jobs.privacy import main; "
             "main(['--dataset', '{\"name\": \"digits\", \"model\": \"lenet\", "
             f"\"image_size\": 16}}', '--defense', 'none', '--ratio', '0', '--attack', '{attack}', "
             f"'--attack-params', '{{\"iterations\": 2}}', '--out-json', '{tmp_path}/a.json', "

@@ -12,9 +12,9 @@ from attacks import create_attack
 from defenses import create_defense
 from defenses.instahide import flip_signs
 from defenses.mixup import coefficient_moments, mixing_coefficients, unmix, unmix_rounds
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import ConfigError
 from dgp.types import PublicKnowledge
+from jobs.config import validate_config
+from jobs.plan import ConfigError
 
 K = 10
 
@@ -80,7 +80,7 @@ def test_the_default_combination_is_the_mean_of_the_rounds_estimates():
 def test_the_privacy_job_hands_the_attack_fresh_rounds_of_the_same_images(monkeypatch):
     from attacks.adaptive import AdaptiveImprovedDeepLeakage
     from attacks.multi_round import MultiRoundDecode
-    from dgp.jobs import privacy
+    from jobs import privacy
 
     seen = {}
 

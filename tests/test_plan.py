@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import ConfigError, validated_config
+from jobs.config import validate_config
+from jobs.plan import ConfigError
+from jobs.validated import validated_config
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
@@ -30,10 +31,10 @@ class TorchSpy:  # records our code's lines on the stack when torch really is im
         return None
 
 sys.meta_path.insert(0, TorchSpy())
-from dgp.jobs.plan import validated_config
+from jobs.validated import validated_config
 valid = validated_config(yaml.safe_load(open(sys.argv[1])))
 print(json.dumps({"torch": "torch._C" in sys.modules, "torch_loaded_by": TorchSpy.loaded_by,
-                  "validated": "dgp.jobs.config" in sys.modules, "config": valid}))
+                  "validated": "jobs.config" in sys.modules, "config": valid}))
 """
 
 
@@ -86,11 +87,11 @@ def test_a_deleted_data_folder_is_noticed_after_a_memoised_validation(tmp_path, 
 def test_changed_code_is_validated_again(tmp_path, monkeypatch):
     monkeypatch.setenv("DGP_CACHE_DIR", str(tmp_path))
     validated_config(SMOKE)
-    monkeypatch.setattr("dgp.jobs.plan.code_fingerprint", lambda: "other code")
+    monkeypatch.setattr("jobs.validated.code_fingerprint", lambda: "other code")
 
     def validate_again(config):
         raise RuntimeError("validated again")
 
-    monkeypatch.setattr("dgp.jobs.config.validate_config", validate_again)
+    monkeypatch.setattr("jobs.config.validate_config", validate_again)
     with pytest.raises(RuntimeError, match="validated again"):
         validated_config(SMOKE)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from attacks.labels import LABEL_RULES, RuleInputs, infer_labels, lone_negative_bias
 from defenses import create_defense
 from dgp.gradients import linear_input
+from dgp.labels import LABEL_RULES, RuleInputs, infer_labels, lone_negative_bias
 from dgp.models import build_model
 from dgp.protocol import Protocol
 from dgp.updates import user_update
@@ -66,7 +66,7 @@ def test_one_images_label_is_the_bias_gradients_lone_negative_entry():
 
 
 def test_a_defense_aware_attack_rebuilds_an_image_behind_precode():
-    from dgp.jobs.privacy import run
+    from jobs.privacy import run
 
     digits = {"name": "digits", "model": "lenet", "image_size": 16}
     record, _ = run(digits, "precode", 0.001, {"size": 64}, "idlg_adaptive",

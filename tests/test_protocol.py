@@ -11,13 +11,13 @@ import torch
 from attacks import ATTACKS, AttackTarget
 from attacks.objectives import candidate_update
 from defenses import create_defense
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import ConfigError, privacy_jobs
-from dgp.jobs.privacy import run
 from dgp.models import build_model
 from dgp.protocol import Protocol
 from dgp.types import SharedGradient, summed
 from dgp.updates import batched_user_updates, user_update
+from jobs.config import validate_config
+from jobs.plan import ConfigError, privacy_jobs
+from jobs.privacy import run
 from tests.test_config import SMOKE
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
@@ -128,7 +128,7 @@ def test_under_aggregation_adgp_sends_one_support_and_dgp_the_union_of_many() ->
     """ADGP's members use the broadcaster's band, so the sum of 4 users has exactly one
     user's support; DGP masks each user on its own, so the sum reveals more entries. The
     bytes recorded are one user's upload, the same count under both."""
-    from dgp.jobs import privacy
+    from jobs import privacy
 
     protocol = Protocol(users=4)
     support, upload = {}, {}
@@ -323,7 +323,7 @@ def test_the_privacy_record_and_the_report_say_what_the_attacker_used() -> None:
 def test_soft_band_masks_tend_to_the_hard_band_and_let_entries_cross_its_ends() -> None:
     """``soft_band_mask``: near 1 inside the band and near 0 outside at a small
     temperature, and (unlike the hard mask) a gradient on an entry just outside the band."""
-    from defenses.pruning import rank_band_mask, soft_band_mask
+    from dgp.pruning import rank_band_mask, soft_band_mask
 
     values = torch.linspace(0.1, 2.0, 20)[torch.randperm(20, generator=torch.Generator()
                                                          .manual_seed(0))]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-import defenses.pruning as pruning
+import dgp.pruning as pruning
 from defenses.dual_pruning import top_drop_count
-from defenses.pruning import rank_band_mask, sent_count
+from dgp.pruning import rank_band_mask, sent_count
 
 SIZES = [1, 5, 64, 512, 513, 5120, 32767, 32768, 36864, 200_003, 600_000]
 

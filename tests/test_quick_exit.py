@@ -21,7 +21,7 @@ def _python(code: str, **kwargs) -> subprocess.CompletedProcess:
 
 def test_a_finished_job_keeps_its_output_and_skips_the_teardown(tmp_path):
     log = tmp_path / "job.log"
-    code = ("import atexit\nfrom dgp.jobs.quick_exit import run_and_exit\n"
+    code = ("import atexit\nfrom jobs.quick_exit import run_and_exit\n"
             "atexit.register(lambda: print('teardown ran'))\n"
             "run_and_exit(lambda: print('done', end=''))\n")
     with log.open("w") as out:
@@ -31,7 +31,7 @@ def test_a_finished_job_keeps_its_output_and_skips_the_teardown(tmp_path):
 
 
 def test_a_failing_job_still_fails_with_its_traceback():
-    code = "from dgp.jobs.quick_exit import run_and_exit\nrun_and_exit(lambda: 1 / 0)\n"
+    code = "from jobs.quick_exit import run_and_exit\nrun_and_exit(lambda: 1 / 0)\n"
     done = _python(code, capture_output=True)
     assert done.returncode == 1
     assert "ZeroDivisionError" in done.stderr
@@ -39,7 +39,7 @@ def test_a_failing_job_still_fails_with_its_traceback():
 
 def test_a_privacy_job_process_writes_its_outputs_and_log(tmp_path):
     out_json, out_png, log = tmp_path / "job.json", tmp_path / "job.png", tmp_path / "job.log"
-    command = [sys.executable, "-m", "dgp.jobs.privacy", "--dataset",
+    command = [sys.executable, "-m", "jobs.privacy", "--dataset",
                '{"name": "digits", "model": "lenet", "image_size": 16}', "--defense", "none",
                "--ratio", "0", "--attack", "ig", "--attack-params", '{"iterations": 1}',
                "--num-images", "2", "--out-json", str(out_json), "--out-png", str(out_png)]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 
 from defenses import create_defense
-from defenses.pruning import sent_count
 from defenses.random_sparsification import RandomSparsification
 from dgp.fl.error_feedback import ErrorFeedback, wants_error_feedback
 from dgp.fl.federated import TrainingSettings, train
 from dgp.fl.users import FederatedData
 from dgp.models import build_model
+from dgp.pruning import sent_count
 
 
 def test_training_draws_fresh_uniform_masks_per_user_and_round(digits, monkeypatch):

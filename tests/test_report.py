@@ -156,7 +156,8 @@ def test_defense_families_follow_the_registry() -> None:
 
 
 def test_gallery_shows_the_configured_ratio_else_the_strongest(tmp_path):
-    from report.render import gallery, load_privacy
+    from report.privacy_table import load_privacy
+    from report.render import gallery
 
     data = load_privacy(make_csv(tmp_path))
     captions = [item["caption"] for item in gallery(data, {"dgp": 0.5})]
@@ -167,7 +168,7 @@ def test_gallery_shows_the_configured_ratio_else_the_strongest(tmp_path):
 
 def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_path):
     from report.budget import best_by_budget
-    from report.render import load_privacy
+    from report.privacy_table import load_privacy
 
     data = load_privacy(make_csv(tmp_path))
     data = data[data["defense"] != "dp_gaussian"]
@@ -219,7 +220,7 @@ def test_bootstrap_resamples_whole_clusters():
 
 def test_claims_are_evaluated_on_the_results(tmp_path):
     from report.claims import evaluate_claims, load_claims
-    from report.render import load_privacy
+    from report.privacy_table import load_privacy
 
     data = load_privacy(make_csv(tmp_path))
     claims = load_claims()
@@ -295,7 +296,7 @@ def test_render_check_reads_the_browser_dom():
 def test_adgp_member_rows_are_their_own_setting_with_the_settings_utility(tmp_path):
     from report.budget import best_by_budget
     from report.plots import defense_family
-    from report.render import load_privacy
+    from report.privacy_table import load_privacy
 
     table = pd.read_csv(make_csv(tmp_path))
     member = table[table["defense"] == "dgp"].assign(defense="adgp", role="member")
@@ -317,7 +318,7 @@ def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_info
         tmp_path):
     from report.budget import best_by_budget
     from report.claims import evaluate_claims
-    from report.render import load_privacy
+    from report.privacy_table import load_privacy
     from report.stats import NO_BETTER, floor_verdict
 
     data = load_privacy(make_csv(tmp_path))
@@ -353,7 +354,7 @@ def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_info
 def test_each_setting_is_judged_by_its_strongest_attack(tmp_path):
     from report.budget import best_by_budget
     from report.claims import evaluate_claims
-    from report.render import load_privacy
+    from report.privacy_table import load_privacy
     from report.strongest import STRONGEST, strongest_only, with_strongest
 
     data = load_privacy(make_csv(tmp_path))
@@ -388,7 +389,8 @@ def test_each_setting_is_judged_by_its_strongest_attack(tmp_path):
 def test_a_defense_that_only_delays_the_attack_is_flagged(tmp_path):
     from report.claims import evaluate_claims
     from report.plots import psnr_vs_budget
-    from report.render import load_privacy, summarize
+    from report.privacy_table import load_privacy
+    from report.render import summarize
     from report.strongest import strongest_only, with_strongest
 
     data = load_privacy(make_csv(tmp_path))
@@ -412,7 +414,7 @@ def test_two_exact_reconstructions_are_not_a_privacy_difference(tmp_path):
     # measured on the default grid: dgp 0.8 at 68 dB and topk 0.8 at 75 dB (both SSIM
     # 0.97-1.0) gave "DGP leaks less than top-k: reproduced"; both protect nothing
     from report.claims import evaluate_claims
-    from report.render import load_privacy
+    from report.privacy_table import load_privacy
     from report.stats import EXACT_PSNR_DB, second_half_gain
 
     data = load_privacy(make_csv(tmp_path))

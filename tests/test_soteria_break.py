@@ -5,7 +5,7 @@ pruned columns rebuilds the image from the rest."""
 
 from __future__ import annotations
 
-from dgp.jobs.privacy import run
+from jobs.privacy import run
 
 DIGITS = {"name": "digits", "model": "lenet", "image_size": 16}
 

@@ -8,10 +8,11 @@ import torch
 from attacks import AttackTarget, create_attack
 from attacks.trap_weights import trap_matrix
 from dgp.data import load_dataset
-from dgp.jobs.privacy import match_labels, match_to_originals, public_samples
 from dgp.metrics import image_metrics
 from dgp.models import build_model
 from dgp.protocol import Protocol
+from dgp.scenario import public_samples
+from dgp.scoring import match_labels, match_to_originals
 from dgp.types import dense
 from dgp.updates import user_update
 

@@ -1,4 +1,4 @@
-"""Attacks tuned on public data (dgp.jobs.tune): the study reads only the attacker's own
+"""Attacks tuned on public data (jobs.tune): the study reads only the attacker's own
 training images, starts from the configured parameters, resumes to its budget, and its
 choice reaches the privacy jobs, the CSVs and the report."""
 
@@ -15,14 +15,15 @@ import torch
 import yaml
 
 from attacks import ATTACKS
-from attacks.base import Attack
 from attacks.inverting_gradients import InvertingGradients
 from conftest import REPO, poisoned_loader
-from dgp.jobs import privacy, tune
-from dgp.jobs.aggregate import tuning_table
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import ConfigError
+from dgp import scenario
+from dgp.attack import Attack
 from dgp.params import FloatRange
+from jobs import privacy, tune
+from jobs.aggregate import tuning_table
+from jobs.config import validate_config
+from jobs.plan import ConfigError
 from report.render import main as render_main
 from tests.test_report import make_csv
 
@@ -66,7 +67,7 @@ def test_the_public_images_are_training_images_outside_the_public_sample():
     train = tune.load_dataset(DIGITS, split="train")
     chosen = tune.tuning_indices(train, 20)
     size = len(train.dataset)
-    public = set(list(range(0, size, size // privacy.PUBLIC_SAMPLES))[:privacy.PUBLIC_SAMPLES])
+    public = set(list(range(0, size, size // scenario.PUBLIC_SAMPLES))[:scenario.PUBLIC_SAMPLES])
     assert len(set(chosen)) == 20 and not public & set(chosen)
     assert max(chosen) < size and chosen == tune.tuning_indices(train, 20)
 
@@ -144,7 +145,7 @@ def test_bad_tune_entries_are_refused_by_name(entry, attack, message):
 
 
 def test_every_setting_of_a_tuned_attack_has_one_tuning_job():
-    from dgp.jobs.plan import privacy_jobs, tuning_jobs
+    from jobs.plan import privacy_jobs, tuning_jobs
 
     config = validate_config(_smoke_with({"trials": 2, "images": 1}, "idlg_adaptive"))
     settings = {tuple(job[k] for k in ("dataset", "protocol", "defense", "ratio"))
@@ -156,7 +157,7 @@ def test_every_setting_of_a_tuned_attack_has_one_tuning_job():
 def test_a_protocol_entry_tunes_only_the_attacks_it_lists():
     """An entry's own tune list picks where the budget is spent: the pruning settings
     tuned, the others attacked with the configured parameters, written apart."""
-    from dgp.jobs.plan import privacy_jobs, tuning_jobs
+    from jobs.plan import privacy_jobs, tuning_jobs
 
     config = _smoke_with({"trials": 2, "images": 1}, "idlg_adaptive")
     config["privacy"]["protocols"] = [

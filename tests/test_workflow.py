@@ -54,8 +54,8 @@ def test_every_shipped_config_plans_on_its_own_from_the_root(name: str) -> None:
     """`snakemake -n --configfile config/X.yaml` from the repository root plans X's grid
     alone: the default grid is read only when no config file is given, so none of its keys
     leak into X (the smoke grid once failed under the default's privacy seeds)."""
-    from dgp.jobs.config import validate_config
-    from dgp.jobs.plan import privacy_jobs, training_jobs, tuning_jobs
+    from jobs.config import validate_config
+    from jobs.plan import privacy_jobs, training_jobs, tuning_jobs
 
     shipped = yaml.safe_load((REPO / "config" / name).read_text())
     for dataset in shipped.get("datasets", []):

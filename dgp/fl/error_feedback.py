@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from defenses.base import Defense
+from dgp.defense import Defense
 from dgp.types import SharedGradient, UserBatch
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from defenses.base import Defense
 from dgp.columns import checked_accounting
 from dgp.communication import aggregate_cost, shared_cost
+from dgp.defense import Defense
 from dgp.fl.error_feedback import ErrorFeedback, wants_error_feedback
 from dgp.fl.strategies import STRATEGIES
 from dgp.fl.users import FederatedData, Users

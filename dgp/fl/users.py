@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from defenses.base import Defense
 from dgp.data import draw_distinct, encoding_center
+from dgp.defense import Defense
 from dgp.types import DrawSamples
 
 

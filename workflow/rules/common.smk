@@ -1,7 +1,7 @@
 import json
 import shlex
 
-from dgp.jobs.plan import (
+from jobs.plan import (
     PRIVACY_STEM,
     TUNED_SUFFIX,
     ConfigError,
@@ -12,11 +12,11 @@ from dgp.jobs.plan import (
     training_jobs,
     training_settings,
     tuning_jobs,
-    validated_config,
 )
+from jobs.validated import validated_config
 
 # Validate before any job is scheduled: a bad config stops here with one clear message. It
-# imports no torch (dgp/lazy.py) and is memoised (dgp/jobs/plan.py): a repeated dry run
+# imports no torch (dgp/lazy.py) and is memoised (jobs/validated.py): a repeated dry run
 # skips it.
 try:
     config.update(validated_config(config))
@@ -30,7 +30,7 @@ TUNING_JOBS = tuning_jobs(config)
 TRAINING_PATTERN = "{dataset}/{defense}/{ratio}/seed{seed}"
 LABEL_PATTERN = "{dataset}/{defense}/{ratio}"
 PRIVACY_PATTERN = PRIVACY_STEM
-# A tuned attack's jobs write under "<attack>-tuned" (dgp/jobs/plan.py): their rules match
+# A tuned attack's jobs write under "<attack>-tuned" (jobs/plan.py): their rules match
 # by path, the attack wildcard being the name alone (no "-" in it).
 TUNED_PRIVACY_PATTERN = PRIVACY_STEM.replace("{attack}", f"{{attack}}{TUNED_SUFFIX}")
 # A tuning job's setting: its parameters serve every round and seed of the setting.
@@ -155,7 +155,7 @@ PRIVACY_SIZES = (
 
 
 def get_privacy_options(wildcards):
-    """Every setting of one privacy job, as the options of dgp.jobs.privacy."""
+    """Every setting of one privacy job, as the options of jobs.privacy."""
     w = wildcards
     model = [f"--checkpoint {path}" for path in get_attack_checkpoint(w)]
     return " ".join(
@@ -168,7 +168,7 @@ def get_privacy_options(wildcards):
 
 
 def get_tuning_options(wildcards):
-    """Every setting of one tuning job, as the options of dgp.jobs.tune."""
+    """Every setting of one tuning job, as the options of jobs.tune."""
     w = wildcards
     return " ".join(
         [DATASET_OPTION[w.dataset], PROTOCOL_OPTION[w.protocol]]
@@ -187,7 +187,7 @@ LABEL_SIZES = (
 
 
 def get_label_options(wildcards):
-    """Every setting of one label-recovery job, as the options of dgp.jobs.labels."""
+    """Every setting of one label-recovery job, as the options of jobs.labels."""
     w = wildcards
     return " ".join(
         [DATASET_OPTION[w.dataset], f"--defense {w.defense} --ratio {w.ratio}"]
@@ -196,7 +196,7 @@ def get_label_options(wildcards):
 
 
 def get_training_options(wildcards):
-    """Every setting of one training job, as the options of dgp.jobs.train."""
+    """Every setting of one training job, as the options of jobs.train."""
     w = wildcards
     return " ".join(
         [DATASET_OPTION[w.dataset], f"--defense {w.defense} --ratio {w.ratio}"]

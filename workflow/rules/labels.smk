@@ -14,8 +14,7 @@ rule labels:
     params:
         options=get_label_options,
     shell:
-        "python -m dgp.jobs.labels {params.options} --threads {threads}"
-        " --out {output} > {log} 2>&1"
+        "python -m jobs.labels {params.options} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule aggregate_labels:
@@ -28,4 +27,4 @@ rule aggregate_labels:
     conda:
         "../../environment.yml"
     shell:
-        "python -m dgp.jobs.aggregate labels --out {output} {input} > {log} 2>&1"
+        "python -m jobs.aggregate labels --out {output} {input} > {log} 2>&1"

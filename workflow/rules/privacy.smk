@@ -22,7 +22,7 @@ rule attack:
         options=get_privacy_options,
         tuned="",
     shell:
-        "python -m dgp.jobs.privacy {params.options}{params.tuned} --threads {threads}"
+        "python -m jobs.privacy {params.options}{params.tuned} --threads {threads}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
 
 
@@ -75,5 +75,5 @@ rule aggregate_privacy:
     conda:
         "../../environment.yml"
     shell:
-        "python -m dgp.jobs.aggregate privacy --out {output.results}"
+        "python -m jobs.aggregate privacy --out {output.results}"
         " --timings {output.timings} {input} > {log} 2>&1"

@@ -1,5 +1,5 @@
 # One tuning job per (dataset, protocol, defense, ratio) of an attack with `tune`: an Optuna
-# study on the attacker's public images (dgp/jobs/tune.py). The study's SQLite file beside
+# study on the attacker's public images (jobs/tune.py). The study's SQLite file beside
 # the JSON is no declared output: Snakemake deletes a job's outputs before rerunning it,
 # and the file is what lets a rerun (a killed job, a larger budget) add only the trials
 # still missing.
@@ -19,7 +19,7 @@ rule tune:
     params:
         options=get_tuning_options,
     shell:
-        "python -m dgp.jobs.tune {params.options} --threads {threads}"
+        "python -m jobs.tune {params.options} --threads {threads}"
         " --out-json {output.json} > {log} 2>&1"
 
 
@@ -33,4 +33,4 @@ rule aggregate_tuning:
     conda:
         "../../environment.yml"
     shell:
-        "python -m dgp.jobs.aggregate tuning --out {output} {input} > {log} 2>&1"
+        "python -m jobs.aggregate tuning --out {output} {input} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule train:
     params:
         options=get_training_options,
     shell:
-        "python -m dgp.jobs.train {params.options} --threads {threads}"
+        "python -m jobs.train {params.options} --threads {threads}"
         " --out-csv {output.csv} > {log} 2>&1"
 
 
@@ -31,5 +31,5 @@ rule aggregate_utility:
     conda:
         "../../environment.yml"
     shell:
-        "python -m dgp.jobs.aggregate utility --out {output.results}"
+        "python -m jobs.aggregate utility --out {output.results}"
         " --timings {output.timings} {input} > {log} 2>&1"

@@ -14,15 +14,15 @@ import pandas as pd
 import yaml
 
 from defenses import DEFENSES
-from dgp.jobs.config import validate_config
-from dgp.jobs.plan import (
+from jobs.config import validate_config
+from jobs.plan import (
     label_jobs,
     privacy_jobs,
     protocol_runs,
     training_jobs,
     tuning_jobs,
 )
-from dgp.jobs.privacy import roles
+from jobs.privacy import roles
 from report.labels import strongest_table
 from report.stats import CLEARS, MIN_SAMPLES, TOO_FEW, floor_verdict, run_table, unit_values
 from report.strongest import SETTING, strongest_only, with_strongest

@@ -14,7 +14,7 @@ yields one shared gradient and one attack; every image becomes one row. Writes a
 with the rows and a PNG with originals (top row) over reconstructions (bottom row), both
 atomically.
 
-Usable by hand: ``python -m dgp.jobs.privacy --help``.
+Usable by hand: ``python -m jobs.privacy --help``.
 """
 
 from __future__ import annotations
@@ -23,95 +23,30 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from attacks import Attack, AttackTarget, Reconstruction, create_attack
+from attacks import Attack, AttackTarget, create_attack
 from defenses import Defense, create_defense
-from dgp.columns import BUDGET_FRACTIONS, budget_column, checked_accounting
+from dgp.columns import checked_accounting
 from dgp.communication import shared_cost
-from dgp.data import ImageData, distinct_draws, encoding_center, load_dataset
+from dgp.data import ImageData, encoding_center, load_dataset
 from dgp.device import resolve_device
-from dgp.io import load_state_dict, write_atomically, write_json
-from dgp.jobs.options import add_setting_options
-from dgp.jobs.plan import dataset_id
-from dgp.jobs.quick_exit import run_and_exit
-from dgp.metrics import image_metrics, lpips_note, tolerant_psnr
+from dgp.io import load_state_dict, write_json
+from dgp.metrics import image_metrics, lpips_note
 from dgp.models import build_model, dense_reference_bytes
+from dgp.mosaic import save_grid
 from dgp.protocol import Protocol
+from dgp.scenario import attacked_indices, partner_draw, public_samples, with_training_images
+from dgp.scoring import budget_curve, match_labels, match_to_originals, reconstruction_scores
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, summed
 from dgp.updates import user_update
-
-# Training images the server may use as public knowledge of the data distribution (a
-# malicious server's imprint thresholds; the mean image of the guessing floor).
-PUBLIC_SAMPLES = 256
-
-
-def public_samples(train: ImageData,
-                   count: int = PUBLIC_SAMPLES) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` training images spread evenly over the split (an ImageFolder is sorted by
-    class: its first images would all be airplanes); all of them if it has fewer."""
-    size = len(train.dataset)
-    step = max(1, size // count)
-    return train.samples(list(range(0, size, step))[:count])
-
-
-def with_training_images(knowledge: PublicKnowledge, train: ImageData, count: int,
-                         device: torch.device) -> PublicKnowledge:
-    """``knowledge`` plus ``count`` normalised training images and their labels, for an
-    attack that trains on public data (``Attack.public_training_images``). From the
-    training split only: the attacked images are the test split's."""
-    images, labels = public_samples(train, count)
-    return replace(knowledge, images=knowledge.normalize(images).to(device),
-                   labels=labels.to(device))
-
-
-def attacked_indices(num_available: int, num_images: int, seed: int) -> list[int]:
-    """The test images a seed attacks: a seeded permutation's first ``num_images``."""
-    order = torch.randperm(num_available, generator=torch.Generator().manual_seed(seed))
-    return order[:num_images].tolist()
-
-
-def match_to_originals(reconstruction: torch.Tensor, original: torch.Tensor) -> list[int]:
-    """For each original, the reconstruction it is scored against (Hungarian on MSE)."""
-    if len(original) == 1:
-        return [0]
-    from scipy.optimize import linear_sum_assignment  # only batches need it; slow to import
-
-    costs = torch.cdist(original.flatten(1).nan_to_num(1e6),
-                        reconstruction.flatten(1).nan_to_num(1e6)).pow(2)
-    rows, cols = linear_sum_assignment(costs.cpu().numpy())
-    return [int(c) for _, c in sorted(zip(rows, cols, strict=True))]
-
-
-def match_labels(predicted: list[int], true: list[int]) -> list[int]:
-    """Pair a batch's inferred labels (an unordered multiset) with its images.
-
-    Each image whose label is among the predictions gets it (each prediction used once);
-    the remaining predictions go to the remaining images in order. So label accuracy is the
-    share of the batch's labels that were recovered, whatever order the attack found them in.
-    """
-    remaining = list(predicted)
-    paired: list[int | None] = []
-    for label in true:
-        if label in remaining:
-            remaining.remove(label)
-            paired.append(label)
-        else:
-            paired.append(None)
-    leftovers = iter(remaining)
-    return [label if label is not None else next(leftovers) for label in paired]
-
-
-def partner_draw(data: ImageData, exclude: list[int],
-                 generator: torch.Generator) -> DrawSamples:
-    """Draws of the user's other images (not attacked in this job): mixing partners, all
-    distinct within a draw."""
-    pool = torch.tensor(sorted(set(range(len(data.dataset))) - set(exclude)))
-    return distinct_draws(pool, lambda chosen: data.samples(chosen.tolist()), generator)
+from jobs.options import add_setting_options
+from jobs.plan import dataset_id
+from jobs.quick_exit import run_and_exit
 
 
 def _box(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +130,7 @@ def build_job(data: ImageData, indices: list[int], train: ImageData, model: str,
               defense: Defense, attack: Attack, seed: int, torch_device: torch.device,
               state: dict[str, torch.Tensor] | None, protocol: Protocol) -> _Job:
     """A job attacking ``data``'s images ``indices`` (the users' split; the tuning job's
-    is the attacker's own, dgp.jobs.tune), with public knowledge from ``train``."""
+    is the attacker's own, jobs.tune), with public knowledge from ``train``."""
     public, public_labels = public_samples(train)
     model_spec = {"name": model, "device": torch_device, "state": state,
                   "public": data.normalize(public).to(torch_device)}
@@ -263,34 +198,6 @@ def _shared_gradient(job: _Job, case: _Case, inputs: list[torch.Tensor],
     return (uploads[0] if len(uploads) == 1 else summed(uploads)), uploads[0]
 
 
-def _score(recovered: torch.Tensor, images: torch.Tensor,
-           shared_images: torch.Tensor) -> dict[str, list]:
-    """Metrics against the original (the data a defense protects), against the image the
-    user actually trained on (``_shared``: differs for data-transform defenses), and the
-    shift-and-flip-tolerant PSNR against the original (tells "moved" from "hidden")."""
-    metrics = image_metrics(recovered, images)
-    shared = image_metrics(recovered, shared_images, lpips=False)
-    metrics.update({f"{name}_shared": values for name, values in shared.items()})
-    metrics["psnr_tolerant"] = tolerant_psnr(recovered, images).tolist()
-    return metrics
-
-
-def budget_curve(data: ImageData, result: Reconstruction,
-                 images: torch.Tensor) -> dict[str, list]:
-    """PSNR of the best reconstruction so far at each budget fraction (NaN where the
-    attack has no iterations), each matched to the originals like the final one."""
-    curve = {}
-    for fraction in BUDGET_FRACTIONS:
-        best = result.checkpoints.get(fraction)
-        if best is None:
-            curve[budget_column(fraction)] = [math.nan] * len(images)
-            continue
-        best = data.denormalize(best.detach().cpu())
-        best = best[match_to_originals(best, images)]
-        curve[budget_column(fraction)] = image_metrics(best, images, lpips=False)["psnr"]
-    return curve
-
-
 def guessing_floor(job: _Job, case: _Case, images: torch.Tensor,
                    labels: list[int]) -> dict[str, list]:
     """What needs no reconstruction, per attacked image: the public mean image
@@ -356,7 +263,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     recovered = data.denormalize(result.images.detach().cpu())
     recovered = recovered[match_to_originals(recovered, images)]
     rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
-    metrics = {**_score(recovered, images, transformed.clamp(0, 1)),
+    metrics = {**reconstruction_scores(recovered, images, transformed.clamp(0, 1)),
                **guessing_floor(job, case, images, rec_labels),
                **budget_curve(data, result, images)}
     shared_row = {
@@ -442,34 +349,8 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
 
 
 def tuned_params(path: str | Path) -> dict[str, Any]:
-    """The parameters a tuning job's JSON (``dgp.jobs.tune``) chose."""
+    """The parameters a tuning job's JSON (``jobs.tune``) chose."""
     return json.loads(Path(path).read_text())["tuned"]["params"]
-
-
-def tile(images: torch.Tensor, per_row: int, padding: int = 1) -> torch.Tensor:
-    """[N, C, H, W] images in [0, 1] as one RGB [3, rows (H + p) + p, cols (W + p) + p]
-    mosaic with black gaps, laid out as torchvision's ``make_grid`` lays it out (which
-    costs a job 2 s of imports)."""
-    count, channels, height, width = images.shape
-    if channels == 1:
-        images = images.expand(count, 3, height, width)
-    cols = min(per_row, count)
-    rows = math.ceil(count / cols)
-    grid = images.new_zeros(3, rows * (height + padding) + padding,
-                            cols * (width + padding) + padding)
-    for i, image in enumerate(images):
-        top = (i // cols) * (height + padding) + padding
-        left = (i % cols) * (width + padding) + padding
-        grid[:, top:top + height, left:left + width] = image
-    return grid
-
-
-def save_grid(path: str | Path, grid: torch.Tensor, per_row: int) -> None:
-    from PIL import Image
-
-    pixels = tile(grid, per_row).mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0)
-    picture = Image.fromarray(pixels.to(torch.uint8).numpy())
-    write_atomically(path, lambda tmp: picture.save(tmp, format="png"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -488,11 +369,11 @@ def main(argv: list[str] | None = None) -> None:
                         help='the federated protocol as JSON (dgp.protocol), e.g. '
                              '\'{"algorithm": "fedavg", "local_steps": 2}\'; default FedSGD')
     parser.add_argument("--checkpoint", default=None,
-                        help="state dict of the trained model at --round (from dgp.jobs.train)")
+                        help="state dict of the trained model at --round (from jobs.train)")
     parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--tuned", default=None,
-                        help="a tuning job's JSON (dgp.jobs.tune): its parameters, chosen on "
+                        help="a tuning job's JSON (jobs.tune): its parameters, chosen on "
                              "public data, override --attack-params")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-png", required=True)

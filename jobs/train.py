@@ -4,7 +4,7 @@ Writes one CSV row per evaluation (test accuracy, loss, bytes per round and dire
 error-feedback residual, time), atomically, and optionally model checkpoints at chosen rounds
 (for attacking a trained model).
 
-Usable by hand: ``python -m dgp.jobs.train --help``.
+Usable by hand: ``python -m jobs.train --help``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dgp.device import resolve_device
 from dgp.fl.federated import TrainingSettings, train
 from dgp.fl.users import FederatedData
 from dgp.io import write_atomically
-from dgp.jobs.options import add_setting_options
-from dgp.jobs.plan import dataset_id
-from dgp.jobs.quick_exit import run_and_exit
 from dgp.models import build_model, dense_reference_bytes
+from jobs.options import add_setting_options
+from jobs.plan import dataset_id
+from jobs.quick_exit import run_and_exit
 
 
 def _all_samples(spec: dict[str, Any], split: str):

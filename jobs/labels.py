@@ -1,6 +1,6 @@
 """One label-recovery job: every label rule against one defended setting, by batch size.
 
-Label recovery is a family of attacks of its own (``attacks.labels.LABEL_RULES``): the
+Label recovery is a family of attacks of its own (``dgp.labels.LABEL_RULES``): the
 image attacks take their labels from one of these rules, and a defense that hides the
 labels (DGP prunes the classifier gradient's largest entries, where iDLG and Yin's rule
 read the label) weakens every image attack that relies on them. For one (dataset, defense,
@@ -14,7 +14,7 @@ Two guesses that read no gradient give the floor: ``guess_uniform`` (uniform ran
 and ``guess_prior`` (the public class frequencies spread over ``B`` labels by largest
 remainder); ``oracle`` (handed the true labels) is the upper bound.
 
-Usable by hand: ``python -m dgp.jobs.labels --help``.
+Usable by hand: ``python -m jobs.labels --help``.
 """
 
 from __future__ import annotations
@@ -25,20 +25,21 @@ from typing import Any
 import pandas as pd
 import torch
 
-from attacks.labels import LABEL_RULES, recover_labels
 from defenses import Defense, create_defense
 from dgp.columns import LABEL_COLUMNS, LABEL_KEYS
 from dgp.data import ImageData, encoding_center, load_dataset
 from dgp.device import resolve_device
 from dgp.io import write_atomically
-from dgp.jobs.options import add_setting_options
-from dgp.jobs.plan import dataset_id
-from dgp.jobs.privacy import match_labels, partner_draw, public_samples
-from dgp.jobs.quick_exit import run_and_exit
+from dgp.labels import LABEL_RULES, recover_labels
 from dgp.models import build_model
 from dgp.protocol import Protocol
+from dgp.scenario import partner_draw, public_samples
+from dgp.scoring import match_labels
 from dgp.types import PublicKnowledge, UserBatch
 from dgp.updates import user_update
+from jobs.options import add_setting_options
+from jobs.plan import dataset_id
+from jobs.quick_exit import run_and_exit
 
 GUESSES = ("guess_uniform", "guess_prior")
 

@@ -1,30 +1,14 @@
-"""What a config plans, read without torch: the job grid of a validated config, and the
-validation itself memoised, so that a repeated dry run of the workflow skips it.
-
-Validation (``dgp.jobs.config``) loads every plugin module and builds every configured
-defense and attack to check its parameters; that imports no torch (``dgp.lazy``) but still
-costs a few tenths of a second of every dry run. Its result depends only on the config,
-this code and which data folders exist, so it is kept under the cache folder
-(``$DGP_CACHE_DIR``, else ``$XDG_CACHE_HOME/dgp-bench/validated``, else
-``~/.cache/dgp-bench/validated``) keyed by all three; a config that fails is never kept.
-Deleting the folder only costs the next run that time.
-"""
+"""What a config plans, read without torch: the job grid of a validated config
+(``jobs.validated`` validates it), and the names its jobs have in paths."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dgp.io import write_atomically
 from dgp.protocol import Protocol
 
-REPO = Path(__file__).resolve().parents[2]
-# What validation reads besides the config: the code of every layer and the schema.
-VALIDATION_SOURCES = ("dgp", "attacks", "defenses")
-SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -34,64 +18,6 @@ class ConfigError(ValueError):
 def dataset_id(spec: dict[str, Any]) -> str:
     """The name a dataset entry has in paths and tables: its ``id``, else its ``name``."""
     return spec.get("id") or spec["name"]
-
-
-def validated_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``dgp.jobs.config.validate_config(config)``, from the cache when this config, code
-    and data folders were validated before; raises ConfigError as validation does."""
-    key = _memo_key(config)
-    memo = None if key is None else cache_dir() / f"{key}.json"
-    if memo is not None and memo.is_file():
-        try:
-            return json.loads(memo.read_text())
-        except (OSError, ValueError):
-            pass  # unreadable or half-written by an older version: validate again
-    from dgp.jobs.config import validate_config  # loads every plugin module
-
-    valid = validate_config(config)
-    if memo is not None:
-        try:
-            write_atomically(memo, lambda tmp: tmp.write_text(json.dumps(valid)))
-        except OSError:
-            pass  # an unwritable cache folder only costs time
-    return valid
-
-
-def cache_dir() -> Path:
-    if os.environ.get("DGP_CACHE_DIR"):
-        return Path(os.environ["DGP_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dgp-bench" / "validated"
-
-
-def code_fingerprint() -> str:
-    """A hash of every Python file validation can run, and of the schema."""
-    digest = hashlib.sha256()
-    files = sorted(p for top in VALIDATION_SOURCES for p in (REPO / top).rglob("*.py"))
-    for path in [*files, SCHEMA_PATH]:
-        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def _data_state(config: dict[str, Any]) -> list[Any]:
-    """Each dataset root as validation looks for it (relative to the working directory):
-    whether it exists, and when its listing last changed (adding or deleting a data folder
-    in it changes that)."""
-    state = []
-    for entry in config.get("datasets") or []:
-        root = str(entry.get("root") or "data") if isinstance(entry, dict) else ""
-        found = Path(root).exists() if root else False
-        state.append([root, Path(root).stat().st_mtime_ns if found else None])
-    return state
-
-
-def _memo_key(config: dict[str, Any]) -> str | None:
-    """The cache key of a config, or None where it is not plain JSON (then not cached)."""
-    try:
-        text = json.dumps([config, _data_state(config), code_fingerprint()], sort_keys=True)
-    except (TypeError, ValueError):
-        return None
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, Any]:

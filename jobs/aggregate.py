@@ -1,12 +1,12 @@
 """Collect job outputs into tidy CSVs, with wall times in files of their own.
 
-``python -m dgp.jobs.aggregate privacy --out results/privacy.csv --timings
+``python -m jobs.aggregate privacy --out results/privacy.csv --timings
 results/privacy_timings.csv <job JSON files>``: one row per attacked image.
-``python -m dgp.jobs.aggregate utility --out results/utility.csv --timings
+``python -m jobs.aggregate utility --out results/utility.csv --timings
 results/utility_timings.csv <job CSV files>``: one row per evaluation of a training run.
-``python -m dgp.jobs.aggregate labels --out results/labels.csv <job CSV files>``: one row
+``python -m jobs.aggregate labels --out results/labels.csv <job CSV files>``: one row
 per (setting, batch size, batch, label rule); these rows hold no wall times.
-``python -m dgp.jobs.aggregate tuning --out results/tuning.csv <job JSON files>``: one row
+``python -m jobs.aggregate tuning --out results/tuning.csv <job JSON files>``: one row
 per tuning job (setting and attack), its tuned parameters as columns; no wall times.
 
 Results and times are kept apart so that the same config run twice on a CPU gives
@@ -59,7 +59,7 @@ def utility_table(paths: list[str | Path]) -> pd.DataFrame:
 
 
 def tuning_table(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per tuning job's JSON (dgp.jobs.tune): ``TUNING_COLUMNS``, then its tuned
+    """One row per tuning job's JSON (jobs.tune): ``TUNING_COLUMNS``, then its tuned
     parameters, each a ``param_<name>`` column (empty for an attack that does not tune
     it)."""
     rows = []

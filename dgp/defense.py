@@ -22,9 +22,9 @@ from __future__ import annotations
 from abc import ABC
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from defenses.pruning import rank_band_mask, soft_band_mask
 from dgp.lazy import torch
 from dgp.params import Param, checked_params, default_values
+from dgp.pruning import rank_band_mask, soft_band_mask
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, dense
 
 if TYPE_CHECKING:

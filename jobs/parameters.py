@@ -1,6 +1,6 @@
 """Every defense's and attack's parameters, read from the registries (printed as Markdown).
 
-``python -m dgp.jobs.parameters``: one row per parameter with its default, allowed values
+``python -m jobs.parameters``: one row per parameter with its default, allowed values
 and meaning, the same declarations (``dgp.params.Param``) the config validator checks, so
 the list cannot drift from the code the way a hand-written one would.
 """

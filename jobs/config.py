@@ -16,9 +16,9 @@ import yaml
 from attacks import ATTACKS, create_attack
 from defenses import DEFENSES, create_defense
 from dgp.data import DATASETS, missing_data_message
-from dgp.jobs.plan import SCHEMA_PATH, ConfigError, dataset_id, training_settings
 from dgp.models import MODELS, MODELS_WITH_BATCHNORM
 from dgp.protocol import Protocol
+from jobs.plan import SCHEMA_PATH, ConfigError, dataset_id, training_settings
 
 
 def _with_defaults(validator_class):

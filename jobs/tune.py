@@ -4,7 +4,7 @@ For one (dataset, protocol, defense, ratio, attack), an Optuna study (TPE, seede
 the attack's ``tuning_space`` to maximise the mean PSNR the attack reaches on ``images``
 public images: images of the training split, never the test split that holds the users'
 attacked images. The attacker can score these reconstructions because the images are its
-own. Each public image is run as a privacy job runs a case (``dgp.jobs.privacy``: same
+own. Each public image is run as a privacy job runs a case (``jobs.privacy``: same
 protocol, defense and batch size), with its own model draw from a seed space no privacy job
 uses (the server knows how models are initialised, not the user's draw) and the defense's
 random draws made by the attacker. Every trial sees the same images and draws, so trials
@@ -16,7 +16,7 @@ The study lives in an SQLite file next to the JSON output: a killed job resumes,
 rerun adds only the trials missing from the budget. Writes a JSON file (atomically) with
 the setting, the budget, the default and tuned parameters and their public PSNR.
 
-Usable by hand: ``python -m dgp.jobs.tune --help``.
+Usable by hand: ``python -m jobs.tune --help``.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ from defenses import Defense, create_defense
 from dgp.data import ImageData, load_dataset
 from dgp.device import resolve_device
 from dgp.io import write_json
-from dgp.jobs.options import add_setting_options
-from dgp.jobs.plan import dataset_id
-from dgp.jobs.privacy import PUBLIC_SAMPLES, attack_all, build_job
-from dgp.jobs.quick_exit import run_and_exit
 from dgp.params import Choice, FloatRange, Space
 from dgp.protocol import Protocol
+from dgp.scenario import PUBLIC_SAMPLES
+from jobs.options import add_setting_options
+from jobs.plan import dataset_id
+from jobs.privacy import attack_all, build_job
+from jobs.quick_exit import run_and_exit
 
 # The seed of the tuning job's draws (models, defense noise, attack starts): every case
 # stream is ``privacy.case_stream(TUNING_SEED, case)``, and privacy seeds are below 2**32
@@ -58,7 +59,7 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 def tuning_indices(train: ImageData, count: int) -> list[int]:
     """The ``count`` training images the attacker attacks itself: a seeded draw among those
-    outside its public sample (``privacy.public_samples``, whose class means it knows)."""
+    outside its public sample (``dgp.scenario.public_samples``, whose class means it knows)."""
     size = len(train.dataset)
     public = set(range(0, size, max(1, size // PUBLIC_SAMPLES))[:PUBLIC_SAMPLES])
     pool = [i for i in range(size) if i not in public] or list(range(size))

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from attacks.labels import LABEL_RULES, reads_public_data, recover_labels
-from defenses.base import Defense
 from dgp.columns import BUDGET_FRACTIONS
+from dgp.defense import Defense
+from dgp.labels import LABEL_RULES, reads_public_data, recover_labels
 from dgp.lazy import torch
 from dgp.params import Param, Space, checked_params, default_values, tuning_space_error
 from dgp.protocol import Protocol
@@ -90,7 +90,7 @@ class UserView:
 
 def label_rule(default: str) -> Param:
     return Param(default, str, choices=tuple(LABEL_RULES),
-                 doc="how labels are recovered (attacks/labels.py; oracle: given)")
+                 doc="how labels are recovered (dgp/labels.py; oracle: given)")
 
 
 def checkpoint_steps(iterations: int) -> dict[int, float]:
@@ -145,7 +145,7 @@ class Attack(ABC):
     Parameters are declared in ``parameters`` (type, range, default: checked when the attack
     is built, so a config with a bad value fails validation before any job runs);
     ``defaults`` is derived from them. ``tuning_space`` names the parameters a tuning job
-    (``dgp.jobs.tune``) may search and their ranges, each inside the parameter's own range
+    (``jobs.tune``) may search and their ranges, each inside the parameter's own range
     (checked when the class is defined); empty: the attack is not tunable.
     """
 
@@ -262,7 +262,7 @@ class Attack(ABC):
 
     def recovered_labels(self, target: AttackTarget,
                          observed: list[torch.Tensor]) -> torch.Tensor:
-        """The batch's labels by this attack's ``label_rule`` (attacks/labels.py)."""
+        """The batch's labels by this attack's ``label_rule`` (dgp/labels.py)."""
         class_means = target.public.class_means if target.public is not None else None
         observed = mean_gradient(observed, target.protocol)
         return recover_labels(self.params["label_rule"], observed, target.num_images,
