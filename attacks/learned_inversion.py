@@ -104,18 +104,19 @@ def shifted_copies(pixels: torch.Tensor, copies: int,
 def defended_updates(target: AttackTarget, batches: list[tuple[torch.Tensor, torch.Tensor]],
                      generator: torch.Generator, draw: DrawSamples) -> list[list[torch.Tensor]]:
     """What users holding each (pixels, labels) batch would upload under ``target``'s
-    defense and protocol, with the attacker's own draws. An aligned defense's member (its
-    upload's positions known in advance) is masked at the band of another public batch, as
-    the privacy job masks it at another user's; everything else goes through the defense's
-    ``apply``."""
+    defense and protocol, with the attacker's own draws, shared as the attacked user's round
+    was (``Defense.share_round``): a follower (ADGP's member) beside a leader holding
+    another public batch, as the privacy job shares it beside another user."""
     defense, model = target.defense, target.model
     inputs, updates = _raw_updates(target, batches, generator, draw)
-    if defense.aligned and target.shared.positions_known:
+    if target.role in defense.roles[1:]:
         partners = [draw(len(pixels)) for pixels, _ in batches]
-        _, bands = _raw_updates(target, partners, generator, draw)
-        return [defense.apply_with_masks(update, defense.band_masks(band)).tensors
-                for update, band in zip(updates, bands, strict=True)]
-    return [defense.apply(update, generator, UserBatch(model, shown)).tensors
+        leaders, leader_updates = _raw_updates(target, partners, generator, draw)
+        return [defense.share_round([lead, update], generator,
+                                    [UserBatch(model, lead_inputs), UserBatch(model, shown)])[1]
+                .tensors for lead, update, lead_inputs, shown
+                in zip(leader_updates, updates, leaders, inputs, strict=True)]
+    return [defense.share_round([update], generator, [UserBatch(model, shown)])[0].tensors
             for update, shown in zip(updates, inputs, strict=True)]
 
 

@@ -4,8 +4,8 @@ Mask rule (the paper's "trusted broadcaster"; its exact rule could not be confir
 full text): in round t, user ``t mod U`` is the broadcaster. It computes the DGP band of its
 own error-corrected gradient (drop the top p1 of |g| per tensor, keep the next 1 - ratio)
 and broadcasts that mask; every user then sends its values at exactly those positions.
-The server knows the positions, so users upload values only, and the averaged update is
-sparse on the same mask, so the download is sparse too.
+The broadcaster's upload carries the positions (it is DGP's); the members upload values
+only, and the averaged update is sparse on the same mask, so the download is sparse too.
 
 A privacy job attacks both roles: the broadcaster (its upload equals DGP's, band
 constraint included) and a member, whose gradient goes out at the broadcaster's mask. A
@@ -19,25 +19,32 @@ from __future__ import annotations
 
 from defenses.dual_pruning import DualGradientPruning
 from dgp.lazy import torch
-from dgp.types import SharedGradient
+from dgp.types import SharedGradient, UserBatch
 
 
 class AlignedDualGradientPruning(DualGradientPruning):
     name = "adgp"
     ratio_meaning = ("fraction of entries not sent per tensor (dgp band of a broadcaster's "
                      "gradient, shared by all users)")
-    aligned = True
+    roles = ("broadcaster", "member")
 
     def update_band(self, numel: int) -> tuple[int, int] | None:
         return None  # members send at the broadcaster's band, not their own
 
-    def band_masks(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The broadcaster's masks: the DGP band of its own gradient."""
-        return self.apply(gradients).masks
+    def share_round(self, updates: list[list[torch.Tensor]],
+                    generator: torch.Generator | None = None,
+                    batches: list[UserBatch | None] | None = None,
+                    leader: int = 0) -> list[SharedGradient]:
+        """The leader broadcasts the DGP band of its own gradient (its upload is DGP's, the
+        positions with it); every other user sends its values at that band, positions known
+        to the server in advance."""
+        own = self.apply(updates[leader])
+        return [own if user == leader else self.at_band(update, own.masks)
+                for user, update in enumerate(updates)]
 
-    def apply_with_masks(self, gradients: list[torch.Tensor],
-                         masks: list[torch.Tensor]) -> SharedGradient:
-        """Send values at the broadcast positions; the server already knows them."""
+    @staticmethod
+    def at_band(gradients: list[torch.Tensor], masks: list[torch.Tensor]) -> SharedGradient:
+        """A member's upload: its values at the broadcast positions."""
         return SharedGradient([g * m for g, m in zip(gradients, masks, strict=True)],
                               list(masks), positions_known=True)
 

@@ -54,6 +54,9 @@ class AttackTarget:
     # fresh random draws, for attacks that watch a user over rounds
     # (``Attack.observed_rounds``); empty for the others.
     later_rounds: tuple[SharedGradient, ...] = ()
+    # The attacked user's role in its round (``Defense.roles``): the server knows whether it
+    # relayed someone else's band to this user. "aggregate" for a sum of users.
+    role: str = "user"
 
     @property
     def num_images(self) -> int:

@@ -63,8 +63,9 @@ UTILITY_COLUMNS = [
     "download_bytes", "cumulative_upload_bytes", "cumulative_download_bytes", "residual_norm",
     "error_feedback", "lr", *ACCOUNTING_COLUMNS, "seconds",
 ]
-# One row per (batch size, batch, label rule) of a label-recovery job (jobs.labels).
-LABEL_KEYS = ["dataset", "model", "defense", "ratio", "seed", "batch_size", "batch", "rule"]
+# One row per (role, batch size, batch, label rule) of a label-recovery job (jobs.labels).
+LABEL_KEYS = ["dataset", "model", "defense", "role", "ratio", "seed", "batch_size", "batch",
+              "rule"]
 LABEL_COLUMNS = [*LABEL_KEYS, "label_acc"]
 # One row per tuning job (jobs.tune): the setting and attack, the budget, the public
 # PSNR of the configured and of the tuned parameters; then one ``param_<name>`` column per

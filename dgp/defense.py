@@ -53,9 +53,11 @@ class Defense(ABC):
     # Compressing defenses drop information that error feedback can carry to later rounds;
     # they get error feedback in training by default (as in the DGP code).
     compresses: ClassVar[bool] = False
-    # Aligned defenses (ADGP) mask every user of a round at one broadcast mask: training
-    # calls ``band_masks`` on the broadcaster's gradient, then ``apply_with_masks`` per user.
-    aligned: ClassVar[bool] = False
+    # The roles a user can have in a round (``share_round``), each attacked on its own: one
+    # ("user") where every user is defended alone. Where a round ties users together (ADGP:
+    # a broadcaster whose band every member sends at), the first role is the round's leader
+    # and the others follow it; the report shows a follower as "<name> (<role>)".
+    roles: ClassVar[tuple[str, ...]] = ("user",)
     # Label-mixing defenses (MixUp, InstaHide) train on soft targets: a defense-aware
     # attacker simulates its candidates under the targets the shared update implies.
     mixes_labels: ClassVar[bool] = False
@@ -108,14 +110,24 @@ class Defense(ABC):
         """Formal guarantees after a user made ``releases`` releases (none by default)."""
         return {}
 
-    def band_masks(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The mask an aligned defense's broadcaster computes from its own gradient."""
-        raise NotImplementedError(f"{self.name} is not an aligned defense")
+    def share_round(self, updates: list[list[torch.Tensor]],
+                    generator: torch.Generator | None = None,
+                    batches: list[UserBatch | None] | None = None,
+                    leader: int = 0) -> list[SharedGradient]:
+        """What each user of a round sends (``updates``: one gradient per user, in order;
+        ``leader``: the user in the first of ``roles``, the others follow it). Training, the
+        privacy job and the label job all share a round through this. By default each user
+        is defended on its own (``apply``, drawing from ``generator`` in user order)."""
+        batches = batches if batches is not None else [None] * len(updates)
+        return [self.apply(update, generator, batch)
+                for update, batch in zip(updates, batches, strict=True)]
 
-    def apply_with_masks(self, gradients: list[torch.Tensor],
-                         masks: list[torch.Tensor]) -> SharedGradient:
-        """An aligned defense's upload at the broadcast ``masks``."""
-        raise NotImplementedError(f"{self.name} is not an aligned defense")
+    @classmethod
+    def setting_name(cls, role: str) -> str:
+        """How the report names this defense's rows of ``role``: the defense's name for a
+        user defended alone, the leader or the sum; '<name> (<role>)' for a follower."""
+        followers = cls.roles[1:]
+        return f"{cls.name} ({role})" if role in followers else cls.name
 
     def attacker_view(self, candidate: list[torch.Tensor],
                       shared: SharedGradient) -> list[torch.Tensor]:

@@ -7,8 +7,10 @@ read the label) weakens every image attack that relies on them. For one (dataset
 ratio), each batch size ``B`` gets ``batches`` batches of ``B`` test images (drawn uniformly
 without replacement, so labels repeat as ``B`` grows), each on its own freshly initialised
 model; each batch's FedSGD gradient goes through the defense as in a privacy job, and each
-rule reads the shared gradient. A row is one (batch size, batch, rule): its label accuracy,
-the share of the batch's label multiset recovered, as the privacy job scores it.
+rule reads the shared gradient, in each of the defense's roles (ADGP: broadcaster and
+member, as the privacy job attacks them). A row is one (role, batch size, batch, rule): its
+label accuracy, the share of the batch's label multiset recovered, as the privacy job
+scores it.
 
 Two guesses that read no gradient give the floor: ``guess_uniform`` (uniform random labels)
 and ``guess_prior`` (the public class frequencies spread over ``B`` labels by largest
@@ -75,23 +77,38 @@ class _Setting:
             self.data.normalize, self.data.denormalize)
         self.frequencies = torch.bincount(public_labels, minlength=self.data.num_classes)
 
-    def shared_gradient(self, model: torch.nn.Module, picks: list[int],
-                        noise: torch.Generator) -> tuple[list[torch.Tensor], list[int]]:
-        """The defended FedSGD gradient of the batch ``picks`` and its true labels."""
-        images, labels = self.data.samples(picks)
+    def update(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               picks: list[int], noise: torch.Generator) -> tuple[list[torch.Tensor], UserBatch]:
+        """A batch's undefended FedSGD update after the defense's data transform."""
         shown, targets = self.defense.transform_batch(
             images, labels, self.data.num_classes, noise,
             partner_draw(self.data, picks, noise), self.center)
         inputs = self.data.normalize(shown).to(self.device)
         update = [u.cpu() for u in user_update(model, inputs, targets.to(self.device),
                                                 Protocol())]
-        shared = self.defense.apply(update, noise, UserBatch(model, inputs))
+        return update, UserBatch(model, inputs)
+
+    def shared_gradient(self, model: torch.nn.Module, picks: list[int], noise: torch.Generator,
+                        role: str) -> tuple[list[torch.Tensor], list[int]]:
+        """The defended FedSGD gradient of the batch ``picks`` in ``role`` and its true
+        labels; a follower (ADGP's member) is shared beside a leader holding a batch of the
+        user's other images, as the privacy job shares it."""
+        images, labels = self.data.samples(picks)
+        update, batch = self.update(model, images, labels, picks, noise)
+        if role in self.defense.roles[1:]:
+            others, other_labels = partner_draw(self.data, picks, noise)(len(picks))
+            leader, leader_batch = self.update(model, others, other_labels, picks, noise)
+            shared = self.defense.share_round([leader, update], noise,
+                                              [leader_batch, batch])[1]
+        else:
+            shared = self.defense.share_round([update], noise, [batch])[0]
         return [t.to(self.device) for t in shared.tensors], labels.tolist()
 
 
-def batch_rows(setting: _Setting, batch_size: int, batch: int,
-               seed: int) -> list[dict[str, Any]]:
-    """Every rule's (and guess's) label accuracy on one drawn batch, on its own model."""
+def batch_rows(setting: _Setting, batch_size: int, batch: int, seed: int,
+               role: str) -> list[dict[str, Any]]:
+    """Every rule's (and guess's) label accuracy on one drawn batch, on its own model, in
+    one role (every role of a batch gets the same draws up to its own)."""
     stream = seed * 1_000_003 + batch_size * 1_009 + batch
     noise = torch.Generator().manual_seed(stream)
     data = setting.data
@@ -100,7 +117,7 @@ def batch_rows(setting: _Setting, batch_size: int, batch: int,
     model = build_model(setting.spec["model"], data.channels, data.num_classes,
                         data.image_size, stream, setting.defense.wrap_model)
     model = model.to(setting.device).eval()
-    observed, true = setting.shared_gradient(model, picks, noise)
+    observed, true = setting.shared_gradient(model, picks, noise, role)
     shares = {}
     for rule in LABEL_RULES:
         if LABEL_RULES[rule].applies(batch_size):
@@ -110,20 +127,20 @@ def batch_rows(setting: _Setting, batch_size: int, batch: int,
     uniform = torch.randint(data.num_classes, (batch_size,), generator=noise).tolist()
     shares["guess_uniform"] = label_share(uniform, true)
     shares["guess_prior"] = label_share(prior_guess(setting.frequencies, batch_size), true)
-    return [{"batch_size": batch_size, "batch": batch, "rule": rule, "label_acc": share}
-            for rule, share in shares.items()]
+    return [{"role": role, "batch_size": batch_size, "batch": batch, "rule": rule,
+             "label_acc": share} for rule, share in shares.items()]
 
 
 def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
         batch_sizes: list[int], batches: int, seed: int = 0,
         device: str = "auto") -> pd.DataFrame:
-    """The job's table: one row per (batch size, batch, rule), ``LABEL_COLUMNS``."""
+    """The job's table: one row per (role, batch size, batch, rule), ``LABEL_COLUMNS``."""
     torch_device = resolve_device(device)
     setting = _Setting(dataset, create_defense(defense, ratio, defense_params), torch_device)
     job = {"dataset": dataset_id(dataset), "model": dataset["model"], "defense": defense,
            "ratio": ratio, "seed": seed}
-    rows = [{**job, **row} for size in batch_sizes for batch in range(batches)
-            for row in batch_rows(setting, size, batch, seed)]
+    rows = [{**job, **row} for role in setting.defense.roles for size in batch_sizes
+            for batch in range(batches) for row in batch_rows(setting, size, batch, seed, role)]
     table = pd.DataFrame(rows, columns=LABEL_COLUMNS)
     return table.sort_values(LABEL_KEYS, kind="stable").reset_index(drop=True)
 

@@ -150,13 +150,13 @@ def build_job(data: ImageData, indices: list[int], train: ImageData, model: str,
 
 
 def roles(defense: Defense | type[Defense], protocol: Protocol | None = None) -> list[str]:
-    """Whose upload a job attacks. With an aligned mask (ADGP) and one user both: the
-    round's broadcaster (masked by its own DGP band, as DGP) and a member (masked by the
-    broadcaster's band, computed on another user's batch of the same round). Under
-    aggregation the server sees only the sum: one role, whoever broadcast."""
+    """Whose upload a job attacks: with one user, each of the defense's roles (ADGP: the
+    round's broadcaster, masked by its own band as DGP, and a member, masked by the band of
+    another user's batch of the same round). Under aggregation the server sees only the
+    sum: one role, whoever led the round."""
     if protocol is not None and protocol.users > 1:
         return ["aggregate"]
-    return ["broadcaster", "member"] if defense.aligned else ["user"]
+    return list(defense.roles)
 
 
 def _update(case: _Case, protocol: Protocol, inputs: torch.Tensor,
@@ -166,35 +166,33 @@ def _update(case: _Case, protocol: Protocol, inputs: torch.Tensor,
                                           protocol)]
 
 
-def _broadcast_masks(job: _Job, case: _Case, count: int) -> list[torch.Tensor]:
-    """An aligned defense's band, from the update of the broadcaster: another user of the
-    round, whose batch is drawn from data the job does not attack."""
+def _leader_update(job: _Job, case: _Case,
+                   count: int) -> tuple[list[torch.Tensor], UserBatch]:
+    """The update of the round's leader when the attacked user follows it: another user of
+    the round, whose batch is drawn from data the job does not attack."""
     images, labels = case.draw(count)
     other, other_targets = job.defense.transform_batch(images, labels, job.data.num_classes,
                                                        case.noise, case.draw, job.center)
     device = next(case.model.parameters()).device
-    return job.defense.band_masks(_update(case, job.protocol,
-                                          job.data.normalize(other).to(device), other_targets))
+    inputs = job.data.normalize(other).to(device)
+    return _update(case, job.protocol, inputs, other_targets), UserBatch(case.model, inputs)
 
 
 def _shared_gradient(job: _Job, case: _Case, inputs: list[torch.Tensor],
                      targets: list[torch.Tensor],
                      role: str) -> tuple[SharedGradient, SharedGradient]:
     """(what the server sees, the first user's upload) of the users' (``inputs``,
-    ``targets``: one entry per user) defended updates: one user's upload, or under
-    aggregation the sum of all of them, each defended on its own as in training (an aligned
-    defense masks every member at the band of the first user, the broadcaster)."""
+    ``targets``: one entry per user) defended updates, shared as in training
+    (``Defense.share_round``, the first user leading): one user's upload, or under
+    aggregation the sum of all of them. A follower role's user is shared beside a leader."""
     updates = [_update(case, job.protocol, x, y) for x, y in zip(inputs, targets, strict=True)]
-    if role == "member":
-        upload = job.defense.apply_with_masks(updates[0],
-                                              _broadcast_masks(job, case, len(inputs[0])))
+    batches = [UserBatch(case.model, x) for x in inputs]
+    if role in job.defense.roles[1:]:
+        leader, leader_batch = _leader_update(job, case, len(inputs[0]))
+        upload = job.defense.share_round([leader, updates[0]], case.noise,
+                                         [leader_batch, batches[0]])[1]
         return upload, upload
-    uploads = [job.defense.apply(updates[0], case.noise, UserBatch(case.model, inputs[0]))]
-    aligned = job.defense.aligned and role == "aggregate"
-    band = job.defense.band_masks(updates[0]) if aligned else None
-    for x, update in zip(inputs[1:], updates[1:], strict=True):
-        uploads.append(job.defense.apply(update, case.noise, UserBatch(case.model, x))
-                       if band is None else job.defense.apply_with_masks(update, band))
+    uploads = job.defense.share_round(updates, case.noise, batches)
     return (uploads[0] if len(uploads) == 1 else summed(uploads)), uploads[0]
 
 
@@ -255,7 +253,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
                   for _ in range(job.attack.observed_rounds - 1))
     target = AttackTarget(case.model, shared, per_user, tuple(images.shape[1:]),
                           data.num_classes, _box(data), job.defense, job.public, oracle,
-                          job.protocol, later)
+                          job.protocol, later, role)
     began = time.perf_counter()
     result = job.attack.reconstruct(target, generator=case.attack_noise)
     seconds = time.perf_counter() - began

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from defenses import DEFENSES
 from dgp.labels import LABEL_RULES
 from report.stats import CLEARS, MIN_SAMPLES, NO_BETTER, TOO_FEW, format_mean_ci, mean_ci
 
@@ -56,15 +57,19 @@ def _strongest(cell: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
     return " / ".join(dict.fromkeys(chosen)), pd.concat(parts)
 
 
-def _setting_name(defense: str, ratio: float) -> str:
-    return defense if defense == "none" else f"{defense} {ratio:g}"
+SETTING = ["defense", "role", "ratio"]
+
+
+def _setting_name(defense: str, role: str, ratio: float) -> str:
+    name = DEFENSES[defense].setting_name(role)
+    return name if defense == "none" else f"{name} {ratio:g}"
 
 
 def strongest_table(part: pd.DataFrame) -> dict[str, Any]:
     """One row per setting: per batch size, its strongest rule's accuracy and verdict."""
     sizes = sorted(part["batch_size"].unique().tolist())
     rows = []
-    for (defense, ratio), setting in part.groupby(["defense", "ratio"], sort=True):
+    for (defense, role, ratio), setting in part.groupby(SETTING, sort=True):
         cells = []
         for size in sizes:
             cell = setting[setting["batch_size"] == size]
@@ -75,10 +80,10 @@ def strongest_table(part: pd.DataFrame) -> dict[str, Any]:
             rule, rule_rows = found
             cells.append({"value": format_mean_ci(rule_rows["label_acc"], ".2f"), "rule": rule,
                           "verdict": label_verdict(rule_rows, cell[cell["rule"] == FLOOR_RULE])})
-        rows.append({"setting": _setting_name(defense, ratio), "cells": cells})
+        rows.append({"setting": _setting_name(defense, role, ratio), "cells": cells})
     floor = [format_mean_ci(part[(part["batch_size"] == s) & (part["rule"] == FLOOR_RULE)]
                             ["label_acc"], ".2f") for s in sizes]
-    n = int(part.groupby(["defense", "ratio", "batch_size", "rule"]).size().min())
+    n = int(part.groupby([*SETTING, "batch_size", "rule"]).size().min())
     return {"sizes": sizes, "rows": rows, "floor": floor, "n": n}
 
 
@@ -87,14 +92,15 @@ def rule_tables(part: pd.DataFrame) -> list[dict[str, Any]]:
     sizes = sorted(part["batch_size"].unique().tolist())
     order = [*LABEL_RULES, "guess_uniform", FLOOR_RULE]
     tables = []
-    for (defense, ratio), setting in part.groupby(["defense", "ratio"], sort=True):
+    for (defense, role, ratio), setting in part.groupby(SETTING, sort=True):
         rows = []
         for rule in [r for r in order if r in set(setting["rule"])]:
             values = setting[setting["rule"] == rule]
             rows.append({"rule": rule, "cells": [
                 format_mean_ci(values[values["batch_size"] == s]["label_acc"], ".2f")
                 for s in sizes]})
-        tables.append({"setting": _setting_name(defense, ratio), "sizes": sizes, "rows": rows})
+        tables.append({"setting": _setting_name(defense, role, ratio), "sizes": sizes,
+                       "rows": rows})
     return tables
 
 

@@ -26,11 +26,6 @@ FAMILY_LABELS: dict[str, str] = {name: label for name, label in FAMILIES.items()
 LOG_FAMILIES = frozenset({"noise", "model"})
 
 
-# An aligned defense's member rows (masked by another user's band) are shown as their own
-# setting, e.g. "adgp (member)", beside the broadcaster's "adgp".
-MEMBER_SUFFIX = " (member)"
-
-
 def headline_first(attacks) -> list[str]:
     """Attack names in panel order: the per-setting strongest attack first (the verdict),
     then each attack alphabetically."""
@@ -38,8 +33,9 @@ def headline_first(attacks) -> list[str]:
 
 
 def base_defense(defense: str) -> str:
-    """The registered name behind a displayed setting ('adgp (member)' -> 'adgp')."""
-    return defense.removesuffix(MEMBER_SUFFIX)
+    """The registered name behind a displayed setting ('adgp (member)' -> 'adgp':
+    ``Defense.setting_name``)."""
+    return defense.split(" (")[0]
 
 
 def defense_family(defense: str) -> str:

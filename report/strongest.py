@@ -21,7 +21,6 @@ from __future__ import annotations
 import pandas as pd
 
 from report.stats import run_table
-from report.threat import with_protocol
 
 STRONGEST = "strongest"
 STRONGEST_MALICIOUS = "strongest_malicious"
@@ -78,7 +77,6 @@ def with_strongest(privacy: pd.DataFrame) -> pd.DataFrame:
     """``privacy`` with each setting's strongest attack's rows added as ``STRONGEST`` (honest-
     but-curious server) or ``STRONGEST_MALICIOUS``; every row gets ``source_attack``, the
     attack that produced it. Candidates infer the labels."""
-    privacy = with_protocol(privacy)
     rows = privacy[~privacy["attack"].isin(STRONGEST_NAMES)].assign(
         source_attack=privacy["attack"])
     if rows.empty:

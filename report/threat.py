@@ -6,32 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from attacks import ATTACKS
 from dgp.protocol import Protocol
 
 DEFAULT = Protocol()
-
-
-def with_protocol(table: pd.DataFrame) -> pd.DataFrame:
-    """Tables from before the protocol axis attacked one user's FedSGD gradient with the
-    labels inferred: fill those columns (or their empty cells) in, on a copy."""
-    table = table.copy()
-    if "server" not in table.columns or table["server"].isna().all():
-        table["server"] = [_server(attack) for attack in table["attack"]]
-    for name, value in {"protocol": DEFAULT.id, **DEFAULT.as_dict(),
-                        "labels": "inferred", "knowledge": "not recorded"}.items():
-        if name not in table.columns or table[name].isna().all():
-            table[name] = value  # (an all-empty column is float: replace, not fill)
-        else:
-            table[name] = table[name].fillna(value)
-    table["protocol"] = table["protocol"].astype("string")
-    return table
-
-
-def _server(attack: str) -> str:
-    """From the registry: an active attack's server changes the model it sends."""
-    impl = ATTACKS.get(str(attack))
-    return "malicious" if impl is not None and impl.active else "honest-but-curious"
 
 
 def describe(rows: pd.DataFrame) -> str:

@@ -158,7 +158,7 @@ def only_attacks(privacy: pd.DataFrame, attacks: list[str]) -> pd.DataFrame:
     """The rows of ``attacks``; a name with no rows is an error, not an empty verdict."""
     missing = sorted(set(attacks) - set(privacy["attack"]))
     if missing:
-        raise SystemExit(f"--attacks: no rows of {', '.join(missing)} in the privacy table "
+        raise ValueError(f"no rows of {', '.join(missing)} in the privacy table "
                          f"(it has {', '.join(sorted(privacy['attack'].unique()))})")
     return privacy[privacy["attack"].isin(attacks)]
 
@@ -174,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     privacy = load_privacy(args.privacy)
     if args.attacks:
-        privacy = only_attacks(privacy, args.attacks.split(","))
+        try:
+            privacy = only_attacks(privacy, args.attacks.split(","))
+        except ValueError as error:
+            parser.error(f"--attacks: {error}")
     table = verdict_table(privacy)
     write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
     print(f"{len(table)} verdicts (success: {SUCCESS_MARGIN_DB:g} dB over the higher floor; "

@@ -14,6 +14,20 @@ REPO = Path(__file__).resolve().parent.parent
 CIFAR10_MINI = REPO.parent / "shared" / "data" / "cifar10-mini"
 
 
+def privacy_row(attack: str, **fields) -> dict:
+    """The columns every privacy.csv row has besides its results, as a privacy job writes
+    them for ``attack`` under the default protocol (FedSGD, one user, labels inferred, the
+    initial model), updated with ``fields``: a report test's rows."""
+    from attacks import ATTACKS
+    from dgp.protocol import Protocol
+
+    protocol = Protocol()
+    active = attack in ATTACKS and ATTACKS[attack].active
+    return {"attack": attack, "protocol": protocol.id, **protocol.as_dict(), "labels": "inferred",
+            "server": "malicious" if active else "honest-but-curious", "knowledge": "none",
+            "tuned": False, "role": "user", "model_round": 0, **fields}
+
+
 def poisoned_loader(real, poisoned: str, poison):
     """``real`` (a ``load_dataset``) with the images of split ``poisoned`` replaced by
     ``poison(images)``: a job that must never read that split gives the same result."""

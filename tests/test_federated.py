@@ -46,7 +46,9 @@ def test_error_feedback_loses_nothing():
     sent_sum = [torch.zeros(30, 20), torch.zeros(20)]
     for _ in range(6):
         grads = [torch.randn(30, 20, generator=generator), torch.randn(20, generator=generator)]
-        shared = feedback.apply(grads)
+        corrected = feedback.corrected(grads)
+        shared = feedback.defense.apply(corrected)
+        feedback.keep_unsent(corrected, shared)
         for total, g in zip(raw_sum, grads, strict=True):
             total += g
         for total, s in zip(sent_sum, shared.tensors, strict=True):
@@ -61,11 +63,13 @@ def test_adgp_users_send_the_same_positions_and_download_less():
     users = [[torch.randn(50, 40, generator=generator), torch.randn(40, generator=generator)]
              for _ in range(5)]
     adgp, dgp = create_defense("adgp", 0.8), create_defense("dgp", 0.8)
-    masks = adgp.band_masks(users[0])  # user 0 broadcasts
-    aligned = [adgp.apply_with_masks(g, masks) for g in users]
+    aligned = adgp.share_round(users, leader=0)  # user 0 broadcasts its DGP band
     independent = [dgp.apply(g) for g in users]
+    masks = independent[0].masks
+    assert shared_cost(aligned[0]) == shared_cost(independent[0])  # the band's positions
     for shared in aligned:
         assert all(torch.equal(m, b) for m, b in zip(shared.masks, masks, strict=True))
+    for shared in aligned[1:]:  # the members send values only
         cost = shared_cost(shared)
         assert cost.index_bytes == 0 and cost.sent_bytes == 4 * cost.sent_values
     # Same values per user; the aggregate of aligned uploads keeps one mask's support.

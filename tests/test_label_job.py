@@ -40,9 +40,29 @@ def test_the_rules_read_the_defended_gradient():
     setting = label_job._Setting(DIGITS, create_defense("topk", 0.95), torch.device("cpu"))
     model_args = (setting.spec["model"], 1, 10, 16, 0, setting.defense.wrap_model)
     model = label_job.build_model(*model_args).eval()
-    observed, true = setting.shared_gradient(model, [0, 1, 2, 3], torch.Generator())
+    observed, true = setting.shared_gradient(model, [0, 1, 2, 3], torch.Generator(),
+                                             "user")
     sent = sum(int((g != 0).sum()) for g in observed) / sum(g.numel() for g in observed)
     assert 0.03 < sent < 0.06 and len(true) == 4  # top-k 0.95 sends about 5 %
+
+
+def test_adgp_is_attacked_in_both_roles_as_the_privacy_job_attacks_it():
+    """The broadcaster sends DGP's band of its own gradient (the same rows as DGP's); the
+    member sends at another user's band, so its rows are its own."""
+    adgp = label_job.run(DIGITS, "adgp", 0.8, {}, batch_sizes=[1], batches=3)
+    dgp = label_job.run(DIGITS, "dgp", 0.8, {}, batch_sizes=[1], batches=3)
+    assert set(adgp["role"]) == {"broadcaster", "member"} and set(dgp["role"]) == {"user"}
+    broadcaster = adgp[adgp.role == "broadcaster"].reset_index(drop=True)
+    columns = ["batch", "rule", "label_acc"]
+    pd.testing.assert_frame_equal(broadcaster[columns], dgp[columns])
+    setting = label_job._Setting(DIGITS, create_defense("adgp", 0.8), torch.device("cpu"))
+    model = label_job.build_model("lenet", 1, 10, 16, 0).eval()
+    picks = [0, 1]
+    lead, _ = setting.shared_gradient(model, picks, torch.Generator().manual_seed(0),
+                                      "broadcaster")
+    member, _ = setting.shared_gradient(model, picks, torch.Generator().manual_seed(0),
+                                        "member")
+    assert any(((a != 0) != (b != 0)).any() for a, b in zip(lead, member, strict=True))
 
 
 def test_the_prior_guess_spreads_the_public_frequencies_by_largest_remainder():
@@ -53,9 +73,9 @@ def test_the_prior_guess_spreads_the_public_frequencies_by_largest_remainder():
 
 
 def _cell(rule: str, values: list[float], size: int = 4) -> pd.DataFrame:
-    return pd.DataFrame({"dataset": "digits", "model": "lenet", "defense": "none", "ratio": 0.0,
-                         "seed": 0, "batch_size": size, "batch": range(len(values)),
-                         "rule": rule, "label_acc": values})
+    return pd.DataFrame({"dataset": "digits", "model": "lenet", "defense": "none",
+                         "role": "user", "ratio": 0.0, "seed": 0, "batch_size": size,
+                         "batch": range(len(values)), "rule": rule, "label_acc": values})
 
 
 def test_a_rule_clears_the_floor_only_when_it_beats_the_guess_batch_by_batch():

@@ -10,6 +10,7 @@ import torch
 
 from attacks import ATTACKS, AttackTarget
 from attacks.objectives import candidate_update
+from conftest import privacy_row
 from defenses import create_defense
 from dgp.models import build_model
 from dgp.protocol import Protocol
@@ -215,13 +216,7 @@ def test_the_defense_aware_view_of_a_sum_is_exact_at_the_users_images(name: str)
     defense = create_defense(name, 0 if name == "none" else 0.8)
     updates = [user_update(model, images[u:u + 1], labels[u:u + 1], Protocol())
                for u in range(3)]
-    if defense.aligned:
-        band = defense.band_masks(updates[0])
-        uploads = [defense.apply(updates[0])] + [defense.apply_with_masks(u, band)
-                                                 for u in updates[1:]]
-    else:
-        uploads = [defense.apply(u) for u in updates]
-    shared = summed(uploads)
+    shared = summed(defense.share_round(updates))
     protocol = Protocol(users=3)
     target = AttackTarget(model, shared, 1, (1, 16, 16), 10,
                           (torch.full((1, 1, 1, 1), -9.0), torch.full((1, 1, 1, 1), 9.0)),
@@ -249,21 +244,18 @@ def test_a_job_attacks_batchnorm_in_train_mode() -> None:
 
 
 def test_the_report_says_each_sections_threat_model() -> None:
-    """Old tables get the default protocol and the server kind from the registry; the words
-    name the protocol, the users summed and any malicious (model-changing) attack."""
+    """The words name the protocol, the users summed and any malicious (model-changing)
+    attack."""
     import pandas as pd
 
-    from report.threat import describe, with_protocol
+    from report.threat import describe
 
-    old = with_protocol(pd.DataFrame({"attack": ["ig", "trap_weights"]}))
-    assert old["protocol"].tolist() == ["fedsgd", "fedsgd"]
-    assert old["server"].tolist() == ["honest-but-curious", "malicious"]
-    words = describe(old)
+    rows = pd.DataFrame([privacy_row("ig"), privacy_row("trap_weights")])
+    words = describe(rows)
     assert words.startswith("fedsgd: FedSGD, the gradient of one user")
     assert "malicious: trap_weights" in words
-    summed_rows = with_protocol(pd.DataFrame({
-        "attack": ["idlg"], "protocol": ["fedavg-s2-lr0.05-n3"], "algorithm": ["fedavg"],
-        "local_steps": [2], "local_batch_size": [0], "local_lr": [0.05], "users": [3]}))
+    fedavg = Protocol(algorithm="fedavg", local_steps=2, local_lr=0.05, users=3)
+    summed_rows = pd.DataFrame([privacy_row("idlg", protocol=fedavg.id, **fedavg.as_dict())])
     words = describe(summed_rows)
     assert "2 local SGD steps (lr 0.05, the whole batch each step)" in words
     assert "summed over 3 users" in words and "honest-but-curious" in words
@@ -306,18 +298,17 @@ def test_each_attack_declares_what_it_knows_beyond_the_model_and_the_update() ->
 def test_the_privacy_record_and_the_report_say_what_the_attacker_used() -> None:
     import pandas as pd
 
-    from report.threat import describe, with_protocol
+    from report.threat import describe
 
     record, _ = run({"name": "digits", "model": "lenet", "image_size": 16}, "dgp", 0.8, {},
                     "idlg_adaptive", {"iterations": 1}, 0, 1, 1, "cpu")
     assert record["job"]["knowledge"] == "defense protocol"
-    rows = with_protocol(pd.DataFrame({"attack": ["ig", "idlg_adaptive", "idlg_adaptive"],
-                                       "knowledge": ["none", "defense protocol",
-                                                     "public data, defense protocol"]}))
+    rows = pd.DataFrame([
+        privacy_row(attack, knowledge=knowledge) for attack, knowledge in
+        [("ig", "none"), ("idlg_adaptive", "defense protocol"),
+         ("idlg_adaptive", "public data, defense protocol")]])
     assert describe(rows).endswith("besides the model and the update, idlg_adaptive used "
                                    "defense protocol, public data; ig used nothing else")
-    assert with_protocol(pd.DataFrame({"attack": ["ig"]}))["knowledge"].tolist() == [
-        "not recorded"]
 
 
 def test_soft_band_masks_tend_to_the_hard_band_and_let_entries_cross_its_ends() -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import privacy_row
 from dgp.columns import COLUMNS
 from report.render import format_mean_ci, main, mean_ci
 
@@ -39,7 +40,8 @@ def make_csv(tmp_path: Path, *, nan_lpips: bool = False, diverged: bool = False)
                     _write_png(image)
                     for sample in range(2):
                         rows.append({
-                            "dataset": "tinyset", "model": "lenet", "defense": defense,
+                            **privacy_row(attack), "dataset": "tinyset", "model": "lenet",
+                            "defense": defense,
                             "ratio": ratio, "attack": attack, "seed": seed, "sample": sample,
                             "batch": sample, "model_draw": f"seed {seed} case {sample}",
                             "label": 1, "predicted_label": 1,

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from dgp.defense import Defense
-from dgp.types import SharedGradient, UserBatch
+from dgp.types import SharedGradient
 
 
 class ErrorFeedback:
@@ -39,18 +39,10 @@ class ErrorFeedback:
             return gradients
         return [g + e for g, e in zip(gradients, self.residuals, strict=True)]
 
-    def apply(self, gradients: list[torch.Tensor], generator: torch.Generator | None = None,
-              masks: list[torch.Tensor] | None = None,
-              batch: UserBatch | None = None) -> SharedGradient:
-        """Defend the corrected gradient (at given aligned ``masks`` if any); keep the rest."""
-        corrected = self.corrected(gradients)
-        if masks is None:
-            shared = self.defense.apply(corrected, generator, batch)
-        else:
-            shared = self.defense.apply_with_masks(corrected, masks)
+    def keep_unsent(self, corrected: list[torch.Tensor], shared: SharedGradient) -> None:
+        """Carry what of the ``corrected`` gradient the upload ``shared`` did not send."""
         if self.enabled:
             self.residuals = [c - s for c, s in zip(corrected, shared.tensors, strict=True)]
-        return shared
 
     def residual_norm(self) -> float:
         if self.residuals is None:

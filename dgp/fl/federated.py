@@ -107,28 +107,24 @@ def _schedule(settings: TrainingSettings, samples: int, shards: list[torch.Tenso
 
 def _share(defense: Defense, feedback: list[ErrorFeedback], updates: list, inputs: list,
            model: nn.Module, generator: torch.Generator,
-           round_index: int) -> tuple[list[SharedGradient], list[torch.Tensor] | None]:
-    """Every user's upload, and the round's broadcast mask (aligned defenses) or None."""
-    masks = None
-    if defense.aligned:
-        broadcaster = round_index % len(updates)
-        masks = defense.band_masks(feedback[broadcaster].corrected(updates[broadcaster]))
-    shared = [feedback[u].apply(updates[u], generator, masks, UserBatch(model, inputs[u]))
-              for u in range(len(updates))]
-    return shared, masks
+           round_index: int) -> list[SharedGradient]:
+    """Every user's upload (error-corrected; the round's leader, for a defense whose round
+    has one, takes turns), and the residuals it leaves."""
+    corrected = [f.corrected(update) for f, update in zip(feedback, updates, strict=True)]
+    shared = defense.share_round(corrected, generator, [UserBatch(model, x) for x in inputs],
+                                 leader=round_index % len(updates))
+    for f, c, s in zip(feedback, corrected, shared, strict=True):
+        f.keep_unsent(c, s)
+    return shared
 
 
-def _traffic(shared: list[SharedGradient], updates: list,
-             masks: list[torch.Tensor] | None) -> dict[str, float]:
-    """Bytes per user of the round: upload (and its index-entropy bound), download."""
+def _traffic(shared: list[SharedGradient]) -> dict[str, float]:
+    """Bytes per user of the round: upload (and its index-entropy bound), download. Positions
+    sent once for several users (a broadcast band) count once, in their sender's upload."""
     users = len(shared)
     costs = [shared_cost(s) for s in shared]
     upload = sum(c.sent_bytes for c in costs) / users
     bound = sum(c.sent_bytes - c.index_bytes + c.index_entropy_bytes for c in costs) / users
-    if masks is not None:  # the broadcaster uploads its mask once: shared by all users
-        mask_cost = shared_cost(SharedGradient(updates[0], masks))
-        upload += mask_cost.index_bytes / users
-        bound += mask_cost.index_entropy_bytes / users
     return {"dense_bytes": costs[0].dense_bytes, "upload_bytes": upload,
             "upload_entropy_bound_bytes": bound,
             "download_bytes": aggregate_cost(shared).sent_bytes}
@@ -181,9 +177,9 @@ def train(model: nn.Module, data: FederatedData, defense: Defense, settings: Tra
                                                 lambda u=user: users.next_batch(u))
             updates.append(update)
             losses.append(loss)
-        shared, masks = _share(defense, feedback, updates, inputs, model, users.generator,
-                               round_index)
-        traffic = _traffic(shared, updates, masks)
+        shared = _share(defense, feedback, updates, inputs, model, users.generator,
+                        round_index)
+        traffic = _traffic(shared)
         totals["upload"] += traffic["upload_bytes"]
         totals["download"] += traffic["download_bytes"]
         optimizer.zero_grad()
