@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any, ClassVar
 
 from attacks.dlg import DeepLeakage, ImprovedDeepLeakage
 from attacks.gradinversion import GradInversion
@@ -122,7 +123,17 @@ def shared_soft_targets(target: AttackTarget, images: torch.Tensor,
 
 class _DefenseAware:
     """Replaces a passive attack's ``matching_loss`` by the defense-aware one above, and
-    maps its reconstructions through the defense's ``estimate_private``."""
+    maps its reconstructions through the defense's ``estimate_private``. A variant declares
+    only its name and ``band_weight_default``: its parameters are the passive attack's plus
+    the band penalty's weight and the soft masks' temperature, searched by tuning too."""
+
+    band_weight_default: ClassVar[float] = 1.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        cls.parameters = {**cls.parameters, "band_weight": band_weight(cls.band_weight_default),
+                          "mask_temperature": MASK_TEMPERATURE}
+        cls.tuning_space = {**cls.tuning_space, **ADAPTIVE_SPACE}
+        super().__init_subclass__(**kwargs)
 
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
@@ -183,8 +194,7 @@ class _DefenseAware:
         known = super().knowledge(defense, protocol, num_images)
         if defense is None:
             return known
-        if (type(defense).estimate_private is not Defense.estimate_private
-                and "public data" not in known):
+        if defense.estimate_reads_public_data and "public data" not in known:
             known.append("public data")
         return [*known, "defense protocol"]
 
@@ -222,28 +232,18 @@ class _DefenseAware:
 
 class AdaptiveDeepLeakage(_DefenseAware, DeepLeakage):
     name = "dlg_adaptive"
-    parameters = {**DeepLeakage.parameters, "band_weight": band_weight(1.0),
-                  "mask_temperature": MASK_TEMPERATURE}
-    tuning_space = {**DeepLeakage.tuning_space, **ADAPTIVE_SPACE}
 
 
 class AdaptiveImprovedDeepLeakage(_DefenseAware, ImprovedDeepLeakage):
     name = "idlg_adaptive"
-    parameters = {**ImprovedDeepLeakage.parameters, "band_weight": band_weight(1.0),
-                  "mask_temperature": MASK_TEMPERATURE}
-    tuning_space = {**ImprovedDeepLeakage.tuning_space, **ADAPTIVE_SPACE}
 
 
 class AdaptiveInvertingGradients(_DefenseAware, InvertingGradients):
     name = "ig_adaptive"
-    parameters = {**InvertingGradients.parameters, "band_weight": band_weight(1.0),
-                  "mask_temperature": MASK_TEMPERATURE}
-    tuning_space = {**InvertingGradients.tuning_space, **ADAPTIVE_SPACE}
 
 
 class AdaptiveGradInversion(_DefenseAware, GradInversion):
     name = "gradinversion_adaptive"
     # The penalty is relative to the shared gradient's energy, like a Euclidean distance
     # over that energy: weighted by GradInversion's own matching scale (0.5 x 1e-4).
-    parameters = {**GradInversion.parameters, "band_weight": band_weight(0.5e-4),
-                  "mask_temperature": MASK_TEMPERATURE}
+    band_weight_default = 0.5e-4

@@ -17,49 +17,31 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 from attacks.best_iterate import BestIterate
+from attacks.gradient_matching import RESTARTS, GradientMatching
 from attacks.objectives import candidate_update, euclidean_distance
-from dgp.attack import (
-    Attack,
-    AttackTarget,
-    Reconstruction,
-    UserView,
-    best_restart,
-    checkpoint_steps,
-    label_rule,
-)
+from dgp.attack import AttackTarget, Reconstruction, UserView, checkpoint_steps, label_rule
 from dgp.lazy import torch
 from dgp.optim import lbfgs
 from dgp.params import FloatRange, Param
 
 
-class DeepLeakage(Attack):
+class DeepLeakage(GradientMatching):
     name = "dlg"
-    # A candidate's update is simulated under any protocol (dgp.protocol), summed over
-    # aggregated users, in either BatchNorm mode.
-    algorithms = ("fedsgd", "fedavg")
-    aggregates = True
-    batchnorm_modes = ("eval", "train")
     parameters = {
         "iterations": Param(300, int, low=1, doc="L-BFGS steps"),
         "lr": Param(1.0, float, low=0, low_open=True, doc="L-BFGS step size"),
         "max_evaluations": Param(20, int, low=1, doc="objective evaluations per step"),
-        "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),
+        "restarts": RESTARTS,
     }
     example_params = {"iterations": 2}
     # L-BFGS's step size, by its order of magnitude (above 1 it tends to diverge).
     tuning_space = {"lr": FloatRange(0.01, 2.0, log=True)}
     optimize_labels = True
 
-    def reconstruct(self, target: AttackTarget,
-                    generator: torch.Generator | None = None) -> Reconstruction:
-        """Best of ``restarts`` runs by matching objective (L-BFGS from a random start
-        sometimes stalls in a poor local minimum; the server can tell by the objective)."""
-        return best_restart(self._run(target, generator)
-                            for _ in range(self.params["restarts"]))
-
-    def _run(self, target: AttackTarget, generator: torch.Generator | None) -> Reconstruction:
-        device = next(target.model.parameters()).device
-        observed = [t.to(device) for t in target.shared.tensors]
+    def restart(self, target: AttackTarget, observed: list[torch.Tensor],
+                generator: torch.Generator | None, index: int) -> Reconstruction:
+        """L-BFGS from a random start (it sometimes stalls in a poor local minimum; the
+        server tells by the objective which restart to keep)."""
         variables, current_labels = self._variables(target, observed, generator)
         images = variables[0]
         view = self.user_view(target, steps=self.params["iterations"])
@@ -105,8 +87,7 @@ class DeepLeakage(Attack):
         """The optimised variables (random images, and DLG's label logits) and the label
         targets the objective reads (DLG: the logits' softmax; iDLG: the recovered labels)."""
         device = observed[0].device
-        shape = (target.num_images, *target.image_shape)
-        images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+        images = self.random_start(target, generator, device)
         if not self.optimize_labels:
             labels = self.recovered_labels(target, observed).to(device)
             return [images], lambda: labels

@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from attacks.gradient_matching import GradientMatching
 from attacks.objectives import candidate_update, euclidean_distance, total_variation
 from attacks.optimization import optimize_images
-from dgp.attack import Attack, AttackTarget, Reconstruction, label_rule
+from dgp.attack import AttackTarget, Reconstruction, label_rule
 from dgp.lazy import torch
 from dgp.optim import Adam, LambdaLR
 from dgp.params import Param
@@ -67,13 +68,8 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-class GradInversion(Attack):
+class GradInversion(GradientMatching):
     name = "gradinversion"
-    # A candidate's update is simulated under any protocol (dgp.protocol), summed over
-    # aggregated users, in either BatchNorm mode.
-    algorithms = ("fedsgd", "fedavg")
-    aggregates = True
-    batchnorm_modes = ("eval", "train")
     needs_batchnorm = True
     example_params = {"iterations": 3, "warmup": 1}
     parameters = {
@@ -96,18 +92,17 @@ class GradInversion(Attack):
         """Passive matching: breaching's scaled Euclidean distance over the whole gradient."""
         return 0.5 * self.params["scale"] * euclidean_distance(candidate, observed)
 
-    def reconstruct(self, target: AttackTarget,
-                    generator: torch.Generator | None = None) -> Reconstruction:
+    def restart(self, target: AttackTarget, observed: list[torch.Tensor],
+                generator: torch.Generator | None, index: int) -> Reconstruction:
         model, p = target.model, self.params
-        device = next(model.parameters()).device
+        device = observed[0].device
         statistics = BatchNormStatistics(model, p["first_bn_multiplier"])
         if not statistics.handles:
             raise ValueError("gradinversion needs a model with BatchNorm layers")
-        observed = [t.to(device) for t in target.shared.tensors]
         labels = self.recovered_labels(target, observed).to(device)
         lower, upper = (b.to(device) for b in target.box)
         shape = (target.num_images, *target.image_shape)
-        images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+        images = self.random_start(target, generator, device)
         n = p["iterations"]
         optimizer = Adam([images], lr=p["lr"])
         scheduler = LambdaLR(optimizer, lambda step: warmup_cosine(step, n, p["warmup"]))

@@ -9,25 +9,21 @@ gradient (iDLG / Yin et al.), never from the user.
 
 from __future__ import annotations
 
+from attacks.gradient_matching import RESTARTS, GradientMatching
 from attacks.objectives import candidate_update, cosine_distance, total_variation
 from attacks.optimization import optimize_images
-from dgp.attack import Attack, AttackTarget, Reconstruction, best_restart, label_rule
+from dgp.attack import AttackTarget, Reconstruction, label_rule
 from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
 from dgp.params import FloatRange, Param
 
 
-class InvertingGradients(Attack):
+class InvertingGradients(GradientMatching):
     name = "ig"
-    # A candidate's update is simulated under any protocol (dgp.protocol), summed over
-    # aggregated users, in either BatchNorm mode.
-    algorithms = ("fedsgd", "fedavg")
-    aggregates = True
-    batchnorm_modes = ("eval", "train")
     example_params = {"iterations": 3}
     parameters = {
         "iterations": Param(24_000, int, low=1, doc="Adam steps per restart"),
-        "restarts": Param(1, int, low=1, doc="fresh random starts; the lowest objective wins"),
+        "restarts": RESTARTS,
         "lr": Param(0.1, float, low=0, low_open=True,
                     doc="Adam's initial lr (x0.1 at 3/8, 5/8 and 7/8 of the steps)"),
         "tv_weight": Param(0.2, float, low=0, doc="weight of the total-variation prior"),
@@ -37,27 +33,18 @@ class InvertingGradients(Attack):
     # prior's weight linearly from 0 (no prior).
     tuning_space = {"lr": FloatRange(1e-3, 1.0, log=True), "tv_weight": FloatRange(0.0, 1.0)}
 
-    def reconstruct(self, target: AttackTarget,
-                    generator: torch.Generator | None = None) -> Reconstruction:
-        device = next(target.model.parameters()).device
-        observed = [t.to(device) for t in target.shared.tensors]
-        labels = self.recovered_labels(target, observed).to(device)
-        # The kept restart's checkpoints are the budget fractions of that restart.
-        return best_restart(self._run(target, observed, labels, generator, restart)
-                            for restart in range(self.params["restarts"]))
-
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:
         """Passive matching: the whole shared gradient, zeros included."""
         return cosine_distance(candidate, observed)
 
-    def _run(self, target: AttackTarget, observed: list[torch.Tensor], labels: torch.Tensor,
-             generator: torch.Generator | None, restart: int) -> Reconstruction:
+    def restart(self, target: AttackTarget, observed: list[torch.Tensor],
+                generator: torch.Generator | None, index: int) -> Reconstruction:
         device = observed[0].device
+        labels = self.recovered_labels(target, observed).to(device)
         lower, upper = (b.to(device) for b in target.box)
         n = self.params["iterations"]
-        shape = (target.num_images, *target.image_shape)
-        images = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+        images = self.random_start(target, generator, device)
         optimizer = Adam([images], lr=self.params["lr"])
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
         scheduler = MultiStepLR(optimizer, milestones, gamma=0.1)
@@ -72,5 +59,5 @@ class InvertingGradients(Attack):
             return matching + tv_weight * total_variation(candidate)
 
         return optimize_images(images, labels, objective, optimizer, scheduler, n,
-                               (lower, upper), desc=f"{self.name} restart {restart}",
+                               (lower, upper), desc=f"{self.name} restart {index}",
                                signed=True, view=view)

@@ -160,6 +160,7 @@ def unshift_estimate(reconstruction: torch.Tensor, class_means: torch.Tensor,
 class TransformationPolicy(Defense):
     name = "ats"
     family = "data"
+    estimate_reads_public_data = True  # the class means the untranslated parts come from
     ratio_meaning = "share of images passed through the policy (1 = all, as in ATS)"
     example_ratio = 1.0
     parameters = {"policy": Param("3-1-7+43-18-18", str,

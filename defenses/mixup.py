@@ -124,6 +124,7 @@ class MixUp(Defense):
     name = "mixup"
     family = "data"
     mixes_labels = True
+    estimate_reads_public_data = True  # the class means of the unmixing
     ratio_meaning = "k, the number of images mixed into each training image"
     example_ratio = 4
     parameters = {"upper_bound": Param(0.65, float, low=0, high=1,

@@ -61,6 +61,9 @@ class Defense(ABC):
     # Label-mixing defenses (MixUp, InstaHide) train on soft targets: a defense-aware
     # attacker simulates its candidates under the targets the shared update implies.
     mixes_labels: ClassVar[bool] = False
+    # Whether ``estimate_private`` reads public data (a data defense's estimate of the
+    # user's image from the class means): a defense-aware attacker then uses it.
+    estimate_reads_public_data: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
