@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dgp.columns import BUDGET_FRACTIONS
+from dgp.columns import ITERATION_FRACTIONS
 from dgp.defense import Defense
 from dgp.labels import LABEL_RULES, reads_public_data, recover_labels
 from dgp.lazy import torch
@@ -98,7 +98,7 @@ def label_rule(default: str) -> Param:
 
 def checkpoint_steps(iterations: int) -> dict[int, float]:
     """The step after which each budget fraction is spent (the last fraction wins a tie)."""
-    return {max(1, math.ceil(f * iterations)): f for f in BUDGET_FRACTIONS}
+    return {max(1, math.ceil(f * iterations)): f for f in ITERATION_FRACTIONS}
 
 
 def mean_gradient(observed: list[torch.Tensor], protocol: Protocol) -> list[torch.Tensor]:
@@ -122,7 +122,7 @@ class Reconstruction:
     status: str  # "ok" or "diverged" (a non-finite objective was met)
     loss: float  # the objective value of the returned images
     iterations: int  # optimiser steps taken (over all restarts)
-    # The best images so far after each fraction of the budget (``BUDGET_FRACTIONS``), so
+    # The best images so far after each fraction of the budget (``ITERATION_FRACTIONS``), so
     # one run shows whether more iterations would still gain: a defense that only slows an
     # attack down shows a curve still rising. Empty for analytic attacks.
     checkpoints: dict[float, torch.Tensor] = field(default_factory=dict)

@@ -10,15 +10,15 @@ from dgp.protocol import Protocol
 
 # The shares of an attack's budget after which the best reconstruction so far is scored
 # (attacks record them, ``Reconstruction.checkpoints``): one ``psnr_at_<percent>`` column each.
-BUDGET_FRACTIONS = (0.125, 0.25, 0.5)
+ITERATION_FRACTIONS = (0.125, 0.25, 0.5)
 
 
-def budget_column(fraction: float) -> str:
+def iteration_column(fraction: float) -> str:
     """'psnr_at_12' for the best reconstruction after 1/8 of the attack's budget."""
     return f"psnr_at_{int(100 * fraction)}"
 
 
-BUDGET_COLUMNS = [budget_column(f) for f in BUDGET_FRACTIONS]
+ITERATION_COLUMNS = [iteration_column(f) for f in ITERATION_FRACTIONS]
 # The formal guarantees a defense may report (``Defense.accounting``), one column each in
 # privacy.csv and utility.csv; a key outside this list is refused (``checked_accounting``),
 # never dropped without a word by the CSVs' fixed columns.
@@ -46,7 +46,7 @@ METRIC_COLUMNS = [*IMAGE_METRICS, "lpips", *(f"{name}_shared" for name in IMAGE_
 ROW_COLUMNS = [
     "sample", "role", "user", "batch", "model_draw", "label", "predicted_label", *METRIC_COLUMNS,
     "psnr_tolerant", "floor_psnr", "floor_ssim", "class_floor_psnr", "class_floor_ssim",
-    "start_psnr", *BUDGET_COLUMNS, "label_acc", "status", "phase",
+    "start_psnr", *ITERATION_COLUMNS, "label_acc", "status", "phase",
     "attack_loss", "attack_iterations", "attack_seconds", "job_seconds",
     "dense_bytes", "model_dense_bytes", "sent_bytes", "sent_values", "index_bytes",
     "index_entropy_bytes", "compression", *ACCOUNTING_COLUMNS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from dgp.attack import Reconstruction
-from dgp.columns import BUDGET_FRACTIONS, budget_column
+from dgp.columns import ITERATION_FRACTIONS, iteration_column
 from dgp.data import ImageData
 from dgp.lazy import torch
 from dgp.metrics import image_metrics, tolerant_psnr
@@ -62,12 +62,12 @@ def budget_curve(data: ImageData, result: Reconstruction,
     """PSNR of the best reconstruction so far at each budget fraction (NaN where the
     attack has no iterations), each matched to the originals like the final one."""
     curve = {}
-    for fraction in BUDGET_FRACTIONS:
+    for fraction in ITERATION_FRACTIONS:
         best = result.checkpoints.get(fraction)
         if best is None:
-            curve[budget_column(fraction)] = [math.nan] * len(images)
+            curve[iteration_column(fraction)] = [math.nan] * len(images)
             continue
         best = data.denormalize(best.detach().cpu())
         best = best[match_to_originals(best, images)]
-        curve[budget_column(fraction)] = image_metrics(best, images, lpips=False)["psnr"]
+        curve[iteration_column(fraction)] = image_metrics(best, images, lpips=False)["psnr"]
     return curve

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from defenses import DEFENSES, FAMILIES
-from dgp.columns import BUDGET_FRACTIONS, budget_column
+from dgp.columns import ITERATION_FRACTIONS, iteration_column
 from report.strongest import STRONGEST
 
 # What ``ratio`` means differs per family (the defenses' ``family``), so each family gets its
@@ -255,21 +255,21 @@ def _setting_lines(ax, data: pd.DataFrame, x: str, y: str, title: str, xlabel: s
 
 
 # PSNR of the best reconstruction so far, by share of the attack's budget (1 = psnr).
-BUDGET_COLUMNS = {**{f: budget_column(f) for f in BUDGET_FRACTIONS}, 1.0: "psnr"}
+PSNR_BY_ITERATION_SHARE = {**{f: iteration_column(f) for f in ITERATION_FRACTIONS}, 1.0: "psnr"}
 
 
 def psnr_vs_budget(strongest: pd.DataFrame) -> str | None:
     """The strongest attack's PSNR after 1/8, 1/4, 1/2 and all of its budget, per defense
     setting, a panel per defense family: a curve still rising at the full budget means the
     defense delays the attack rather than stopping it. None when no attack iterates."""
-    columns = [c for c in BUDGET_COLUMNS.values() if c in strongest]
+    columns = [c for c in PSNR_BY_ITERATION_SHARE.values() if c in strongest]
     if not strongest[[c for c in columns if c != "psnr"]].notna().any().any():
         return None
     long = strongest.assign(setting=setting_labels(strongest),
                             family=strongest["defense"].map(defense_family)).melt(
         id_vars=["setting", "family"], value_vars=columns, var_name="column",
         value_name="psnr_so_far").dropna(subset=["psnr_so_far"])
-    fractions = {c: f for f, c in BUDGET_COLUMNS.items()}
+    fractions = {c: f for f, c in PSNR_BY_ITERATION_SHARE.items()}
     long["budget"] = long["column"].map(fractions)
     families = [f for f in ["none", *FAMILY_LABELS] if (long["family"] == f).any()]
     fig = Figure(figsize=(4.4 * len(families), 3.4), layout="constrained")

@@ -26,9 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from defenses import DEFENSES
 from dgp.io import write_text
 from dgp.metrics import IMAGE_METRICS
-from report.budget import best_by_budget
 from report.claims import CLAIMS_PATH, evaluate_claims, load_claims
-from report.compute import compute_summary
 from report.labels import label_sections
 from report.plots import (
     accuracy_vs_ratio,
@@ -40,6 +38,7 @@ from report.plots import (
     utility_figure,
 )
 from report.privacy_table import load_privacy
+from report.run_time import run_time_summary
 from report.stats import (
     CLEARS,
     EXACT_PSNR_DB,
@@ -65,6 +64,7 @@ from report.strongest import (
 )
 from report.threat import DEFAULT, describe
 from report.tuning import tuning_rows
+from report.upload_budget import least_leaking_by_upload
 from report.verdicts import count_text, interval_text, verdict_table
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -293,7 +293,7 @@ def _section(name: str, protocol: str, part: pd.DataFrame, verdicts: pd.DataFram
     return {
         "name": str(name) if protocol == DEFAULT.id else f"{name}, {protocol}",
         "threat": describe(part),
-        "budget": best_by_budget(strongest_only(part), trained),
+        "budget": least_leaking_by_upload(strongest_only(part), trained),
         "summary": summarize(part),
         "verdicts": verdict_groups(mine),
         "figure": psnr_vs_ratio(first_round),
@@ -342,7 +342,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
                                  name not in utility_shown, config))
         utility_shown.add(name)
     claims = evaluate_claims(load_claims(claims_path), data, utility)
-    compute = compute_summary(benchmarks) if benchmarks else None
+    compute = run_time_summary(benchmarks) if benchmarks else None
     html = env.get_template("report.html.j2").render(
         meta=run_metadata(config, data), datasets=datasets, notes=distinct_notes(data),
         n_rows=len(data), claims=claims, compute=compute, labels=label_sections(labels),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dgp.columns import budget_column
+from dgp.columns import iteration_column
 
 
 def mean_ci(values: pd.Series, tests: int = 1) -> tuple[float, float, int]:
@@ -218,7 +218,7 @@ def second_half_gain(rows: pd.DataFrame) -> float:
     """Mean PSNR gained over the second half of the attack's budget, counted up to
     ``EXACT_PSNR_DB`` (an exact image refined further is not an attack still gaining); NaN
     if unknown."""
-    half = budget_column(0.5)
+    half = iteration_column(0.5)
     if half not in rows:
         return math.nan
     capped = rows[["psnr", half]].clip(upper=EXACT_PSNR_DB)

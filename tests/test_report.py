@@ -169,12 +169,12 @@ def test_gallery_shows_the_configured_ratio_else_the_strongest(tmp_path):
 
 
 def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_path):
-    from report.budget import best_by_budget
     from report.privacy_table import load_privacy
+    from report.upload_budget import least_leaking_by_upload
 
     data = load_privacy(make_csv(tmp_path))
     data = data[data["defense"] != "dp_gaussian"]
-    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, None)}
+    rows = {(r["attack"], r["budget"]): r for r in least_leaking_by_upload(data, None)}
     # sent share = (1000 (1 - ratio) + 1) / 1000: dgp/topk at 0.9 send 10.1%, at 0.5 50.1%;
     # PSNR falls with ratio and dgp ties topk, so the lower share, then the name decide.
     dense = rows[("dlg", "<= 100% of dense")]
@@ -185,26 +185,28 @@ def test_budget_summary_picks_the_least_leaking_setting_within_each_budget(tmp_p
     utility = pd.DataFrame([
         {"defense": d, "ratio": r, "seed": 0, "round": 1, "test_acc": acc}
         for d, r, acc in [("none", 0.0, 0.8), ("dgp", 0.9, 0.5), ("topk", 0.9, 0.79)]])
-    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, utility)}
+    rows = {(r["attack"], r["budget"]): r for r in least_leaking_by_upload(data, utility)}
     assert rows[("dlg", "<= 25% of dense")]["defense"] == "topk"
     assert rows[("dlg", "<= 25% of dense")]["test_acc"] == "0.790"
     # two training seeds: a mean and n, no interval; four: the interval over them
     seeds = [utility.assign(seed=s, test_acc=utility["test_acc"] - 0.02 * (s % 2))
              for s in range(4)]
-    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, pd.concat(seeds[:2]))}
+    rows = {(r["attack"], r["budget"]): r
+            for r in least_leaking_by_upload(data, pd.concat(seeds[:2]))}
     assert rows[("dlg", "<= 25% of dense")]["test_acc"] == "0.780 (n=2)"
-    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, pd.concat(seeds))}
+    rows = {(r["attack"], r["budget"]): r for r in least_leaking_by_upload(data, pd.concat(seeds))}
     assert rows[("dlg", "<= 25% of dense")]["test_acc"].startswith("0.780 ± ")
     # a setting the run did not train has unknown utility: never the pick, even when it
     # leaks least
     untrained_topk = utility[utility["defense"] != "topk"].assign(
         test_acc=lambda u: u["test_acc"].where(u["defense"] != "dgp", 0.79))
     leaky_less = data.assign(psnr=data["psnr"] - 5 * (data["defense"] == "topk"))
-    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(leaky_less, untrained_topk)}
+    rows = {(r["attack"], r["budget"]): r
+            for r in least_leaking_by_upload(leaky_less, untrained_topk)}
     assert rows[("dlg", "<= 25% of dense")]["defense"] == "dgp"
     assert all(r["defense"] != "topk" for r in rows.values())
     # a run that trained nothing ranks on privacy alone and says utility is unknown
-    assert {r["test_acc"] for r in best_by_budget(data, None) if r["ratio"]} == {
+    assert {r["test_acc"] for r in least_leaking_by_upload(data, None) if r["ratio"]} == {
         "utility unknown"}
 
 
@@ -296,9 +298,9 @@ def test_render_check_reads_the_browser_dom():
 
 
 def test_adgp_member_rows_are_their_own_setting_with_the_settings_utility(tmp_path):
-    from report.budget import best_by_budget
     from report.plots import defense_family
     from report.privacy_table import load_privacy
+    from report.upload_budget import least_leaking_by_upload
 
     table = pd.read_csv(make_csv(tmp_path))
     member = table[table["defense"] == "dgp"].assign(defense="adgp", role="member")
@@ -311,17 +313,17 @@ def test_adgp_member_rows_are_their_own_setting_with_the_settings_utility(tmp_pa
     utility = pd.DataFrame([
         {"defense": d, "ratio": r, "seed": 0, "round": 1, "test_acc": 0.8}
         for d, r in [("none", 0.0), ("adgp", 0.9), ("adgp", 0.5)]])
-    rows = best_by_budget(data[data["defense"].isin(["none", "adgp", "adgp (member)"])],
+    rows = least_leaking_by_upload(data[data["defense"].isin(["none", "adgp", "adgp (member)"])],
                           utility)
     assert any(r["defense"] == "adgp (member)" and r["test_acc"] == "0.800" for r in rows)
 
 
 def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_informative(
         tmp_path):
-    from report.budget import best_by_budget
     from report.claims import evaluate_claims
     from report.privacy_table import load_privacy
     from report.stats import NO_BETTER, floor_verdict
+    from report.upload_budget import least_leaking_by_upload
 
     data = load_privacy(make_csv(tmp_path))
     data = data[data["defense"] != "dp_gaussian"]
@@ -332,7 +334,7 @@ def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_info
     data = data.assign(floor_psnr=data["psnr"].where(failed, data["psnr"] - 10) + jitter)
     assert floor_verdict(data[failed & (data["defense"] == "dgp")]) == NO_BETTER
     assert floor_verdict(data[data["defense"] == "none"]) == "clears the floor"
-    rows = {(r["attack"], r["budget"]): r for r in best_by_budget(data, None)}
+    rows = {(r["attack"], r["budget"]): r for r in least_leaking_by_upload(data, None)}
     # without the floor, dgp 0.9 (lowest PSNR) would win every budget it fits
     tight = rows[("dlg", "<= 25% of dense")]
     assert tight["defense"] == "none shown above the floor"
@@ -341,7 +343,7 @@ def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_info
     assert rows[("dlg", "<= 100% of dense")]["ratio"] == "0.5"
     # one image per setting: no interval, so nothing is ranked on it
     single = data[(data["seed"] == 0) & (data["sample"] == 0)]
-    assert {r["defense"] for r in best_by_budget(single, None)} <= {
+    assert {r["defense"] for r in least_leaking_by_upload(single, None)} <= {
         "none fits", "none shown above the floor"}
     claim = {"id": "floor", "claim": "dgp leaks less than topk", "kind": "privacy_lower",
              "a": {"defense": "dgp", "attack": "dlg", "ratio": 0.9},
@@ -354,10 +356,10 @@ def test_settings_at_the_guessing_floor_are_not_ranked_and_their_claims_not_info
 
 
 def test_each_setting_is_judged_by_its_strongest_attack(tmp_path):
-    from report.budget import best_by_budget
     from report.claims import evaluate_claims
     from report.privacy_table import load_privacy
     from report.strongest import STRONGEST, strongest_only, with_strongest
+    from report.upload_budget import least_leaking_by_upload
 
     data = load_privacy(make_csv(tmp_path))
     data = data[data["defense"].isin(["none", "dgp", "topk"])]
@@ -377,7 +379,7 @@ def test_each_setting_is_judged_by_its_strongest_attack(tmp_path):
              "equal_ratio": True, "metric": "psnr", "margin": 0.0}
     verdict = evaluate_claims([claim], table, None)[0]
     assert verdict.status == "not reproduced" and verdict.estimate == pytest.approx(3.0)
-    rows = best_by_budget(strongest, None)  # the pick names the attack behind its verdict
+    rows = least_leaking_by_upload(strongest, None)  # the pick names the attack behind its verdict
     assert {r["attack"] for r in rows if r["defense"] == "topk"} == {"strongest: dlg"}
     assert not any(r["defense"] == "dgp" for r in rows)  # it leaks more than topk now
     # an attack run on seed 0 only is never chosen there: the choice for seed 0's runs is

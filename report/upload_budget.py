@@ -58,7 +58,8 @@ def _settings(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def best_by_budget(privacy: pd.DataFrame, utility: pd.DataFrame | None) -> list[dict[str, str]]:
+def least_leaking_by_upload(privacy: pd.DataFrame,
+                            utility: pd.DataFrame | None) -> list[dict[str, str]]:
     """Rows (attack, budget, best setting and its numbers) for one dataset's results,
     attacks on the initial model only."""
     first = privacy[privacy["model_round"] == privacy["model_round"].min()]

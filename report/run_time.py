@@ -1,4 +1,5 @@
-"""Compute spent per rule, from the ``benchmark:`` files Snakemake writes for every job."""
+"""Run time spent per rule (the report's compute table), from the ``benchmark:`` files
+Snakemake writes for every job."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def benchmark_table(root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rule", "seconds", "max_rss_mb", "cpu_seconds"])
 
 
-def compute_summary(root: str | Path) -> dict[str, object]:
+def run_time_summary(root: str | Path) -> dict[str, object]:
     """Per rule: jobs, total and mean wall time, peak memory; and the total over rules."""
     table = benchmark_table(root)
     rules = []
