@@ -118,7 +118,7 @@ def _transform(image_size: int, native_size: int, grayscale: bool = False):
 
 
 @dataclass(frozen=True)
-class _TorchvisionSet:
+class TorchvisionSet:
     """One of torchvision's loaders: its class, shape, the folder it expects under the
     root (to fail early and clearly) and its training split's channel statistics (CIFAR's
     as used by breaching)."""
@@ -206,7 +206,7 @@ def _one_folder_split(targets: list[int], split: str) -> list[int]:
 
 
 @dataclass(frozen=True)
-class _Kind:
+class DatasetKind:
     """A dataset kind: how to load a split, and what is missing before it can be."""
 
     load: Callable[[dict[str, Any], str, int], ImageData]
@@ -218,16 +218,16 @@ def _nothing_missing(spec: dict[str, Any]) -> str | None:
 
 
 # The one list of dataset names (config validation, the schema check and the docs read it).
-DATASETS: dict[str, _Kind | _TorchvisionSet] = {
-    "digits": _Kind(_load_digits, _nothing_missing),
-    "cifar10": _TorchvisionSet("CIFAR10", 10, 32, "cifar-10-batches-py",
+DATASETS: dict[str, DatasetKind | TorchvisionSet] = {
+    "digits": DatasetKind(_load_digits, _nothing_missing),
+    "cifar10": TorchvisionSet("CIFAR10", 10, 32, "cifar-10-batches-py",
                                (0.4914672, 0.4822617, 0.4467702),
                                (0.2470322, 0.2434851, 0.2615879)),
-    "cifar100": _TorchvisionSet("CIFAR100", 100, 32, "cifar-100-python",
+    "cifar100": TorchvisionSet("CIFAR100", 100, 32, "cifar-100-python",
                                 (0.5071598, 0.4865942, 0.4410286),
                                 (0.2673342, 0.2564384, 0.2761506)),
-    "mnist": _TorchvisionSet("MNIST", 10, 28, "MNIST/raw", (0.1307,), (0.3081,)),
-    "imagefolder": _Kind(_load_imagefolder, _imagefolder_missing),
+    "mnist": TorchvisionSet("MNIST", 10, 28, "MNIST/raw", (0.1307,), (0.3081,)),
+    "imagefolder": DatasetKind(_load_imagefolder, _imagefolder_missing),
 }
 
 
