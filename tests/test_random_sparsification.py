@@ -127,7 +127,7 @@ def _quadratic(name: str, feedback_on: bool, momentum: float, rescale: bool = Fa
     initial = loss()
     for _ in range(rounds):
         gradient = curvature * weights.detach()
-        shared = [f.apply([gradient], generator).tensors[0] for f in feedback]
+        shared = [_send(f, [gradient], generator) for f in feedback]
         weights.grad = torch.stack(shared).mean(0)
         optimizer.step()
     return loss() / initial

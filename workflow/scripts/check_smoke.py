@@ -100,11 +100,12 @@ def check_verdicts(privacy: pd.DataFrame) -> None:
 
 
 def check_labels(labels: pd.DataFrame, config: dict) -> None:
-    """Every label job wrote every batch; the oracle is exact; undefended single images'
-    labels are read (iDLG) well above the guess."""
+    """Every label job wrote every batch in every role; the oracle is exact; undefended
+    single images' labels are read (iDLG) well above the guess."""
     settings = labels.groupby(["dataset", "defense", "ratio"])
     assert len(settings) == len(label_jobs(config)), f"{len(settings)} label settings"
-    per_size = labels.groupby(["dataset", "defense", "ratio", "batch_size", "rule"]).size()
+    per_size = labels.groupby(["dataset", "defense", "role", "ratio", "batch_size",
+                               "rule"]).size()
     assert set(per_size) == {config["labels"]["batches"]}, per_size
     assert (labels[labels["rule"] == "oracle"]["label_acc"] == 1).all()
     single = labels[(labels["dataset"] == "digits") & (labels["defense"] == "none")
