@@ -71,8 +71,8 @@ class AnnealedBands(UserView):
     """Each candidate user's update as a sum-of-users attacker models it
     (``Defense.aggregate_view``). Where each user's band is recomputed from its own
     candidate update (dgp, topk), the hard masks give no gradient for an entry's way into or
-    out of the band, and from a random start the attack stays at the guessing floor (digits,
-    LeNet, DGP 0.8, 3 users: 7 dB with the labels given); so the first half of the run's
+    out of the band, and from a random start the attack stays at the guessing floor
+    (docs/threat-models.md); so the first half of the run's
     steps use soft masks (``soft_band_mask``) whose temperature falls geometrically from
     ``temperature`` to 1/100 of it, the second half the exact hard ones. Counted in
     optimiser steps, not objective evaluations: L-BFGS spends a varying number of those per

@@ -25,7 +25,7 @@ Where ours differs on purpose:
 
 * The way back to image shape: one random column shared by every row, scaled so that the
   block moves a public image by ``gain`` (RMS, normalised units), like ``rtf``'s block, so
-  the model nearly keeps its function (measured: LeNet's logits move by about 0.1).
+  the model nearly keeps its function.
   Breaching adds the rows' mean activation to every pixel, which changes the function.
 * Which rows saw one image. Breaching returns every row's ratio (trimmed by gradient
   size). Here the server checks each candidate: for a row one image switched on, the back
@@ -38,10 +38,8 @@ Where ours differs on purpose:
 * ``peel``: an accepted image's share of every other row it switches on (known from the
   image and its gradient) is taken off those rows, so a row it shared with one unknown image
   then gives that image exactly; repeated until nothing new is found. ``peel: false`` reads
-  only the rows one image switched on, as the reference does. Measured on 16x16 digits, 4
-  users: 64 rows recover 8 of 8 images (2 per user) with peeling, 4.2 without; of 16
-  images (4 per user), 64 rows recover 8.9 and 128 rows 15.7 (all 16 on nine of the ten
-  draws), 6.5 without peeling (means over seeds 0-9).
+  only the rows one image switched on, as the reference does (how many images each
+  recovers: docs/attacks.md).
 
 Images no row isolates are filled with the distinct ratios of the unexplained rows that
 look like an image (inside the pixel box: mixtures of the missing images, scored as the
@@ -66,10 +64,9 @@ if TYPE_CHECKING:
     from attacks.imprint import TrapBlock
 
 # The relative error below which an image explains a row's gradients, so the row saw that
-# image alone. Measured on 30 aggregates of 8-16 digits: rows one image switched on (or was
-# left alone on by peeling) median 6e-6, 99 % under 3e-3 (float32 softmax gradients of
-# confident images); mixtures of images 0.037 and above. A row whose dL/db has fallen under
-# this share of its own by peeling is explained.
+# image alone: between what float32 leaves of a single image's row and what a mixture of
+# images leaves. A row whose dL/db has fallen under this share of its own by peeling is
+# explained.
 EXPLAINED = 1e-2
 # Two accepted images this close (relative L2) are one image seen by two rows.
 SAME_IMAGE = 1e-3

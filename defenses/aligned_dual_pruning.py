@@ -11,8 +11,7 @@ A privacy job attacks both roles: the broadcaster (its upload equals DGP's, band
 constraint included) and a member, whose gradient goes out at the broadcaster's mask. A
 member's upload reveals nothing about its own unsent entries (the mask was chosen from
 another gradient), so no band constraint applies to it, and its own largest entries may be
-among those sent: measured on digits with 16-image batches (untrained LeNet, five pairs of
-users), 19 % (15-28 %) of a member's top-5 % entries go out.
+among those sent (how many: docs/defenses.md).
 """
 
 from __future__ import annotations

@@ -330,7 +330,7 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
     if verdicts is None:
         verdicts = verdict_table(data)
     seed_icc, seed_icc_settings = within_seed_correlation(run_table(data))
-    data = with_strongest(data)  # (the protocol columns filled in for older tables)
+    data = with_strongest(data)
     datasets, utility_shown = [], set()
     for (name, protocol), part in data.groupby(["dataset", "protocol"], sort=True):
         trained = None if utility is None else utility[utility["dataset"] == name]

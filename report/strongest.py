@@ -98,9 +98,7 @@ def strongest_only(privacy: pd.DataFrame) -> pd.DataFrame:
 
 def tuned_name(rows: pd.DataFrame, attack: str) -> str:
     """``attack``, marked 'ig (tuned)' where its rows ran with parameters tuned on public
-    data (``tuned``; tables from before tuning have no such column)."""
-    if "tuned" not in rows:
-        return attack
+    data (``tuned``)."""
     source = rows["source_attack"] if "source_attack" in rows else rows["attack"]
     tuned = rows.loc[source == attack, "tuned"].astype("boolean").fillna(False)
     return f"{attack} (tuned)" if tuned.any() else attack
