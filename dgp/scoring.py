@@ -57,7 +57,7 @@ def reconstruction_scores(recovered: torch.Tensor, images: torch.Tensor,
     return metrics
 
 
-def budget_curve(data: ImageData, result: Reconstruction,
+def psnr_by_iteration_share(data: ImageData, result: Reconstruction,
                  images: torch.Tensor) -> dict[str, list]:
     """PSNR of the best reconstruction so far at each budget fraction (NaN where the
     attack has no iterations), each matched to the originals like the final one."""

@@ -41,7 +41,12 @@ from dgp.models import build_model, dense_reference_bytes
 from dgp.mosaic import save_grid
 from dgp.protocol import Protocol
 from dgp.scenario import attacked_indices, partner_draw, public_samples, with_training_images
-from dgp.scoring import budget_curve, match_labels, match_to_originals, reconstruction_scores
+from dgp.scoring import (
+    match_labels,
+    match_to_originals,
+    psnr_by_iteration_share,
+    reconstruction_scores,
+)
 from dgp.types import DrawSamples, PublicKnowledge, SharedGradient, UserBatch, summed
 from dgp.updates import user_update
 from jobs.options import add_setting_options
@@ -91,8 +96,8 @@ def case_stream(seed: int, case: int) -> int:
 
 
 def _case(job: _Job, case: int) -> _Case:
-    """A case's model and streams; every role of a case gets the same draws (the broadcaster
-    and member of an aligned defense see the same model)."""
+    """A case's model and streams; every role of a case gets the same draws (each role of
+    a defense's round sees the same model)."""
     spec = job.model_spec
     stream = case_stream(job.seed, case)
     torch.manual_seed(stream)  # layers that sample (PRECODE) draw from the global generator
@@ -263,7 +268,7 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
     rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
     metrics = {**reconstruction_scores(recovered, images, transformed.clamp(0, 1)),
                **guessing_floor(job, case, images, rec_labels),
-               **budget_curve(data, result, images)}
+               **psnr_by_iteration_share(data, result, images)}
     shared_row = {
         "role": role, "model_draw": case.model_draw, "status": result.status,
         "phase": result.phase, "attack_loss": result.loss, "attack_iterations": result.iterations,
