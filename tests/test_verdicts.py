@@ -43,7 +43,7 @@ def _setting(rng: np.random.Generator, attacks: list[str], seeds: int, runs: int
                     rows.append({"dataset": "d", "protocol": "fedsgd", "server":
                                  "honest-but-curious", "labels": "inferred", "defense": "x",
                                  "ratio": 0.5, "model_round": 0, "attack": attack,
-                                 "seed": seed, "batch": batch, "role": "user",
+                                 "tuned": False, "seed": seed, "batch": batch, "role": "user",
                                  "model_draw": f"seed {seed} case {batch}",
                                  "sample": 100 * batch + sample, "psnr": 15.0 + 3 * noise,
                                  "ssim": 0.3, "floor_psnr": 15.0, "floor_ssim": 0.3,
