@@ -17,13 +17,16 @@ from dgp.types import DrawSamples, PublicKnowledge
 PUBLIC_SAMPLES = 256
 
 
+def public_indices(size: int, count: int = PUBLIC_SAMPLES) -> list[int]:
+    """``count`` indices spread evenly over a split of ``size`` (an ImageFolder is sorted by
+    class: its first images would all be airplanes); all of them if it has fewer."""
+    return list(range(0, size, max(1, size // count)))[:count]
+
+
 def public_samples(train: ImageData,
                    count: int = PUBLIC_SAMPLES) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` training images spread evenly over the split (an ImageFolder is sorted by
-    class: its first images would all be airplanes); all of them if it has fewer."""
-    size = len(train.dataset)
-    step = max(1, size // count)
-    return train.samples(list(range(0, size, step))[:count])
+    """The training images at ``public_indices``."""
+    return train.samples(public_indices(len(train.dataset), count))
 
 
 def with_training_images(knowledge: PublicKnowledge, train: ImageData, count: int,

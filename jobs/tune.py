@@ -41,7 +41,7 @@ from dgp.device import resolve_device
 from dgp.io import write_json
 from dgp.params import Choice, FloatRange, Space
 from dgp.protocol import Protocol
-from dgp.scenario import PUBLIC_SAMPLES
+from dgp.scenario import public_indices
 from jobs.options import add_setting_options
 from jobs.plan import dataset_id
 from jobs.privacy import attack_all, build_job
@@ -59,9 +59,9 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 def tuning_indices(train: ImageData, count: int) -> list[int]:
     """The ``count`` training images the attacker attacks itself: a seeded draw among those
-    outside its public sample (``dgp.scenario.public_samples``, whose class means it knows)."""
+    outside its public sample (``dgp.scenario.public_indices``, whose class means it knows)."""
     size = len(train.dataset)
-    public = set(range(0, size, max(1, size // PUBLIC_SAMPLES))[:PUBLIC_SAMPLES])
+    public = set(public_indices(size))
     pool = [i for i in range(size) if i not in public] or list(range(size))
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(TUNING_SEED))
     return [pool[i] for i in order[:count].tolist()]
