@@ -38,7 +38,7 @@ each defense declares on ``Defense``:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -135,29 +135,40 @@ class _DefenseAware:
         cls.tuning_space = {**cls.tuning_space, **ADAPTIVE_SPACE}
         super().__init_subclass__(**kwargs)
 
-    def reconstruct(self, target: AttackTarget,
-                    generator: torch.Generator | None = None) -> Reconstruction:
+    def reconstruct_all(self, targets: Sequence[AttackTarget],
+                        generators: Sequence[torch.Generator | None]) -> list[Reconstruction]:
         """The passive optimisation, then the defense's estimate of the user's images (its
         ``loss`` stays the objective of the reconstruction of what was shared). The model
         is the defense's ``reproducible_model``: any draw inside it the update reveals is
         fixed to the user's."""
-        result = self.reconstruct_shared(target, generator)
-        if target.defense is None or target.public is None:
-            return result
-        result.images = self._estimate(result.images, result.labels, target)
-        result.checkpoints = {fraction: self._estimate(images, result.labels, target)
-                              for fraction, images in result.checkpoints.items()}
-        return result
+        results = self.reconstruct_shared_all(targets, generators)
+        for target, result in zip(targets, results, strict=True):
+            if target.defense is None or target.public is None:
+                continue
+            result.images = self._estimate(result.images, result.labels, target)
+            result.checkpoints = {fraction: self._estimate(images, result.labels, target)
+                                  for fraction, images in result.checkpoints.items()}
+        return results
 
     def reconstruct_shared(self, target: AttackTarget,
                            generator: torch.Generator | None = None) -> Reconstruction:
         """The passive optimisation on the defense's ``reproducible_model``: the images the
         shared update was computed on (for a data defense, the transformed ones)."""
-        if target.defense is not None:
-            target = replace(target, model=target.defense.reproducible_model(
-                target.model, list(target.shared.tensors), target.num_images,
-                target.protocol))
-        return super().reconstruct(target, generator)
+        return self.reconstruct_shared_all([target], [generator])[0]
+
+    def reconstruct_shared_all(self, targets: Sequence[AttackTarget],
+                               generators: Sequence[torch.Generator | None],
+                               ) -> list[Reconstruction]:
+        """``reconstruct_shared`` for several targets (solved together where the passive
+        attack can)."""
+        return super().reconstruct_all([self._reproducible(t) for t in targets], generators)
+
+    @staticmethod
+    def _reproducible(target: AttackTarget) -> AttackTarget:
+        if target.defense is None:
+            return target
+        return replace(target, model=target.defense.reproducible_model(
+            target.model, list(target.shared.tensors), target.num_images, target.protocol))
 
     @staticmethod
     def _estimate(images: torch.Tensor, labels: torch.Tensor,

@@ -9,10 +9,13 @@ gradient (iDLG / Yin et al.), never from the user.
 
 from __future__ import annotations
 
-from attacks.gradient_matching import RESTARTS, GradientMatching
+from collections.abc import Callable, Sequence
+
+from attacks.batched_updates import BatchedUpdates, batchable
+from attacks.gradient_matching import RESTARTS, GradientMatching, Problem
 from attacks.objectives import candidate_update, cosine_distance, total_variation
-from attacks.optimization import optimize_images
-from dgp.attack import AttackTarget, Reconstruction, label_rule
+from attacks.optimization import optimize_image_batch, optimize_images
+from dgp.attack import AttackTarget, Reconstruction, UserView, label_rule
 from dgp.lazy import torch
 from dgp.optim import Adam, MultiStepLR
 from dgp.params import FloatRange, Param
@@ -42,14 +45,61 @@ class InvertingGradients(GradientMatching):
                 generator: torch.Generator | None, index: int) -> Reconstruction:
         device = observed[0].device
         labels = self.recovered_labels(target, observed).to(device)
-        lower, upper = (b.to(device) for b in target.box)
-        n = self.params["iterations"]
         images = self.random_start(target, generator, device)
+        optimizer, scheduler = self._optimizer(images)
+        view = self.user_view(target, steps=self.params["iterations"])
+        return optimize_images(images, labels, self._objective(target, observed, labels, view),
+                               optimizer, scheduler, self.params["iterations"],
+                               _box(target, device), desc=f"{self.name} restart {index}",
+                               signed=True, view=view)
+
+    def solves_together(self, targets: Sequence[AttackTarget]) -> bool:
+        return batchable(targets)
+
+    def solve(self, problems: list[Problem]) -> list[Reconstruction]:
+        """Several problems of one protocol and architecture as one batched problem
+        (``attacks.batched_updates``); a single problem, or others, one by one."""
+        if len(problems) == 1 or not batchable([p.target for p in problems]):
+            return super().solve(problems)
+        device = problems[0].observed[0].device
+        labels = [self.recovered_labels(p.target, p.observed).to(device) for p in problems]
+        images = torch.stack([self.random_start(p.target, p.generator, device).detach()
+                              for p in problems]).requires_grad_(True)
+        views = [self.user_view(p.target, steps=self.params["iterations"]) for p in problems]
+        objectives = [self._objective(p.target, p.observed, labels[k], views[k])
+                      for k, p in enumerate(problems)]
+        updates = BatchedUpdates([p.target for p in problems], views)
+        tv_weight = self.params["tv_weight"]
+
+        def objective(candidates: torch.Tensor) -> torch.Tensor:
+            targets = torch.stack([self.candidate_targets(p.target, candidates[k], labels[k])
+                                   for k, p in enumerate(problems)])
+            return torch.stack([
+                self.matching_loss(update, p.observed, p.target)
+                + tv_weight * total_variation(candidates[k])
+                for k, (p, update) in enumerate(zip(problems, updates.updates(
+                    candidates, targets), strict=True))])
+
+        optimizer, scheduler = self._optimizer(images)
+        lower, upper = (torch.stack(bounds) for bounds in zip(
+            *(_box(p.target, device) for p in problems), strict=True))
+        return optimize_image_batch(images, labels, objective, objectives, optimizer,
+                                    scheduler, self.params["iterations"], (lower, upper),
+                                    desc=f"{self.name} x{len(problems)}", signed=True,
+                                    views=views)
+
+    def _optimizer(self, images: torch.Tensor) -> tuple[Adam, MultiStepLR]:
+        """Adam at ``lr``, x0.1 at 3/8, 5/8 and 7/8 of the steps."""
+        n = self.params["iterations"]
         optimizer = Adam([images], lr=self.params["lr"])
         milestones = [int(n * 3 / 8), int(n * 5 / 8), int(n * 7 / 8)]
-        scheduler = MultiStepLR(optimizer, milestones, gamma=0.1)
+        return optimizer, MultiStepLR(optimizer, milestones, gamma=0.1)
+
+    def _objective(self, target: AttackTarget, observed: list[torch.Tensor],
+                   labels: torch.Tensor, view: UserView | None,
+                   ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One problem's objective: matching plus the TV prior."""
         tv_weight = self.params["tv_weight"]
-        view = self.user_view(target, steps=n)
 
         def objective(candidate: torch.Tensor) -> torch.Tensor:
             matching = self.matching_loss(
@@ -58,6 +108,9 @@ class InvertingGradients(GradientMatching):
                 observed, target)
             return matching + tv_weight * total_variation(candidate)
 
-        return optimize_images(images, labels, objective, optimizer, scheduler, n,
-                               (lower, upper), desc=f"{self.name} restart {index}",
-                               signed=True, view=view)
+        return objective
+
+
+def _box(target: AttackTarget, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    lower, upper = target.box
+    return lower.to(device), upper.to(device)

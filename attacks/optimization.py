@@ -68,3 +68,64 @@ def optimize_images(images: torch.Tensor, labels: torch.Tensor,
 def _value(objective: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> float:
     """The objective at held images, evaluated as at an iterate (a leaf that needs grad)."""
     return float(objective(images.clone().requires_grad_(True)).detach())
+
+
+def optimize_image_batch(images: torch.Tensor, labels: list[torch.Tensor],
+                         objective: Callable[[torch.Tensor], torch.Tensor],
+                         rescores: list[Callable[[torch.Tensor], torch.Tensor]],
+                         optimizer: Adam, scheduler: MultiStepLR | LambdaLR, iterations: int,
+                         box: tuple[torch.Tensor, torch.Tensor], desc: str,
+                         signed: bool = False,
+                         views: list[UserView | None] | None = None) -> list[Reconstruction]:
+    """``optimize_images`` for K independent problems at once: ``images`` [K, N, C, H, W]
+    (the optimiser's leaf), ``objective`` gives the K objectives [K] (problem k's depends on
+    ``images[k]`` only), ``rescores[k]`` problem k's objective alone (re-scoring a held
+    iterate, ``attacks.best_iterate``). The optimiser must be elementwise (Adam), so that
+    each problem steps as it would alone; each problem has its own best iterate, budget
+    checkpoints, views and divergence (a diverged problem stops counting and is held at
+    zeros, so that its non-finite values reach no other computation)."""
+    count = len(images)
+    views = views or [None] * count
+    lower, upper = box
+    best = [BestIterate(view, lambda held, k=k: _value(rescores[k], held),
+                        images[k].detach().clone()) for k, view in enumerate(views)]
+    status, steps = ["ok"] * count, [iterations] * count
+    alive = torch.ones(count, dtype=torch.bool, device=images.device)
+    marks, checkpoints = checkpoint_steps(iterations), [{} for _ in range(count)]
+    for step in tqdm(range(1, iterations + 1), desc=desc, leave=False, disable=None):
+        for view in views:
+            if view is not None:
+                view.begin_step(step)
+        values = objective(images)
+        losses = values.detach().tolist()
+        for k, loss in enumerate(losses):
+            if status[k] == "ok" and not math.isfinite(loss):
+                status[k], steps[k] = "diverged", step
+                alive[k] = False
+        if not alive.any():
+            break
+        for k in _running(status):
+            best[k].offer(losses[k], lambda k=k: images[k].detach().clone())
+            if step in marks:
+                checkpoints[k][marks[step]] = best[k].settle().state
+        optimizer.zero_grad()
+        images.grad, = torch.autograd.grad(torch.where(alive, values, 0).sum(), images)
+        if signed:
+            images.grad.sign_()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            images.copy_(torch.maximum(torch.minimum(images, upper), lower))
+            images[~alive] = 0
+    return [_result(best[k].settle(), labels[k], status[k], steps[k], checkpoints[k])
+            for k in range(count)]
+
+
+def _running(status: list[str]) -> list[int]:
+    return [k for k, s in enumerate(status) if s == "ok"]
+
+
+def _result(final, labels: torch.Tensor, status: str, steps: int,
+            checkpoints: dict[float, torch.Tensor]) -> Reconstruction:
+    return Reconstruction(final.state, labels, status, final.loss, steps, checkpoints,
+                          phase=final.phase)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -301,3 +301,16 @@ class Attack(ABC):
     def reconstruct(self, target: AttackTarget,
                     generator: torch.Generator | None = None) -> Reconstruction:
         """Reconstruct the user's batch from ``target``."""
+
+    def reconstruct_all(self, targets: Sequence[AttackTarget],
+                        generators: Sequence[torch.Generator | None]) -> list[Reconstruction]:
+        """Reconstruct several independent targets, each with its own stream; one after
+        another by default. An attack that solves them together (``solves_together``)
+        gives each the result it would get alone, within float tolerance."""
+        return [self.reconstruct(target, generator)
+                for target, generator in zip(targets, generators, strict=True)]
+
+    def solves_together(self, targets: Sequence[AttackTarget]) -> bool:
+        """Whether ``reconstruct_all`` solves ``targets`` as one batched computation (then
+        nothing in it draws from torch's global generator); False by default."""
+        return False

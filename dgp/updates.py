@@ -46,7 +46,7 @@ def _local_change(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     names, start = _trainable(model)
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     params = list(start)
-    for chunk in _local_chunks(len(inputs), protocol):
+    for chunk in local_chunks(len(inputs), protocol):
         state = {**dict(zip(names, params, strict=True)), **buffers}
         loss = _loss(model, state, inputs[chunk], targets[chunk])
         steps = torch.autograd.grad(loss, params, create_graph=create_graph)
@@ -57,7 +57,7 @@ def _local_change(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
             for p0, p in zip(start, params, strict=True)]
 
 
-def _local_chunks(count: int, protocol: Protocol) -> list[list[int]]:
+def local_chunks(count: int, protocol: Protocol) -> list[list[int]]:
     """The images each local step trains on: the next ``local_batch_size`` of the user's
     ``count`` (cycling; 0: all of them every step)."""
     per_step = protocol.local_batch_size or count
@@ -125,7 +125,7 @@ def _functional_local_change(loss: Callable[..., torch.Tensor],
                              ) -> tuple[torch.Tensor, ...]:
     """``_local_change`` in ``torch.func`` form (the same chunks, steps and sign)."""
     weights = start
-    for chunk in _local_chunks(inputs.shape[0], protocol):
+    for chunk in local_chunks(inputs.shape[0], protocol):
         steps = torch.func.grad(loss)(weights, inputs[chunk], targets[chunk])
         weights = tuple(w - protocol.local_lr * g for w, g in zip(weights, steps, strict=True))
     return tuple(w0 - w for w0, w in zip(start, weights, strict=True))
