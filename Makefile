@@ -54,6 +54,7 @@ report-check: $(STAMP)
 	  results/smoke/report-screenshot.png
 
 benchmark: $(STAMP)
+	$(BIN)/python benchmarks/batched_attacks.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/labels.py

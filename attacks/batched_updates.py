@@ -12,8 +12,9 @@ the candidate images through ordinary autograd, so each problem's own matching l
 applied to its slice and the losses' sum has each problem's image gradient in its slice.
 
 ``batchable`` says which problems qualify: one protocol, one image count, models of one
-architecture without layers that draw randomness or report penalties (PRECODE), which a
-vmapped call cannot keep apart per problem.
+architecture (class name, parameter and buffer names and shapes: a model loaded from
+``torch.export`` gets a class of its own per load) without layers that draw randomness or
+report penalties (PRECODE), which a vmapped call cannot keep apart per problem.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ from typing import TYPE_CHECKING
 
 from dgp.attack import AttackTarget, UserView
 from dgp.lazy import torch
-from dgp.updates import local_chunks
+from dgp.protocol import Protocol
+from dgp.updates import functional_local_change
 
 if TYPE_CHECKING:
     from torch import nn
-
-Update = list[torch.Tensor]
-
 
 def batchable(targets: Sequence[AttackTarget]) -> bool:
     """Whether ``targets``' candidate updates can be computed as one batched problem."""
@@ -39,7 +38,7 @@ def batchable(targets: Sequence[AttackTarget]) -> bool:
     shapes = _shapes(first.model)
     return all(t.protocol == first.protocol and t.num_images == first.num_images
                and t.batch_size == first.batch_size and _shapes(t.model) == shapes
-               and type(t.model) is type(first.model)
+               and type(t.model).__name__ == type(first.model).__name__
                and not any(isinstance(m, PenalizedModule) for m in t.model.modules())
                for t in targets)
 
@@ -72,15 +71,20 @@ class BatchedUpdates:
         self.buffers = _stacked(buffers)
         self.compute = torch.func.vmap(self._one_problem, in_dims=(self.model_dim, 0, 0, 0))
 
-    def updates(self, images: torch.Tensor, targets: torch.Tensor) -> list[Update]:
+    def updates(self, images: torch.Tensor, targets: torch.Tensor) -> list[list[torch.Tensor]]:
         was_training = self.model.training
-        self.model.train(self.protocol.batchnorm == "train")
+        # The mode as ``candidate_update`` sets it: the protocol's, except for a plain FedSGD
+        # gradient, computed in the model's own mode (a ``torch.export`` model cannot switch).
+        plain = self.protocol == Protocol() and not any(self.views)
+        if not plain:
+            self.model.train(self.protocol.batchnorm == "train")
         try:
             # Buffers cloned: the attacked model's running statistics must stay as sent.
             buffers = {n: b.clone() for n, b in self.buffers.items()}
             per_user = self.compute(self.params, buffers, images, targets)
         finally:
-            self.model.train(was_training)
+            if not plain:
+                self.model.train(was_training)
         results = []
         for k, view in enumerate(self.views):
             users = [[tensor[k] for tensor in update] for update in per_user]
@@ -101,24 +105,20 @@ class BatchedUpdates:
 
     def _user_update(self, state: dict[str, torch.Tensor], images: torch.Tensor,
                      targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        trainable = {n: state[n] for n in self.trainable}
-        fixed = {n: t for n, t in state.items() if n not in trainable}
-        gradient = torch.func.grad(self._loss)
+        weights = tuple(state[n] for n in self.trainable)
+        fixed = {n: t for n, t in state.items() if n not in self.trainable}
         if self.protocol.algorithm == "fedsgd":
-            steps = gradient(trainable, fixed, images, targets)
-            return tuple(steps[n] for n in self.trainable)
-        current = trainable
-        for chunk in local_chunks(len(images), self.protocol):
-            steps = gradient(current, fixed, images[chunk], targets[chunk])
-            current = {n: current[n] - self.protocol.local_lr * steps[n] for n in current}
-        return tuple(trainable[n] - current[n] for n in self.trainable)
+            return torch.func.grad(self._loss)(weights, images, targets, fixed)
+        return functional_local_change(self._loss, weights, images, targets, self.protocol,
+                                       fixed)
 
-    def _loss(self, trainable: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor],
-              images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _loss(self, weights: tuple[torch.Tensor, ...], images: torch.Tensor,
+              targets: torch.Tensor, fixed: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training loss (no model penalty: ``batchable`` excludes penalised models)
         with the model's tensors replaced; ``fixed`` (buffers, frozen parameters) is an
         argument so that a BatchNorm in train mode may update it."""
-        logits = torch.func.functional_call(self.model, {**trainable, **fixed}, (images,))
+        state = {**dict(zip(self.trainable, weights, strict=True)), **fixed}
+        logits = torch.func.functional_call(self.model, state, (images,))
         return torch.nn.functional.cross_entropy(logits, targets)
 
 

@@ -33,8 +33,8 @@ def checked_accounting(defense: str, values: dict[str, float]) -> dict[str, floa
                          "result CSV has a column for: add them to "
                          "dgp.columns.ACCOUNTING_COLUMNS")
     return values
-JOB_COLUMNS = ["dataset", "model", "protocol", "defense", "ratio", "attack", "model_round",
-               "seed"]
+JOB_COLUMNS = ["dataset", "model", "protocol", "batch_size", "defense", "ratio", "attack",
+               "model_round", "seed"]
 # The threat model of each row: the protocol's fields (dgp.protocol), whether the attack
 # inferred the labels or was given them (label_rule: oracle), whether the server only
 # watches (honest-but-curious) or changes the model it sends (malicious: an active attack),
@@ -70,7 +70,7 @@ LABEL_COLUMNS = [*LABEL_KEYS, "label_acc"]
 # One row per tuning job (jobs.tune): the setting and attack, the budget, the public
 # PSNR of the configured and of the tuned parameters; then one ``param_<name>`` column per
 # tuned parameter (the attacks tune different ones).
-TUNING_KEYS = ["dataset", "model", "protocol", "defense", "ratio", "attack"]
+TUNING_KEYS = ["dataset", "model", "protocol", "batch_size", "defense", "ratio", "attack"]
 TUNING_COLUMNS = [*TUNING_KEYS, "trials", "finished_trials", "pruned_trials", "images",
                   "default_psnr", "tuned_psnr"]
 TUNED_PARAM_PREFIX = "param_"

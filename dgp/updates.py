@@ -109,7 +109,7 @@ def batched_user_updates(model: nn.Module, inputs: torch.Tensor, targets: torch.
         weights = tuple(p.detach() for p in params)
         if protocol.algorithm == "fedsgd":
             return torch.func.grad(loss)(weights, images, classes)
-        return _functional_local_change(loss, weights, images, classes, protocol)
+        return functional_local_change(loss, weights, images, classes, protocol)
 
     was_training = model.training
     model.train(protocol.batchnorm == "train")
@@ -119,13 +119,15 @@ def batched_user_updates(model: nn.Module, inputs: torch.Tensor, targets: torch.
         model.train(was_training)
 
 
-def _functional_local_change(loss: Callable[..., torch.Tensor],
-                             start: tuple[torch.Tensor, ...], inputs: torch.Tensor,
-                             targets: torch.Tensor, protocol: Protocol,
-                             ) -> tuple[torch.Tensor, ...]:
-    """``_local_change`` in ``torch.func`` form (the same chunks, steps and sign)."""
+def functional_local_change(loss: Callable[..., torch.Tensor],
+                            start: tuple[torch.Tensor, ...], inputs: torch.Tensor,
+                            targets: torch.Tensor, protocol: Protocol, *fixed: object,
+                            ) -> tuple[torch.Tensor, ...]:
+    """``_local_change`` in ``torch.func`` form (the same chunks, steps and sign):
+    ``loss(weights, inputs, targets, *fixed)``, ``fixed`` being what the loss may change in
+    place but is not differentiated (BatchNorm's buffers in train mode)."""
     weights = start
     for chunk in local_chunks(inputs.shape[0], protocol):
-        steps = torch.func.grad(loss)(weights, inputs[chunk], targets[chunk])
+        steps = torch.func.grad(loss)(weights, inputs[chunk], targets[chunk], *fixed)
         weights = tuple(w - protocol.local_lr * g for w, g in zip(weights, steps, strict=True))
     return tuple(w0 - w for w0, w in zip(start, weights, strict=True))

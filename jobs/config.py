@@ -18,7 +18,7 @@ from defenses import DEFENSES, create_defense
 from dgp.data import DATASETS, missing_data_message
 from dgp.models import MODELS, MODELS_WITH_BATCHNORM
 from dgp.protocol import Protocol
-from jobs.plan import SCHEMA_PATH, ConfigError, dataset_id, training_settings
+from jobs.plan import SCHEMA_PATH, ConfigError, dataset_id, entry_sizes, training_settings
 
 
 def _with_defaults(validator_class):
@@ -174,23 +174,29 @@ def _check_privacy(config: dict[str, Any]) -> None:
     privacy = config["privacy"]
     untrained = [d["name"] for d in config["defenses"]
                  if not training_settings(config, d["name"])["enabled"]]
-    if any(privacy["model_rounds"]) and untrained:
-        raise ConfigError("config error at privacy.model_rounds: attacking trained models "
-                          "(rounds > 0) needs training.enabled: true (disabled for "
-                          f"{', '.join(untrained)})")
-    seed_lists = [("privacy.seeds", privacy["seeds"])] + [
-        (f"privacy.protocols[{i}].seeds", entry["seeds"])
-        for i, entry in enumerate(privacy["protocols"]) if "seeds" in entry]
-    for where, seeds in seed_lists:
-        untrained_seeds = sorted(set(seeds) - set(config["seeds"]))
-        if any(privacy["model_rounds"]) and untrained_seeds:
-            raise ConfigError(f"config error at {where}: attacking trained models (rounds "
+    for where, entry in _privacy_entries(config):
+        sizes = entry_sizes(config, entry)
+        trained = any(sizes["model_rounds"])
+        if trained and untrained:
+            raise ConfigError(f"config error at {where}.model_rounds: attacking trained "
+                              "models (rounds > 0) needs training.enabled: true (disabled "
+                              f"for {', '.join(untrained)})")
+        untrained_seeds = sorted(set(entry.get("seeds", privacy["seeds"])) - set(config["seeds"]))
+        if trained and untrained_seeds:
+            seeds_at = f"{where}.seeds" if "seeds" in entry else "privacy.seeds"
+            raise ConfigError(f"config error at {seeds_at}: attacking trained models (rounds "
                               f"> 0) needs checkpoints, but seed(s) {untrained_seeds} are "
                               f"not among the training seeds {config['seeds']}")
     if privacy["num_images"] % privacy["batch_size"]:
         raise ConfigError("config error at privacy: num_images "
                           f"({privacy['num_images']}) must be a multiple of batch_size "
                           f"({privacy['batch_size']})")
+
+
+def _privacy_entries(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The privacy section and each protocol entry, with where each is in the config."""
+    return [("privacy", {})] + [(f"privacy.protocols[{i}]", entry)
+                                for i, entry in enumerate(config["privacy"]["protocols"])]
 
 
 def _check_protocols(config: dict[str, Any]) -> None:
@@ -251,28 +257,35 @@ def _check_entry_tuning(config: dict[str, Any], entry: dict[str, Any], where: st
 
 def _check_repeated_protocols(config: dict[str, Any]) -> None:
     """A protocol may appear in several entries, each running its own attacks on its own
-    defenses (an expensive attack on the settings that need it), but no (defense, attack)
-    pair twice, and with one list of seeds (the report pairs a setting's attacks by run)."""
+    defenses (an expensive attack on the settings that need it), at its own batch size or
+    rounds, but no attack twice on one setting (defense, batch size, round), and entries
+    that share a setting share its seeds and image count (the report pairs a setting's
+    attacks by run)."""
     privacy = config["privacy"]
     defenses = [d["name"] for d in config["defenses"]]
     attacks = [a["name"] for a in config["attacks"]]
-    seen: dict[str, tuple[int, list[int], set[tuple[str, str]]]] = {}
+    seen: dict[tuple, tuple[int, tuple, set[str]]] = {}
     for i, entry in enumerate(privacy["protocols"]):
         where = f"config error at privacy.protocols[{i}]"
+        sizes = entry_sizes(config, entry)
         protocol = Protocol.from_dict(entry).id
-        seeds = sorted(entry.get("seeds", privacy["seeds"]))
-        pairs = {(d, a) for d in entry.get("defenses", defenses) if d in defenses
-                 for a in entry.get("attacks", attacks) if a in attacks}
-        first, first_seeds, taken = seen.setdefault(protocol, (i, seeds, set()))
-        if seeds != first_seeds:
-            raise ConfigError(f"{where}: protocol {protocol!r} also in entry {first} with "
-                              f"seeds {first_seeds}; its entries must share their seeds")
-        twice = sorted(pairs & taken)
-        if twice:
-            raise ConfigError(f"{where}: protocol {protocol!r} already runs attack "
-                              f"{twice[0][1]!r} on defense {twice[0][0]!r} (entry {first}); "
-                              "each pair once")
-        taken |= pairs
+        runs = (sorted(entry.get("seeds", privacy["seeds"])), sizes["num_images"])
+        ran = {a for a in entry.get("attacks", attacks) if a in attacks}
+        for defense in [d for d in entry.get("defenses", defenses) if d in defenses]:
+            for model_round in sizes["model_rounds"]:
+                setting = (protocol, sizes["batch_size"], defense, model_round)
+                first, first_runs, taken = seen.setdefault(setting, (i, runs, set()))
+                named = (f"protocol {protocol!r}, batch size {sizes['batch_size']}, defense "
+                         f"{defense!r}, round {model_round}")
+                if runs != first_runs:
+                    raise ConfigError(f"{where}: {named} is also in entry {first} with seeds "
+                                      f"{first_runs[0]} and num_images {first_runs[1]}; "
+                                      "entries that share a setting share both")
+                twice = sorted(ran & taken)
+                if twice:
+                    raise ConfigError(f"{where}: {named} already runs attack {twice[0]!r} "
+                                      f"(entry {first}); each attack once per setting")
+                taken |= ran
 
 
 def _check_defense_aware_sums(config: dict[str, Any], protocol: Protocol,
@@ -281,7 +294,7 @@ def _check_defense_aware_sums(config: dict[str, Any], protocol: Protocol,
     users only where the defense says its sum can be modelled (``aggregate_error``)."""
     if protocol.users == 1:
         return
-    num_images = protocol.users * config["privacy"]["batch_size"]
+    num_images = protocol.users * entry_sizes(config, entry)["batch_size"]
     for defense in config["defenses"]:
         problem = DEFENSES[defense["name"]].aggregate_error(protocol.users)
         if not problem or defense["name"] not in entry.get("defenses", [defense["name"]]):
@@ -300,16 +313,16 @@ def _check_defense_aware_sums(config: dict[str, Any], protocol: Protocol,
 
 def _check_protocol_fits(config: dict[str, Any], protocol: Protocol, entry: dict[str, Any],
                          where: str) -> None:
-    privacy = config["privacy"]
-    case = protocol.users * privacy["batch_size"]
-    if privacy["num_images"] % case:
-        raise ConfigError(f"{where}: num_images ({privacy['num_images']}) must be a multiple "
+    sizes = entry_sizes(config, entry)
+    case = protocol.users * sizes["batch_size"]
+    if sizes["num_images"] % case:
+        raise ConfigError(f"{where}: num_images ({sizes['num_images']}) must be a multiple "
                           f"of users x batch_size ({case})")
     if protocol.algorithm == "fedsgd" and protocol.local_steps != 1:
         raise ConfigError(f"{where}: fedsgd sends one gradient: local_steps must be 1")
-    if protocol.local_batch_size > privacy["batch_size"]:
+    if protocol.local_batch_size > sizes["batch_size"]:
         raise ConfigError(f"{where}: local_batch_size ({protocol.local_batch_size}) exceeds "
-                          f"the user's batch (privacy.batch_size {privacy['batch_size']})")
+                          f"the user's batch (batch_size {sizes['batch_size']})")
     plain = [d["model"] for d in config["datasets"] if d["model"] not in MODELS_WITH_BATCHNORM]
     if protocol.batchnorm == "train" and plain:
         raise ConfigError(f"{where}: batchnorm train changes nothing for models without "

@@ -28,13 +28,27 @@ def training_settings(config: dict[str, Any], defense_name: str) -> dict[str, An
 
 class ProtocolRun(NamedTuple):
     """One configured protocol entry and the grid it runs: its defenses, attacks and seeds,
-    and which of its attacks are tuned per setting before they attack."""
+    which of its attacks are tuned per setting before they attack, each user's batch size,
+    the images a job attacks and the training rounds attacked."""
 
     protocol: Protocol
     defenses: list[str]
     attacks: list[str]
     seeds: list[int]
     tuned: list[str]
+    batch_size: int
+    num_images: int
+    model_rounds: list[int]
+
+
+# What a protocol entry may set for itself, else privacy's own value.
+ENTRY_SIZES = ("batch_size", "num_images", "model_rounds")
+
+
+def entry_sizes(config: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """A protocol entry's batch size, images per job and attacked rounds: its own, else
+    the privacy section's."""
+    return {key: entry.get(key, config["privacy"][key]) for key in ENTRY_SIZES}
 
 
 def protocol_runs(config: dict[str, Any]) -> list[ProtocolRun]:
@@ -51,8 +65,13 @@ def protocol_runs(config: dict[str, Any]) -> list[ProtocolRun]:
             Protocol.from_dict(entry),
             [name for name in defenses if name in entry.get("defenses", defenses)],
             ran, entry.get("seeds", config["privacy"]["seeds"]),
-            [name for name in ran if name in tuned]))
+            [name for name in ran if name in tuned], **entry_sizes(config, entry)))
     return runs
+
+
+def attacked_rounds(config: dict[str, Any]) -> list[int]:
+    """Every training round some protocol entry attacks, in order."""
+    return sorted({r for run in protocol_runs(config) for r in run.model_rounds})
 
 
 def format_ratio(ratio: float) -> str:
@@ -62,13 +81,15 @@ def format_ratio(ratio: float) -> str:
 
 # Where a privacy job writes (under results/privacy/, with .json or .png): a tuned attack's
 # jobs under "<attack>-tuned", so that the workflow tells them apart by path alone.
-PRIVACY_STEM = "{dataset}/{protocol}/{defense}/{ratio}/{attack}/round{round}/seed{seed}"
+PRIVACY_STEM = ("{dataset}/{protocol}/batch{batch_size}/{defense}/{ratio}/{attack}/round{round}"
+                "/seed{seed}")
 TUNED_SUFFIX = "-tuned"
 
 
 def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, protocol, defense, ratio, attack, round, seed) of a validated config,
-    with ``tuned`` ("1" or "") and the ``stem`` its outputs are written under."""
+    """Every (dataset, protocol, batch size, defense, ratio, attack, round, seed) of a
+    validated config, with ``tuned`` ("1" or "") and the ``stem`` its outputs are written
+    under."""
     return [{**job, "stem": PRIVACY_STEM.format(
                 **{**job, "attack": job["attack"] + TUNED_SUFFIX * bool(job["tuned"])})}
             for job in _privacy_settings(config)]
@@ -76,14 +97,36 @@ def privacy_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
 
 def _privacy_settings(config: dict[str, Any]) -> list[dict[str, str]]:
     return [
-        {**job, "protocol": run.protocol.id, "attack": attack, "round": str(model_round),
+        {**job, "protocol": run.protocol.id, "batch_size": str(run.batch_size),
+         "attack": attack, "round": str(model_round),
          "tuned": "1" if attack in run.tuned else ""}
         for run in protocol_runs(config)
         for job in _settings(config, run.seeds, ignore_enabled=True)
         if job["defense"] in run.defenses
         for attack in run.attacks
-        for model_round in config["privacy"]["model_rounds"]
+        for model_round in run.model_rounds
     ]
+
+
+def gallery_stems(jobs: list[dict[str, str]]) -> list[str]:
+    """The stems of ``privacy_jobs`` a report gallery may show: in each (dataset, protocol,
+    batch size), the jobs of its first attacked round, each setting's smallest seed."""
+    def section(job: dict[str, str]) -> tuple[str, ...]:
+        return job["dataset"], job["protocol"], job["batch_size"]
+
+    def setting(job: dict[str, str]) -> tuple[str, ...]:
+        return (*section(job), job["defense"], job["ratio"], job["attack"], job["tuned"])
+
+    first_round: dict[tuple[str, ...], int] = {}
+    for job in jobs:
+        first_round[section(job)] = min(first_round.get(section(job), int(job["round"])),
+                                        int(job["round"]))
+    shown = [job for job in jobs if int(job["round"]) == first_round[section(job)]]
+    first_seed: dict[tuple[str, ...], int] = {}
+    for job in shown:
+        first_seed[setting(job)] = min(first_seed.get(setting(job), int(job["seed"])),
+                                       int(job["seed"]))
+    return [job["stem"] for job in shown if int(job["seed"]) == first_seed[setting(job)]]
 
 
 def tuned_attacks(config: dict[str, Any]) -> list[str]:
@@ -93,9 +136,9 @@ def tuned_attacks(config: dict[str, Any]) -> list[str]:
 
 
 def tuning_jobs(config: dict[str, Any]) -> list[dict[str, str]]:
-    """Every (dataset, protocol, defense, ratio, attack) whose privacy jobs attack with
-    tuned parameters: one tuning job each, whatever the round and seed."""
-    keys = ("dataset", "protocol", "defense", "ratio", "attack")
+    """Every (dataset, protocol, batch size, defense, ratio, attack) whose privacy jobs
+    attack with tuned parameters: one tuning job each, whatever the round and seed."""
+    keys = ("dataset", "protocol", "batch_size", "defense", "ratio", "attack")
     settings = {tuple(job[k] for k in keys): None for job in privacy_jobs(config)
                 if job["tuned"]}
     return [dict(zip(keys, setting, strict=True)) for setting in settings]

@@ -31,6 +31,7 @@ import torch
 
 from attacks import Attack, AttackTarget, create_attack
 from defenses import Defense, create_defense
+from dgp.attack import Reconstruction
 from dgp.columns import checked_accounting
 from dgp.communication import shared_cost
 from dgp.data import ImageData, encoding_center, load_dataset
@@ -238,41 +239,79 @@ def _user_inputs(job: _Job, case: _Case, images: torch.Tensor, labels: torch.Ten
     return torch.cat(transformed), inputs, targets
 
 
-def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
-                  ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
-    """Attack one case (one user's batch, or every aggregated user's) in one role: its rows,
-    originals and (clamped) reconstructions."""
+@dataclass
+class _Attacked:
+    """One attack run set up (one case in one role): what the attack gets and what its
+    reconstruction is scored against."""
+
+    case: _Case
+    batch: int
+    indices: list[int]
+    role: str
+    target: AttackTarget
+    images: torch.Tensor  # the user's originals, pixel space
+    labels: torch.Tensor
+    transformed: torch.Tensor  # as trained on (the defense's data transform), pixel space
+    upload: SharedGradient  # the first user's upload (its bytes)
+    random_state: torch.Tensor  # torch's global generator when the attack begins
+
+
+def _prepare(job: _Job, batch: int, batch_indices: list[int], role: str) -> _Attacked:
+    """Set up one case (one user's batch, or every aggregated user's) in one role."""
     data = job.data
     case = _case(job, batch)
     images, labels = data.samples(batch_indices)
-    per_user = len(batch_indices) // job.protocol.users
     transformed, inputs, targets = _user_inputs(job, case, images, labels)
-    # Bytes are one user's upload (every user of a sum sends as many under each defense).
     shared, upload = _shared_gradient(job, case, inputs, targets, role)
-    cost = shared_cost(upload)
     oracle = labels.clone() if job.attack.needs_true_labels else None  # labels-known model
     # Further rounds of the same user on the same images, each with fresh defense draws
     # (the model as it was: each round is inverted on its own), for attacks that watch them.
     later = tuple(_shared_gradient(job, case, *_user_inputs(job, case, images, labels)[1:],
                                    role)[0]
                   for _ in range(job.attack.observed_rounds - 1))
-    target = AttackTarget(case.model, shared, per_user, tuple(images.shape[1:]),
-                          data.num_classes, _box(data), job.defense, job.public, oracle,
-                          job.protocol, later, role)
-    began = time.perf_counter()
-    result = job.attack.reconstruct(target, generator=case.attack_noise)
-    seconds = time.perf_counter() - began
+    target = AttackTarget(case.model, shared, len(batch_indices) // job.protocol.users,
+                          tuple(images.shape[1:]), data.num_classes, _box(data), job.defense,
+                          job.public, oracle, job.protocol, later, role)
+    return _Attacked(case, batch, batch_indices, role, target, images, labels, transformed,
+                     upload, torch.get_rng_state())
 
+
+def _reconstruct(job: _Job, runs: list[_Attacked]) -> list[tuple[Reconstruction, float]]:
+    """Each run's reconstruction and attack seconds: all runs as one batched problem where
+    the attack solves them together (the seconds shared evenly), else one after another,
+    each from the global random state its case left (layers that sample draw from it)."""
+    targets = [run.target for run in runs]
+    if len(runs) > 1 and job.attack.solves_together(targets):
+        began = time.perf_counter()
+        results = job.attack.reconstruct_all(targets, [run.case.attack_noise for run in runs])
+        seconds = (time.perf_counter() - began) / len(runs)
+        return [(result, seconds) for result in results]
+    timed = []
+    for run in runs:
+        torch.set_rng_state(run.random_state)
+        began = time.perf_counter()
+        result = job.attack.reconstruct(run.target, generator=run.case.attack_noise)
+        timed.append((result, time.perf_counter() - began))
+    return timed
+
+
+def _score(job: _Job, run: _Attacked, result: Reconstruction, seconds: float,
+           ) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """One run's rows and (clamped) reconstructions, matched to the originals."""
+    data, images, labels, case = job.data, run.images, run.labels, run.case
+    per_user = run.target.batch_size
+    # Bytes are one user's upload (every user of a sum sends as many under each defense).
+    cost = shared_cost(run.upload)
     recovered = data.denormalize(result.images.detach().cpu())
     recovered = recovered[match_to_originals(recovered, images)]
     rec_labels = match_labels(result.labels.cpu().tolist(), labels.tolist())
-    metrics = {**reconstruction_scores(recovered, images, transformed.clamp(0, 1)),
+    metrics = {**reconstruction_scores(recovered, images, run.transformed.clamp(0, 1)),
                **guessing_floor(job, case, images, rec_labels),
                **psnr_by_iteration_share(data, result, images)}
     shared_row = {
-        "role": role, "model_draw": case.model_draw, "status": result.status,
+        "role": run.role, "model_draw": case.model_draw, "status": result.status,
         "phase": result.phase, "attack_loss": result.loss, "attack_iterations": result.iterations,
-        "attack_seconds": seconds / len(batch_indices),
+        "attack_seconds": seconds / len(run.indices),
         "dense_bytes": job.reference_bytes, "model_dense_bytes": cost.dense_bytes,
         "sent_bytes": cost.sent_bytes, "index_bytes": cost.index_bytes,
         "index_entropy_bytes": round(cost.index_entropy_bytes, 1),
@@ -280,31 +319,33 @@ def _attack_batch(job: _Job, batch: int, batch_indices: list[int], role: str,
         "compression": job.reference_bytes / cost.sent_bytes if cost.sent_bytes else math.inf,
         **checked_accounting(job.defense.name, job.defense.accounting(releases=1)),
     }
-    rows = [{"sample": index, "user": i // per_user, "batch": batch, "label": int(labels[i]),
-             "predicted_label": rec_labels[i],
+    rows = [{"sample": index, "user": i // per_user, "batch": run.batch,
+             "label": int(labels[i]), "predicted_label": rec_labels[i],
              "label_acc": float(rec_labels[i] == int(labels[i])),
              **{name: values[i] for name, values in metrics.items()}, **shared_row}
-            for i, index in enumerate(batch_indices)]
-    return rows, images, recovered.clamp(0, 1).nan_to_num(0.0)
+            for i, index in enumerate(run.indices)]
+    return rows, recovered.clamp(0, 1).nan_to_num(0.0)
 
 
 def attack_all(job: _Job, batch_size: int) -> tuple[list[dict[str, Any]], list[torch.Tensor],
                                                   dict[str, list[torch.Tensor]]]:
     """Attack every case of ``job`` (``batch_size`` images per user) in every role: the
-    rows, the originals and each role's reconstructions, case by case."""
+    rows, the originals and each role's reconstructions, case by case. Every run is set
+    up first, so that an attack that solves runs together gets them all at once."""
     indices = job.indices
     case = batch_size * job.protocol.users
-    rows, originals = [], []
+    runs = [_prepare(job, batch, indices[start:start + case], role)
+            for batch, start in enumerate(range(0, len(indices), case))
+            for role in roles(job.defense, job.protocol)]
+    rows, originals = [], {}
     reconstructions: dict[str, list[torch.Tensor]] = {
         role: [] for role in roles(job.defense, job.protocol)}
-    for batch, start in enumerate(range(0, len(indices), case)):
-        for role in reconstructions:
-            batch_rows, images, recovered = _attack_batch(
-                job, batch, indices[start:start + case], role)
-            rows += batch_rows
-            reconstructions[role].append(recovered)
-        originals.append(images)
-    return rows, originals, reconstructions
+    for run, (result, seconds) in zip(runs, _reconstruct(job, runs), strict=True):
+        run_rows, recovered = _score(job, run, result, seconds)
+        rows += run_rows
+        reconstructions[run.role].append(recovered)
+        originals[run.batch] = run.images
+    return rows, list(originals.values()), reconstructions
 
 
 def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dict[str, Any],
@@ -334,7 +375,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
         notes.append(f"{diverged} of {len(rows)} images: the attack diverged (non-finite loss)")
     record = {
         "job": {"dataset": dataset_id(dataset), "model": dataset["model"],
-                "protocol": threat.id, **threat.as_dict(),
+                "protocol": threat.id, "batch_size": batch_size, **threat.as_dict(),
                 "labels": "given" if job.attack.needs_true_labels else "inferred",
                 "server": "malicious" if job.attack.active else "honest-but-curious",
                 "knowledge": ", ".join(job.attack.knowledge(

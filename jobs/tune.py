@@ -183,7 +183,7 @@ def run(dataset: dict[str, Any], defense: str, ratio: float, defense_params: dic
                        create_defense(defense, ratio, defense_params), attack,
                        configured.params, batch_size, resolve_device(device), threat)
     job = {"dataset": dataset_id(dataset), "model": dataset["model"], "protocol": threat.id,
-           "defense": defense, "ratio": ratio, "attack": attack}
+           "batch_size": batch_size, "defense": defense, "ratio": ratio, "attack": attack}
     key = {**job, "dataset": dataset, "defense_params": defense_params,
            "attack_params": configured.params, "protocol": threat.as_dict(),
            "images": images, "batch_size": batch_size}

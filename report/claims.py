@@ -222,20 +222,23 @@ def _upload_share(claim: dict[str, Any], privacy: pd.DataFrame,
 
 
 def _sections(privacy: pd.DataFrame,
-              utility: pd.DataFrame | None) -> dict[tuple[str, str], str]:
-    """Each (dataset, protocol) of the results, mapped to the protocol where its dataset's
-    utility claims are judged: the default (FedSGD, one user) if it ran, else the first; a
-    dataset with training rows only gets the default."""
-    pairs = set(map(tuple, privacy[["dataset", "protocol"]].dropna().astype(str)
-                    .to_numpy().tolist()))
+              utility: pd.DataFrame | None) -> dict[tuple[str, str, int], tuple[str, int]]:
+    """Each (dataset, protocol, batch size) of the results, mapped to the section where its
+    dataset's utility claims are judged: the default protocol (FedSGD, one user) if it
+    ran, else the first, at its smallest batch size; a dataset with training rows only
+    gets the default at batch size 1."""
+    keys = ["dataset", "protocol", "batch_size"]
+    sections = {(str(d), str(p), int(b)) for d, p, b in
+                privacy[keys].dropna().to_numpy().tolist()}
     if utility is not None:
-        seen = {d for d, _ in pairs}
-        pairs |= {(str(d), DEFAULT.id) for d in utility["dataset"].unique() if str(d) not in seen}
+        seen = {d for d, _, _ in sections}
+        sections |= {(str(d), DEFAULT.id, 1) for d in utility["dataset"].unique()
+                     if str(d) not in seen}
     first = {}
-    for dataset, protocol in sorted(pairs, key=lambda pair: (pair[0], pair[1] != DEFAULT.id,
-                                                             pair[1])):
-        first.setdefault(dataset, protocol)
-    return {(d, p): first[d] for d, p in sorted(pairs)}
+    for dataset, protocol, batch in sorted(sections, key=lambda s: (s[0], s[1] != DEFAULT.id,
+                                                                    s[1], s[2])):
+        first.setdefault(dataset, (protocol, batch))
+    return {section: first[section[0]] for section in sorted(sections)}
 
 
 def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
@@ -246,12 +249,15 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
     claims = per_ratio(claims, privacy)
     sections = _sections(privacy, utility)
     verdicts = []
-    for dataset, protocol in sections:
-        p = privacy[(privacy["dataset"] == dataset) & (privacy["protocol"] == protocol)]
+    for dataset, protocol, batch in sections:
+        p = privacy[(privacy["dataset"] == dataset) & (privacy["protocol"] == protocol)
+                    & (privacy["batch_size"] == batch)]
         u = utility[utility["dataset"] == dataset] if utility is not None else None
-        where = dataset if protocol == DEFAULT.id else f"{dataset}, {protocol}"
+        where = (dataset if protocol == DEFAULT.id else f"{dataset}, {protocol}") + (
+            f", batch {batch}" if batch != 1 else "")
         for claim in claims:
-            if claim["kind"] == "accuracy_gap" and protocol != sections[dataset, protocol]:
+            if claim["kind"] == "accuracy_gap" and (protocol, batch) != sections[
+                    dataset, protocol, batch]:
                 continue  # utility does not depend on the attacked protocol: judged once
             if claim["kind"] == "privacy_lower":
                 result = _privacy_lower(claim, p)

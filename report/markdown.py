@@ -18,7 +18,7 @@ import pandas as pd
 
 from report.verdicts import count_text, interval_text
 
-THREAT = ["dataset", "protocol", "server", "labels"]
+THREAT = ["dataset", "protocol", "batch_size", "server", "labels"]
 
 
 def verdict_markdown(verdicts: pd.DataFrame) -> str:
@@ -27,8 +27,7 @@ def verdict_markdown(verdicts: pd.DataFrame) -> str:
     every attack it was chosen from."""
     parts = []
     for key, table in verdicts.groupby(THREAT, sort=True):
-        dataset, protocol, server, labels = key
-        parts.append(f"#### {dataset}, {protocol}: {server} server, labels {labels}\n")
+        parts.append(f"#### {_heading(*key)}\n")
         parts.append("| setting | strongest attack | n | PSNR (dB) | SSIM | floor (dB) "
                      "| success | rebuilt | verdict | attacks tried |")
         parts.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -46,6 +45,11 @@ def verdict_markdown(verdicts: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _heading(dataset: str, protocol: str, batch_size: int, server: str, labels: str) -> str:
+    batch = f", batch {int(batch_size)}" if batch_size != 1 else ""
+    return f"{dataset}, {protocol}{batch}: {server} server, labels {labels}"
+
+
 def _setting(row: pd.Series) -> str:
     setting = f"{row['defense']} {row['ratio']:g}"
     return setting + (f", round {int(row['model_round'])}" if row["model_round"] else "")
@@ -58,8 +62,7 @@ def comparison_markdown(before: pd.DataFrame, after: pd.DataFrame) -> str:
     earlier = {tuple(row[k] for k in keys): row for _, row in before.iterrows()}
     parts = []
     for key, table in after.groupby(THREAT, sort=True):
-        dataset, protocol, server, labels = key
-        parts += [f"#### {dataset}, {protocol}: {server} server, labels {labels}\n",
+        parts += [f"#### {_heading(*key)}\n",
                   "| setting | before: PSNR / SSIM, strongest | verdict "
                   "| after: PSNR / SSIM, strongest | verdict |",
                   "|---|---|---|---|---|"]

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from defenses import DEFENSES, FAMILIES
 from dgp.columns import ITERATION_FRACTIONS, iteration_column
+from report.stats import run_table
 from report.strongest import STRONGEST
 
 # What ``ratio`` means differs per family (the defenses' ``family``), so each family gets its
@@ -238,6 +239,34 @@ def attack_vs_round(privacy: pd.DataFrame) -> str:
         _setting_lines(ax, data[data["attack"] == attack], "model_round", "psnr",
                        f"{attack}: attack strength over training",
                        "training round of the attacked model", "PSNR (dB)")
+    return figure_to_base64(fig)
+
+
+def strongest_by(privacy: pd.DataFrame, column: str, xlabel: str) -> str:
+    """The strongest attack's mean PSNR per defense setting against ``column`` (batch
+    size or training round), one panel per setting, with the higher of the two floors
+    (dashed); means and 95% CIs over attack runs (each run's images averaged first)."""
+    runs = run_table(privacy[privacy["attack"] == STRONGEST])
+    runs["floor"] = runs["psnr"] - runs["margin_psnr"]
+    runs["setting"] = setting_labels(runs)
+    settings = sorted(runs["setting"].unique()) or ["(no data)"]
+    columns = min(4, len(settings))
+    rows = math.ceil(len(settings) / columns)
+    fig = Figure(figsize=(3.4 * columns, 2.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, setting in zip(axes, settings, strict=False):
+        part = runs[runs["setting"] == setting]
+        for y, label, style in (("psnr", "strongest attack", "-"), ("floor", "floor", "--")):
+            sns.lineplot(data=part, x=column, y=y, marker="o", linestyle=style,
+                         errorbar=("ci", 95), seed=0, ax=ax, label=label)
+        ax.set_title(setting, fontsize="small")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_xticks(sorted(part[column].unique()))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(settings):]:
+        ax.set_visible(False)
     return figure_to_base64(fig)
 
 

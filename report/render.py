@@ -35,6 +35,7 @@ from report.plots import (
     privacy_utility_plane,
     psnr_vs_budget,
     psnr_vs_ratio,
+    strongest_by,
     utility_figure,
 )
 from report.privacy_table import load_privacy
@@ -283,15 +284,18 @@ def verdict_groups(verdicts: pd.DataFrame) -> list[dict[str, Any]]:
     return groups
 
 
-def _section(name: str, protocol: str, part: pd.DataFrame, verdicts: pd.DataFrame,
-             trained: pd.DataFrame | None, show_utility: bool,
-             config: Any) -> dict[str, Any]:
-    """One (dataset, protocol) section of the report; ``trained`` is the dataset's training
-    table (its figures drawn in one section only, ``show_utility``)."""
+def _section(part: pd.DataFrame, verdicts: pd.DataFrame, trained: pd.DataFrame | None,
+             show_utility: bool, config: Any, batch_figure: str | None) -> dict[str, Any]:
+    """One (dataset, protocol, batch size) section of the report; ``trained`` is the
+    dataset's training table (its figures drawn in one section only, ``show_utility``);
+    ``batch_figure`` the protocol's verdicts across batch sizes, in its first section."""
+    name, protocol, batch_size = (part[k].iloc[0] for k in ("dataset", "protocol", "batch_size"))
     first_round = part[part["model_round"] == part["model_round"].min()]
-    mine = verdicts[(verdicts["dataset"] == name) & (verdicts["protocol"] == protocol)]
+    mine = verdicts[(verdicts["dataset"] == name) & (verdicts["protocol"] == protocol)
+                    & (verdicts["batch_size"] == batch_size)]
+    title = str(name) if protocol == DEFAULT.id else f"{name}, {protocol}"
     return {
-        "name": str(name) if protocol == DEFAULT.id else f"{name}, {protocol}",
+        "name": title + (f", batch {int(batch_size)}" if batch_size != 1 else ""),
         "threat": describe(part),
         "budget": least_leaking_by_upload(strongest_only(part), trained),
         "summary": summarize(part),
@@ -301,10 +305,26 @@ def _section(name: str, protocol: str, part: pd.DataFrame, verdicts: pd.DataFram
         "budget_figure": psnr_vs_budget(strongest_only(first_round)),
         "rounds_figure": (attack_vs_round(part) if part["model_round"].nunique() > 1
                           else None),
+        "strongest_rounds_figure": (
+            strongest_by(part, "model_round", "training round of the attacked model")
+            if part["model_round"].nunique() > 1 else None),
+        "batch_figure": batch_figure,
         "gallery": gallery(first_round[~first_round["attack"].isin(STRONGEST_NAMES)],
                            config.get("report", {}).get("gallery_ratios")),
         "utility": _utility_section(first_round, trained) if show_utility else None,
     }
+
+
+def _batch_figures(data: pd.DataFrame) -> dict[tuple, str]:
+    """Per (dataset, protocol) attacked at several batch sizes: the strongest attack's PSNR
+    against the batch size (first round), keyed by its smallest batch's section."""
+    figures = {}
+    for (name, protocol), part in data.groupby(["dataset", "protocol"], sort=True):
+        if part["batch_size"].nunique() > 1:
+            first_round = part[part["model_round"] == part["model_round"].min()]
+            figures[name, protocol, part["batch_size"].min()] = strongest_by(
+                first_round, "batch_size", "images per user's batch")
+    return figures
 
 
 def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None = None,
@@ -332,14 +352,16 @@ def render_report(data: pd.DataFrame, config: Any, utility: pd.DataFrame | None 
     seed_icc, seed_icc_settings = within_seed_correlation(run_table(data))
     data = with_strongest(data)
     datasets, utility_shown = [], set()
-    for (name, protocol), part in data.groupby(["dataset", "protocol"], sort=True):
+    batch_figures = _batch_figures(data)
+    for key, part in data.groupby(["dataset", "protocol", "batch_size"], sort=True):
+        name = key[0]
         trained = None if utility is None else utility[utility["dataset"] == name]
         if trained is not None and trained.empty:
             trained = None
         # Every section ranks with the trained utility; its figures are drawn once (training
         # does not depend on the attacked protocol).
-        datasets.append(_section(name, protocol, part, verdicts, trained,
-                                 name not in utility_shown, config))
+        datasets.append(_section(part, verdicts, trained, name not in utility_shown, config,
+                                 batch_figures.get(key)))
         utility_shown.add(name)
     claims = evaluate_claims(load_claims(claims_path), data, utility)
     compute = run_time_summary(benchmarks) if benchmarks else None

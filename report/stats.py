@@ -55,8 +55,8 @@ SUCCESS_MARGIN_DB = 3.0
 REBUILT_SSIM = 0.9
 # The attack run: one shared update attacked once. Its images are not independent samples
 # (one optimisation produced them all), so every interval averages them first.
-RUN = ["dataset", "protocol", "defense", "ratio", "attack", "model_round", "seed", "batch",
-       "role"]
+RUN = ["dataset", "protocol", "batch_size", "defense", "ratio", "attack", "model_round", "seed",
+       "batch", "role"]
 RUN_METRICS = ["psnr", "ssim", "floor_psnr", "floor_ssim", "class_floor_psnr",
                "class_floor_ssim", "margin_psnr", "margin_ssim"]
 

@@ -25,7 +25,8 @@ from report.stats import run_table
 STRONGEST = "strongest"
 STRONGEST_MALICIOUS = "strongest_malicious"
 STRONGEST_NAMES = (STRONGEST, STRONGEST_MALICIOUS)
-SETTING = ["dataset", "protocol", "server", "labels", "defense", "ratio", "model_round"]
+SETTING = ["dataset", "protocol", "batch_size", "server", "labels", "defense", "ratio",
+           "model_round"]
 SELECTION = ("leave one seed out: each seed's runs are judged by the attack with the highest "
              "mean run PSNR on the other seeds' runs")
 
@@ -83,7 +84,8 @@ def with_strongest(privacy: pd.DataFrame) -> pd.DataFrame:
         return rows
     candidates = rows[rows["labels"] == "inferred"]
     strongest = [
-        _strongest_rows(group, STRONGEST_MALICIOUS if key[2] == "malicious" else STRONGEST)
+        _strongest_rows(group, STRONGEST_MALICIOUS
+                        if key[SETTING.index("server")] == "malicious" else STRONGEST)
         for key, group in candidates.groupby(SETTING, sort=True, dropna=False)]
     table = pd.concat([rows, *strongest], ignore_index=True)
     table["attack"] = table["attack"].astype("string")

@@ -23,7 +23,8 @@ def privacy_row(attack: str, **fields) -> dict:
 
     protocol = Protocol()
     active = attack in ATTACKS and ATTACKS[attack].active
-    return {"attack": attack, "protocol": protocol.id, **protocol.as_dict(), "labels": "inferred",
+    return {"attack": attack, "protocol": protocol.id, "batch_size": 1, **protocol.as_dict(),
+            "labels": "inferred",
             "server": "malicious" if active else "honest-but-curious", "knowledge": "none",
             "tuned": False, "role": "user", "model_round": 0, **fields}
 

@@ -362,8 +362,9 @@ def test_one_restart_policy_a_diverged_restart_never_wins(monkeypatch):
     for name in with_restarts:
         runs = iter([run_of("ok", 3.0), run_of("ok", 2.0), run_of("diverged", -1.0)])
         attack = create_attack(name, {"restarts": 3})
-        monkeypatch.setattr(type(attack), "restart",
-                            lambda self, *a, _runs=runs, **k: next(_runs))
+        # The restarts as ``solve`` returns them, one after another or together.
+        monkeypatch.setattr(type(attack), "solve",
+                            lambda self, problems, _runs=runs: [next(_runs) for _ in problems])
         monkeypatch.setattr(type(attack), "recovered_labels",
                             lambda self, target, observed: torch.zeros(1, dtype=torch.long))
         target = type("Target", (), {"model": torch.nn.Linear(1, 1), "defense": None,

@@ -334,7 +334,7 @@ def test_adgp_attacks_a_member_masked_by_another_users_band():
     # The broadcaster's upload is DGP's; a member's goes out at the broadcaster's mask,
     # so some of its own largest entries are sent (DGP's "drop the largest" fails for it).
     from dgp.protocol import Protocol
-    from jobs.privacy import _attack_batch, _case, _setup
+    from jobs.privacy import _case, _prepare, _reconstruct, _score, _setup
 
     job = _setup(DIGITS, "adgp", 0.8, {}, "idlg", {"iterations": 1}, seed=0, num_images=16,
                  torch_device=torch.device("cpu"), checkpoint=None, protocol=Protocol())
@@ -353,7 +353,8 @@ def test_adgp_attacks_a_member_masked_by_another_users_band():
     assert leaked / sum(int(t.sum()) for t in top) > 0.05  # measured about 23 %
     assert member.positions_known
     assert job.defense.constraint_penalty(gradients, member) == 0.0  # no band for members
-    rows, _, _ = _attack_batch(job, 0, job.indices[:1], "member")
+    run = _prepare(job, 0, job.indices[:1], "member")
+    rows, _ = _score(job, run, *_reconstruct(job, [run])[0])
     assert rows[0]["role"] == "member"
 
 

@@ -83,9 +83,9 @@ def test_job_list_is_the_full_grid():
     entries = [p for p in SMOKE["privacy"]["protocols"] if p.get("algorithm") == "fedsgd"]
     assert len(fedsgd) == sum(len(p.get("defenses", SMOKE["defenses"])) * len(p["attacks"])
                               for p in entries) * 2 * 1
-    assert {"dataset": "digits", "protocol": "fedsgd", "defense": "dgp", "ratio": "0.8",
-            "attack": "ig", "round": "5", "seed": "0", "tuned": "1",
-            "stem": "digits/fedsgd/dgp/0.8/ig-tuned/round5/seed0"} in jobs
+    assert {"dataset": "digits", "protocol": "fedsgd", "batch_size": "1", "defense": "dgp",
+            "ratio": "0.8", "attack": "ig", "round": "5", "seed": "0", "tuned": "1",
+            "stem": "digits/fedsgd/batch1/dgp/0.8/ig-tuned/round5/seed0"} in jobs
 
 
 @pytest.mark.workflow

@@ -17,7 +17,7 @@ from dgp.protocol import Protocol
 from dgp.types import SharedGradient, summed
 from dgp.updates import batched_user_updates, user_update
 from jobs.config import validate_config
-from jobs.plan import ConfigError, privacy_jobs
+from jobs.plan import ConfigError, privacy_jobs, protocol_runs
 from jobs.privacy import run
 from tests.test_config import SMOKE
 
@@ -266,12 +266,14 @@ def test_utility_claims_are_judged_once_under_the_default_protocol() -> None:
 
     from report.claims import _sections
 
-    privacy = pd.DataFrame({"dataset": ["d", "d", "e"],
-                            "protocol": ["fedavg-s2-lr0.1", "fedsgd", "fedsgd-n3"]})
+    privacy = pd.DataFrame({"dataset": ["d", "d", "d", "e"],
+                            "protocol": ["fedavg-s2-lr0.1", "fedsgd", "fedsgd", "fedsgd-n3"],
+                            "batch_size": [1, 4, 1, 1]})
     utility = pd.DataFrame({"dataset": ["d", "f"]})
     assert _sections(privacy, utility) == {
-        ("d", "fedavg-s2-lr0.1"): "fedsgd", ("d", "fedsgd"): "fedsgd",
-        ("e", "fedsgd-n3"): "fedsgd-n3", ("f", "fedsgd"): "fedsgd"}
+        ("d", "fedavg-s2-lr0.1", 1): ("fedsgd", 1), ("d", "fedsgd", 1): ("fedsgd", 1),
+        ("d", "fedsgd", 4): ("fedsgd", 1), ("e", "fedsgd-n3", 1): ("fedsgd-n3", 1),
+        ("f", "fedsgd", 1): ("fedsgd", 1)}
 
 
 def test_each_attack_declares_what_it_knows_beyond_the_model_and_the_update() -> None:
@@ -410,11 +412,72 @@ def test_a_protocol_in_several_entries_runs_each_attack_on_its_own_defenses() ->
     assert {a for d, a in pairs if d != "dgp"} == {"idlg_adaptive"}
     jobs = [tuple(sorted(j.items())) for j in privacy_jobs(config)]
     assert len(jobs) == len(set(jobs))
-    with pytest.raises(ConfigError, match=r"protocols\[1\].*already runs attack 'ig' on "
-                                          r"defense 'dgp' \(entry 0\)"):
+    with pytest.raises(ConfigError, match=r"protocols\[1\].*defense 'dgp', round 0 already "
+                                          r"runs attack 'ig' \(entry 0\)"):
         validate_config(_config_with([{}, {"attacks": ["ig"], "defenses": ["dgp"]}], attacks))
     other_seeds = _config_with([{"attacks": ["idlg_adaptive"]},
                                 {"attacks": ["ig"], "seeds": [5]}], attacks)
     other_seeds["seeds"] = [0, 5]
     with pytest.raises(ConfigError, match=r"protocols\[1\].*entry 0 with seeds.*share"):
         validate_config(other_seeds)
+
+
+def test_entries_attack_at_their_own_batch_sizes_and_rounds() -> None:
+    """An entry's batch_size, num_images and model_rounds make jobs of their own (paths
+    and options apart); entries that share no setting may differ in seeds."""
+    attacks = [{"name": "idlg_adaptive"}, {"name": "ig"}]
+    config = _config_with([
+        {"attacks": ["idlg_adaptive", "ig"]},
+        {"batch_size": 4, "num_images": 8, "defenses": ["none", "dgp"]},
+        {"model_rounds": [5], "seeds": [0, 1, 2], "num_images": 1, "defenses": ["dgp"]},
+    ], attacks)
+    config["seeds"], config["privacy"]["model_rounds"] = [0, 1, 2], [0]
+    config = validate_config(config)
+    runs = protocol_runs(config)
+    assert [(r.batch_size, r.num_images, r.model_rounds) for r in runs] == [
+        (1, 4, [0]), (4, 8, [0]), (1, 1, [5])]
+    jobs = privacy_jobs(config)
+    batch4 = [j for j in jobs if j["batch_size"] == "4"]
+    assert {j["defense"] for j in batch4} == {"none", "dgp"}
+    assert all("/batch4/" in j["stem"] for j in batch4)
+    trained = [j for j in jobs if j["round"] == "5"]
+    assert {j["seed"] for j in trained} == {"0", "1", "2"}
+    assert len({j["stem"] for j in jobs}) == len(jobs)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"batch_size": 4, "num_images": 6}, r"num_images \(6\) must be a multiple of users x "
+                                         r"batch_size \(4\)"),
+    ({"batch_size": 2, "local_batch_size": 3, "algorithm": "fedavg", "local_steps": 2},
+     r"local_batch_size \(3\) exceeds the user's batch \(batch_size 2\)"),
+    ({"model_rounds": [3], "seeds": [9]}, r"privacy.protocols\[1\].seeds.*\[9\]"),
+])
+def test_entry_sizes_are_checked_before_any_job(entry, message) -> None:
+    config = _config_with([{}, {"attacks": ["ig"], "defenses": ["dgp"], **entry}],
+                          [{"name": "idlg_adaptive"}, {"name": "ig"}])
+    config["privacy"]["protocols"][0]["attacks"] = ["idlg_adaptive"]
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_the_report_gives_each_batch_size_a_section_and_a_figure_across_them() -> None:
+    """Verdicts never pool batch sizes: each is a setting (and a report section) of its
+    own, and the protocol's first section draws the strongest attack against batch size."""
+    import pandas as pd
+
+    from report.render import _batch_figures
+    from report.strongest import with_strongest
+    from report.verdicts import verdict_table
+
+    rows = [privacy_row("ig", dataset="d", model="lenet", defense="none", ratio=0.0,
+                        seed=seed, batch=case, sample=case, batch_size=size,
+                        model_draw=f"seed {seed} case {case}", psnr=20.0 + size + case,
+                        ssim=0.5, floor_psnr=12.0, floor_ssim=0.1, class_floor_psnr=13.0,
+                        class_floor_ssim=0.1)
+            for size in (1, 4) for seed in (0, 1) for case in range(3)]
+    data = pd.DataFrame(rows)
+    verdicts = verdict_table(data)
+    assert sorted(verdicts["batch_size"]) == [1, 4]
+    assert set(verdicts["n_runs"]) == {6}
+    figures = _batch_figures(with_strongest(data))
+    assert list(figures) == [("d", "fedsgd", 1)] and figures["d", "fedsgd", 1]

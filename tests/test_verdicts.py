@@ -40,7 +40,7 @@ def _setting(rng: np.random.Generator, attacks: list[str], seeds: int, runs: int
                 shared = rng.normal() * np.sqrt(correlation)
                 own = rng.normal(size=images) * np.sqrt(1 - correlation)
                 for sample, noise in enumerate(shared + own):
-                    rows.append({"dataset": "d", "protocol": "fedsgd", "server":
+                    rows.append({"dataset": "d", "protocol": "fedsgd", "batch_size": 1, "server":
                                  "honest-but-curious", "labels": "inferred", "defense": "x",
                                  "ratio": 0.5, "model_round": 0, "attack": attack,
                                  "tuned": False, "seed": seed, "batch": batch, "role": "user",
@@ -175,7 +175,7 @@ def test_the_verdicts_print_as_one_markdown_table_per_threat_model() -> None:
     from report.markdown import verdict_markdown
 
     row = {column: math.nan for column in VERDICT_COLUMNS}
-    row.update(dataset="digits", protocol="fedsgd", server="honest-but-curious",
+    row.update(dataset="digits", protocol="fedsgd", batch_size=1, server="honest-but-curious",
                labels="inferred", defense="dgp", ratio=0.95, model_round=0,
                strongest_attack="idlg_adaptive", n_runs=6, n_units=6, psnr_mean=30.0,
                psnr_low=20.0, psnr_high=40.0, ssim_mean=0.8, floor_psnr=14.0,
@@ -202,7 +202,7 @@ def test_fewer_attacks_verdicts_print_beside_the_full_ones() -> None:
     with pytest.raises(ValueError, match="no rows of idlg"):
         only_attacks(rows, ["ig", "idlg"])
     row = {column: math.nan for column in VERDICT_COLUMNS}
-    row.update(dataset="digits", protocol="fedsgd", server="honest-but-curious",
+    row.update(dataset="digits", protocol="fedsgd", batch_size=1, server="honest-but-curious",
                labels="inferred", defense="qsgd", ratio=4.0, model_round=0,
                strongest_attack="ig", psnr_mean=11.8, ssim_mean=0.5, verdict=NO_BETTER)
     after = {**row, "strongest_attack": "learned_inversion", "psnr_mean": 19.1,

@@ -5,7 +5,9 @@ from jobs.plan import (
     PRIVACY_STEM,
     TUNED_SUFFIX,
     ConfigError,
+    attacked_rounds,
     dataset_id,
+    gallery_stems,
     label_jobs,
     protocol_runs,
     privacy_jobs,
@@ -34,11 +36,11 @@ PRIVACY_PATTERN = PRIVACY_STEM
 # by path, the attack wildcard being the name alone (no "-" in it).
 TUNED_PRIVACY_PATTERN = PRIVACY_STEM.replace("{attack}", f"{{attack}}{TUNED_SUFFIX}")
 # A tuning job's setting: its parameters serve every round and seed of the setting.
-TUNING_PATTERN = "{dataset}/{protocol}/{defense}/{ratio}/{attack}"
+TUNING_PATTERN = "{dataset}/{protocol}/batch{batch_size}/{defense}/{ratio}/{attack}"
 TUNING_OUTPUT = f"results/tuning/{TUNING_PATTERN}.json"
 # The trained model of one training job after a round (what attack_trained attacks).
 CHECKPOINT_PATTERN = f"results/train/{TRAINING_PATTERN}/round{{round}}.pt"
-CHECKPOINT_ROUNDS = [r for r in config["privacy"]["model_rounds"] if r > 0]
+CHECKPOINT_ROUNDS = [r for r in attacked_rounds(config) if r > 0]
 
 
 wildcard_constraints:
@@ -49,6 +51,7 @@ wildcard_constraints:
     attack="[A-Za-z0-9_]+",
     seed="[0-9]+",
     round="[0-9]+",
+    batch_size="[0-9]+",
 
 
 def get_final_output():
@@ -105,16 +108,11 @@ def get_privacy_outputs(kind):
 
 
 def get_gallery_images():
-    """The reconstructions the report can show: its gallery takes the first attacked round
-    and each protocol's smallest seed (report/render.py, gallery). Naming only these keeps a
-    dry run of the paper grid from looking up every job's image a second time."""
-    first_round = str(min(config["privacy"]["model_rounds"]))
-    first_seed = {run.protocol.id: str(min(run.seeds)) for run in protocol_runs(config)}
-    return [
-        f"results/privacy/{job['stem']}.png"
-        for job in PRIVACY_JOBS
-        if job["round"] == first_round and job["seed"] == first_seed[job["protocol"]]
-    ]
+    """The reconstructions the report can show: its gallery takes each section's (dataset,
+    protocol, batch size) first attacked round and each setting's smallest seed
+    (report/render.py, gallery). Naming only these keeps a dry run of the paper grid from
+    looking up every job's image a second time."""
+    return [f"results/privacy/{stem}.png" for stem in gallery_stems(PRIVACY_JOBS)]
 
 
 # Each job's settings as command-line options, quoted once at parse time: a dry run of the
@@ -148,10 +146,12 @@ TUNE_OPTION = {
     for a in config["attacks"]
     if "tune" in a
 }
-PRIVACY_SIZES = (
-    f"--num-images {config['privacy']['num_images']}"
-    f" --batch-size {config['privacy']['batch_size']} --device {config['device']}"
-)
+# Per (protocol, batch size): the images a job attacks and each user's batch.
+PRIVACY_SIZES = {
+    (run.protocol.id, str(run.batch_size)): f"--num-images {run.num_images}"
+    f" --batch-size {run.batch_size} --device {config['device']}"
+    for run in protocol_runs(config)
+}
 
 
 def get_privacy_options(wildcards):
@@ -162,7 +162,7 @@ def get_privacy_options(wildcards):
         [DATASET_OPTION[w.dataset], PROTOCOL_OPTION[w.protocol]]
         + [f"--defense {w.defense} --ratio {w.ratio}", DEFENSE_PARAMS_OPTION[w.defense]]
         + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack]]
-        + [f"--seed {w.seed} --round {w.round}", PRIVACY_SIZES]
+        + [f"--seed {w.seed} --round {w.round}", PRIVACY_SIZES[w.protocol, w.batch_size]]
         + model
     )
 
@@ -174,7 +174,7 @@ def get_tuning_options(wildcards):
         [DATASET_OPTION[w.dataset], PROTOCOL_OPTION[w.protocol]]
         + [f"--defense {w.defense} --ratio {w.ratio}", DEFENSE_PARAMS_OPTION[w.defense]]
         + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack], TUNE_OPTION[w.attack]]
-        + [f"--batch-size {config['privacy']['batch_size']} --device {config['device']}"]
+        + [f"--batch-size {w.batch_size} --device {config['device']}"]
     )
 
 

@@ -30,7 +30,9 @@ for table in privacy.csv utility.csv labels.csv; do
   if cmp -s "$scratch/run/results/$table" "$current/results/$table"; then
     echo "same-results: $table is byte-identical to commit ${reference:0:12}'s"
   else
-    echo "same-results: $table DIFFERS from commit ${reference:0:12}'s:" >&2
+    cp "$scratch/run/results/$table" "$current/results/reference-$table"
+    echo "same-results: $table DIFFERS from commit ${reference:0:12}'s (kept as" \
+      "$current/results/reference-$table):" >&2
     diff <(head -c 2000 "$scratch/run/results/$table") <(head -c 2000 "$current/results/$table") \
       | head -n 20 >&2 || true
     status=1
