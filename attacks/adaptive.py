@@ -222,6 +222,9 @@ class _DefenseAware:
             return None
         return AnnealedBands(target, self.params["mask_temperature"], steps)
 
+    def matches_plainly(self, target: AttackTarget) -> bool:
+        return target.defense is None
+
     def matching_loss(self, candidate: list[torch.Tensor], observed: list[torch.Tensor],
                       target: AttackTarget) -> torch.Tensor:
         defense = target.defense

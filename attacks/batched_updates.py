@@ -71,7 +71,26 @@ class BatchedUpdates:
         self.buffers = _stacked(buffers)
         self.compute = torch.func.vmap(self._one_problem, in_dims=(self.model_dim, 0, 0, 0))
 
+    def summed(self, images: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+        """Without views: the problems' candidate updates stacked, each tensor [K, ...]."""
+        return [sum(parts) for parts in zip(*self._per_user(images, targets), strict=True)]
+
     def updates(self, images: torch.Tensor, targets: torch.Tensor) -> list[list[torch.Tensor]]:
+        per_user = self._per_user(images, targets)
+        # unbind, not indexing: one backward node per tensor, not one full-size scatter
+        # per problem (which is quadratic in K).
+        slices = [[tensor.unbind(0) for tensor in update] for update in per_user]
+        results = []
+        for k, view in enumerate(self.views):
+            users = [[tensor[k] for tensor in update] for update in slices]
+            if view is not None:
+                users = [view(update) for update in users]
+            results.append([sum(parts) for parts in zip(*users, strict=True)])
+        return results
+
+    def _per_user(self, images: torch.Tensor,
+                  targets: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """Per user, its update's tensors, each [K, ...]."""
         was_training = self.model.training
         # The mode as ``candidate_update`` sets it: the protocol's, except for a plain FedSGD
         # gradient, computed in the model's own mode (a ``torch.export`` model cannot switch).
@@ -81,17 +100,10 @@ class BatchedUpdates:
         try:
             # Buffers cloned: the attacked model's running statistics must stay as sent.
             buffers = {n: b.clone() for n, b in self.buffers.items()}
-            per_user = self.compute(self.params, buffers, images, targets)
+            return self.compute(self.params, buffers, images, targets)
         finally:
             if not plain:
                 self.model.train(was_training)
-        results = []
-        for k, view in enumerate(self.views):
-            users = [[tensor[k] for tensor in update] for update in per_user]
-            if view is not None:
-                users = [view(update) for update in users]
-            results.append([sum(parts) for parts in zip(*users, strict=True)])
-        return results
 
     def _one_problem(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
                      images: torch.Tensor, targets: torch.Tensor,

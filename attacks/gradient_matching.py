@@ -60,6 +60,11 @@ class GradientMatching(Attack):
         start drawn from its target's stream when the restart begins."""
         return [self.restart(p.target, p.observed, p.generator, p.index) for p in problems]
 
+    def matches_plainly(self, target: AttackTarget) -> bool:
+        """Whether ``matching_loss`` on ``target`` is the attack's own passive distance (no
+        defense modelled): then problems may be matched all at once."""
+        return True
+
     @abstractmethod
     def restart(self, target: AttackTarget, observed: list[torch.Tensor],
                 generator: torch.Generator | None, index: int) -> Reconstruction:

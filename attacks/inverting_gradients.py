@@ -13,7 +13,13 @@ from collections.abc import Callable, Sequence
 
 from attacks.batched_updates import BatchedUpdates, batchable
 from attacks.gradient_matching import RESTARTS, GradientMatching, Problem
-from attacks.objectives import candidate_update, cosine_distance, total_variation
+from attacks.objectives import (
+    candidate_update,
+    cosine_distance,
+    cosine_distances,
+    total_variation,
+    total_variations,
+)
 from attacks.optimization import optimize_image_batch, optimize_images
 from dgp.attack import AttackTarget, Reconstruction, UserView, label_rule
 from dgp.lazy import torch
@@ -68,18 +74,7 @@ class InvertingGradients(GradientMatching):
         views = [self.user_view(p.target, steps=self.params["iterations"]) for p in problems]
         objectives = [self._objective(p.target, p.observed, labels[k], views[k])
                       for k, p in enumerate(problems)]
-        updates = BatchedUpdates([p.target for p in problems], views)
-        tv_weight = self.params["tv_weight"]
-
-        def objective(candidates: torch.Tensor) -> torch.Tensor:
-            targets = torch.stack([self.candidate_targets(p.target, candidates[k], labels[k])
-                                   for k, p in enumerate(problems)])
-            return torch.stack([
-                self.matching_loss(update, p.observed, p.target)
-                + tv_weight * total_variation(candidates[k])
-                for k, (p, update) in enumerate(zip(problems, updates.updates(
-                    candidates, targets), strict=True))])
-
+        objective = self._batched_objective(problems, labels, views)
         optimizer, scheduler = self._optimizer(images)
         lower, upper = (torch.stack(bounds) for bounds in zip(
             *(_box(p.target, device) for p in problems), strict=True))
@@ -87,6 +82,34 @@ class InvertingGradients(GradientMatching):
                                     scheduler, self.params["iterations"], (lower, upper),
                                     desc=f"{self.name} x{len(problems)}", signed=True,
                                     views=views)
+
+    def _batched_objective(self, problems: list[Problem], labels: list[torch.Tensor],
+                           views: list[UserView | None],
+                           ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The K problems' objectives [K] from candidates [K, N, C, H, W]: each problem's
+        own matching loss on its slice of the batched updates, or, where every problem is
+        matched plainly (the passive cosine, no view), the cosine of all at once."""
+        updates = BatchedUpdates([p.target for p in problems], views)
+        tv_weight = self.params["tv_weight"]
+        if all(self.matches_plainly(p.target) for p in problems) and not any(views):
+            observed = [torch.stack(parts) for parts in zip(
+                *(p.observed for p in problems), strict=True)]
+            stacked = torch.stack(labels)
+            return lambda candidates: (
+                cosine_distances(updates.summed(candidates, stacked), observed)
+                + tv_weight * total_variations(candidates))
+
+        def objective(candidates: torch.Tensor) -> torch.Tensor:
+            each = candidates.unbind(0)  # one backward node for all problems' slices
+            targets = torch.stack([self.candidate_targets(p.target, each[k], labels[k])
+                                   for k, p in enumerate(problems)])
+            return torch.stack([
+                self.matching_loss(update, p.observed, p.target)
+                + tv_weight * total_variation(each[k])
+                for k, (p, update) in enumerate(zip(problems, updates.updates(
+                    candidates, targets), strict=True))])
+
+        return objective
 
     def _optimizer(self, images: torch.Tensor) -> tuple[Adam, MultiStepLR]:
         """Adam at ``lr``, x0.1 at 3/8, 5/8 and 7/8 of the steps."""

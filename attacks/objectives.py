@@ -71,3 +71,20 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
     dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     return dx + dy
+
+
+def cosine_distances(candidate: list[torch.Tensor], target: list[torch.Tensor],
+                     ) -> torch.Tensor:
+    """``cosine_distance`` of K problems at once: each tensor [K, ...], the result [K]."""
+    def dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+        return sum((x * y).flatten(1).sum(1) for x, y in zip(a, b, strict=True))
+
+    return 1 - dot(candidate, target) / (torch.sqrt(dot(candidate, candidate))
+                                         * torch.sqrt(dot(target, target)) + 1e-12)
+
+
+def total_variations(images: torch.Tensor) -> torch.Tensor:
+    """``total_variation`` of K problems' images [K, N, C, H, W] at once: [K]."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(1)
+    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(1)
+    return dx + dy
