@@ -182,6 +182,13 @@ class _DefenseAware:
         lower, upper = (b.to(device) for b in target.box)
         return torch.maximum(torch.minimum(estimate, upper), lower)
 
+    def targets_follow_candidate(self, target: AttackTarget) -> bool:
+        """Behind a label-mixing defense, one image's FedSGD candidate is simulated under
+        the targets its own logits imply (``candidate_targets``)."""
+        defense = target.defense
+        return (defense is not None and defense.mixes_labels and target.protocol == Protocol()
+                and not self.optimize_labels)
+
     def candidate_targets(self, target: AttackTarget, candidate: torch.Tensor,
                           labels: torch.Tensor) -> torch.Tensor:
         """Behind a label-mixing defense (``Defense.mixes_labels``), one image's candidate is
@@ -190,9 +197,7 @@ class _DefenseAware:
         the mixed image itself would never be matched. A batch, a sum or a FedAvg update
         keeps the recovered labels, and DLG its optimised soft labels (which model mixed
         targets already)."""
-        defense = target.defense
-        if (defense is None or not defense.mixes_labels or target.protocol != Protocol()
-                or self.optimize_labels):
+        if not self.targets_follow_candidate(target):
             return labels
         implied = bias_implied_targets(list(target.shared.tensors), target.num_classes,
                                        target.num_images)

@@ -65,6 +65,11 @@ class GradientMatching(Attack):
         defense modelled): then problems may be matched all at once."""
         return True
 
+    def targets_follow_candidate(self, target: AttackTarget) -> bool:
+        """Whether ``candidate_targets`` on ``target`` may be a function of the candidate's
+        logits rather than fixed labels (then its problems are solved one by one)."""
+        return False
+
     @abstractmethod
     def restart(self, target: AttackTarget, observed: list[torch.Tensor],
                 generator: torch.Generator | None, index: int) -> Reconstruction:

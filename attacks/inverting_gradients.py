@@ -60,12 +60,15 @@ class InvertingGradients(GradientMatching):
                                signed=True, view=view)
 
     def solves_together(self, targets: Sequence[AttackTarget]) -> bool:
-        return batchable(targets)
+        """Targets of one protocol and architecture (``batchable``) whose candidates are
+        simulated under fixed labels (not the soft targets their logits imply)."""
+        return len(targets) > 1 and batchable(targets) and not any(
+            self.targets_follow_candidate(t) for t in targets)
 
     def solve(self, problems: list[Problem]) -> list[Reconstruction]:
-        """Several problems of one protocol and architecture as one batched problem
-        (``attacks.batched_updates``); a single problem, or others, one by one."""
-        if len(problems) == 1 or not batchable([p.target for p in problems]):
+        """Several problems as one batched problem (``attacks.batched_updates``) where
+        ``solves_together``; a single problem, or others, one by one."""
+        if not self.solves_together([p.target for p in problems]):
             return super().solve(problems)
         device = problems[0].observed[0].device
         labels = [self.recovered_labels(p.target, p.observed).to(device) for p in problems]

@@ -109,3 +109,10 @@ def test_penalised_models_and_mixed_protocols_are_solved_one_by_one():
     attack = create_attack("ig", {"iterations": 2})
     assert attack.solves_together(made) and not attack.solves_together(precode)
     assert not create_attack("idlg", {}).solves_together(made)  # L-BFGS: one by one
+    mixed, _ = targets("mixup", Protocol(), 2, ratio=4)
+    assert batchable(mixed)
+    adaptive = create_attack("ig_adaptive", {"iterations": 2})
+    assert not adaptive.solves_together(mixed)  # soft targets from each candidate's logits
+    alone, together = alone_and_together("ig_adaptive", mixed, iterations=2)
+    for one, other in zip(alone, together, strict=True):
+        assert torch.equal(one.images, other.images)
