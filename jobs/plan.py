@@ -69,6 +69,14 @@ def protocol_runs(config: dict[str, Any]) -> list[ProtocolRun]:
     return runs
 
 
+def images_per_job(config: dict[str, Any]) -> dict[tuple[str, str, str, str], int]:
+    """(protocol id, batch size, defense, round) -> the images each of its privacy jobs
+    attacks (entries that share such a setting share it: validation checks)."""
+    return {(run.protocol.id, str(run.batch_size), defense, str(model_round)): run.num_images
+            for run in protocol_runs(config) for defense in run.defenses
+            for model_round in run.model_rounds}
+
+
 def attacked_rounds(config: dict[str, Any]) -> list[int]:
     """Every training round some protocol entry attacks, in order."""
     return sorted({r for run in protocol_runs(config) for r in run.model_rounds})

@@ -17,7 +17,7 @@ from dgp.protocol import Protocol
 from dgp.types import SharedGradient, summed
 from dgp.updates import batched_user_updates, user_update
 from jobs.config import validate_config
-from jobs.plan import ConfigError, privacy_jobs, protocol_runs
+from jobs.plan import ConfigError, images_per_job, privacy_jobs, protocol_runs
 from jobs.privacy import run
 from tests.test_config import SMOKE
 
@@ -442,6 +442,10 @@ def test_entries_attack_at_their_own_batch_sizes_and_rounds() -> None:
     assert all("/batch4/" in j["stem"] for j in batch4)
     trained = [j for j in jobs if j["round"] == "5"]
     assert {j["seed"] for j in trained} == {"0", "1", "2"}
+    # Each job's image count is its own setting's, though entries share a batch size.
+    images = images_per_job(config)
+    assert images["fedsgd", "1", "dgp", "0"] == 4 and images["fedsgd", "1", "dgp", "5"] == 1
+    assert images["fedsgd", "4", "dgp", "0"] == 8
     assert len({j["stem"] for j in jobs}) == len(jobs)
 
 

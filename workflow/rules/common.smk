@@ -8,6 +8,7 @@ from jobs.plan import (
     attacked_rounds,
     dataset_id,
     gallery_stems,
+    images_per_job,
     label_jobs,
     protocol_runs,
     privacy_jobs,
@@ -146,11 +147,10 @@ TUNE_OPTION = {
     for a in config["attacks"]
     if "tune" in a
 }
-# Per (protocol, batch size): the images a job attacks and each user's batch.
+# Per (protocol, batch size, defense, round): the images a job attacks and each user's batch.
 PRIVACY_SIZES = {
-    (run.protocol.id, str(run.batch_size)): f"--num-images {run.num_images}"
-    f" --batch-size {run.batch_size} --device {config['device']}"
-    for run in protocol_runs(config)
+    setting: f"--num-images {count} --batch-size {setting[1]} --device {config['device']}"
+    for setting, count in images_per_job(config).items()
 }
 
 
@@ -162,7 +162,8 @@ def get_privacy_options(wildcards):
         [DATASET_OPTION[w.dataset], PROTOCOL_OPTION[w.protocol]]
         + [f"--defense {w.defense} --ratio {w.ratio}", DEFENSE_PARAMS_OPTION[w.defense]]
         + [f"--attack {w.attack}", ATTACK_PARAMS_OPTION[w.attack]]
-        + [f"--seed {w.seed} --round {w.round}", PRIVACY_SIZES[w.protocol, w.batch_size]]
+        + [f"--seed {w.seed} --round {w.round}"]
+        + [PRIVACY_SIZES[w.protocol, w.batch_size, w.defense, w.round]]
         + model
     )
 

@@ -16,6 +16,7 @@ import yaml
 from defenses import DEFENSES
 from jobs.config import validate_config
 from jobs.plan import (
+    images_per_job,
     label_jobs,
     privacy_jobs,
     protocol_runs,
@@ -36,14 +37,13 @@ def main(argv: list[str]) -> None:
         config.update(yaml.safe_load(Path(path).read_text()))
     config = validate_config(config)
     privacy = pd.read_csv(workdir / "results" / "privacy.csv")
-    runs = {(run.protocol.id, str(run.batch_size)): run for run in protocol_runs(config)}
-    protocols = {run.protocol.id for run in runs.values()}
-    expected = sum(runs[job["protocol"], job["batch_size"]].num_images
-                   * len(roles(DEFENSES[job["defense"]],
-                               runs[job["protocol"], job["batch_size"]].protocol))
+    protocols = {run.protocol.id: run.protocol for run in protocol_runs(config)}
+    images = images_per_job(config)
+    expected = sum(images[job["protocol"], job["batch_size"], job["defense"], job["round"]]
+                   * len(roles(DEFENSES[job["defense"]], protocols[job["protocol"]]))
                    for job in privacy_jobs(config))
     assert len(privacy) == expected, f"expected {expected} privacy rows, got {len(privacy)}"
-    assert set(privacy["protocol"]) == protocols, set(privacy["protocol"])
+    assert set(privacy["protocol"]) == set(protocols), set(privacy["protocol"])
     assert set(privacy["status"]) <= {"ok", "diverged"}, set(privacy["status"])
     utility = pd.read_csv(workdir / "results" / "utility.csv")
     final = utility.sort_values("round").groupby(["dataset", "defense", "ratio", "seed"]).tail(1)
