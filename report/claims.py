@@ -221,23 +221,23 @@ def _upload_share(claim: dict[str, Any], privacy: pd.DataFrame,
     return estimate, low, high, high <= claim["max_share"], evidence
 
 
-def _sections(privacy: pd.DataFrame,
-              utility: pd.DataFrame | None) -> dict[tuple[str, str, int], tuple[str, int]]:
-    """Each (dataset, protocol, batch size) of the results, mapped to the section where its
-    dataset's utility claims are judged: the default protocol (FedSGD, one user) if it
-    ran, else the first, at its smallest batch size; a dataset with training rows only
-    gets the default at batch size 1."""
-    keys = ["dataset", "protocol", "batch_size"]
-    sections = {(str(d), str(p), int(b)) for d, p, b in
+def _sections(privacy: pd.DataFrame, utility: pd.DataFrame | None,
+              ) -> dict[tuple[str, str, int, int], tuple[str, int, int]]:
+    """Each (dataset, protocol, batch size, attacked round) of the results, mapped to the
+    section where its dataset's utility claims are judged: the default protocol (FedSGD,
+    one user) if it ran, else the first, at its smallest batch size and round; a dataset
+    with training rows only gets the default at batch size 1, round 0. Privacy claims are
+    judged in each section: never pooled over batch sizes or rounds."""
+    keys = ["dataset", "protocol", "batch_size", "model_round"]
+    sections = {(str(d), str(p), int(b), int(r)) for d, p, b, r in
                 privacy[keys].dropna().to_numpy().tolist()}
     if utility is not None:
-        seen = {d for d, _, _ in sections}
-        sections |= {(str(d), DEFAULT.id, 1) for d in utility["dataset"].unique()
+        seen = {section[0] for section in sections}
+        sections |= {(str(d), DEFAULT.id, 1, 0) for d in utility["dataset"].unique()
                      if str(d) not in seen}
     first = {}
-    for dataset, protocol, batch in sorted(sections, key=lambda s: (s[0], s[1] != DEFAULT.id,
-                                                                    s[1], s[2])):
-        first.setdefault(dataset, (protocol, batch))
+    for section in sorted(sections, key=lambda s: (s[0], s[1] != DEFAULT.id, *s[1:])):
+        first.setdefault(section[0], section[1:])
     return {section: first[section[0]] for section in sorted(sections)}
 
 
@@ -249,15 +249,16 @@ def evaluate_claims(claims: list[dict[str, Any]], privacy: pd.DataFrame,
     claims = per_ratio(claims, privacy)
     sections = _sections(privacy, utility)
     verdicts = []
-    for dataset, protocol, batch in sections:
+    for section, utility_section in sections.items():
+        dataset, protocol, batch, model_round = section
         p = privacy[(privacy["dataset"] == dataset) & (privacy["protocol"] == protocol)
-                    & (privacy["batch_size"] == batch)]
+                    & (privacy["batch_size"] == batch) & (privacy["model_round"] == model_round)]
         u = utility[utility["dataset"] == dataset] if utility is not None else None
         where = (dataset if protocol == DEFAULT.id else f"{dataset}, {protocol}") + (
-            f", batch {batch}" if batch != 1 else "")
+            f", batch {batch}" if batch != 1 else "") + (
+            f", round {model_round}" if model_round else "")
         for claim in claims:
-            if claim["kind"] == "accuracy_gap" and (protocol, batch) != sections[
-                    dataset, protocol, batch]:
+            if claim["kind"] == "accuracy_gap" and section[1:] != utility_section:
                 continue  # utility does not depend on the attacked protocol: judged once
             if claim["kind"] == "privacy_lower":
                 result = _privacy_lower(claim, p)

@@ -266,14 +266,16 @@ def test_utility_claims_are_judged_once_under_the_default_protocol() -> None:
 
     from report.claims import _sections
 
-    privacy = pd.DataFrame({"dataset": ["d", "d", "d", "e"],
-                            "protocol": ["fedavg-s2-lr0.1", "fedsgd", "fedsgd", "fedsgd-n3"],
-                            "batch_size": [1, 4, 1, 1]})
+    privacy = pd.DataFrame({"dataset": ["d", "d", "d", "d", "e"],
+                            "protocol": ["fedavg-s2-lr0.1", "fedsgd", "fedsgd", "fedsgd",
+                                         "fedsgd-n3"],
+                            "batch_size": [1, 4, 1, 1, 1], "model_round": [0, 0, 9, 0, 0]})
     utility = pd.DataFrame({"dataset": ["d", "f"]})
     assert _sections(privacy, utility) == {
-        ("d", "fedavg-s2-lr0.1", 1): ("fedsgd", 1), ("d", "fedsgd", 1): ("fedsgd", 1),
-        ("d", "fedsgd", 4): ("fedsgd", 1), ("e", "fedsgd-n3", 1): ("fedsgd-n3", 1),
-        ("f", "fedsgd", 1): ("fedsgd", 1)}
+        ("d", "fedavg-s2-lr0.1", 1, 0): ("fedsgd", 1, 0),
+        ("d", "fedsgd", 1, 0): ("fedsgd", 1, 0), ("d", "fedsgd", 1, 9): ("fedsgd", 1, 0),
+        ("d", "fedsgd", 4, 0): ("fedsgd", 1, 0), ("e", "fedsgd-n3", 1, 0): ("fedsgd-n3", 1, 0),
+        ("f", "fedsgd", 1, 0): ("fedsgd", 1, 0)}
 
 
 def test_each_attack_declares_what_it_knows_beyond_the_model_and_the_update() -> None:
