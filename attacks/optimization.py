@@ -35,7 +35,6 @@ def optimize_images(images: torch.Tensor, labels: torch.Tensor,
     non-finite objective ends the run), the steps taken and the best images after each
     budget fraction (``checkpoint_steps``).
     """
-    lower, upper = box
     best = BestIterate(view, lambda held: _value(objective, held), images.detach().clone())
     status, step = "ok", 0
     marks, checkpoints = checkpoint_steps(iterations), {}
@@ -50,19 +49,27 @@ def optimize_images(images: torch.Tensor, labels: torch.Tensor,
         best.offer(loss, lambda: images.detach().clone())
         if step in marks:
             checkpoints[marks[step]] = best.settle().state
-        optimizer.zero_grad()
-        images.grad, = torch.autograd.grad(value, images)
-        if gradient_noise is not None:
-            gradient_noise(images.grad)
-        if signed:
-            images.grad.sign_()
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            images.copy_(torch.maximum(torch.minimum(images, upper), lower))
+        _step(images, value, optimizer, scheduler, box, signed, gradient_noise)
     final = best.settle()
     return Reconstruction(final.state, labels, status, final.loss, step, checkpoints,
                           phase=final.phase)
+
+
+def _step(images: torch.Tensor, value: torch.Tensor, optimizer: Adam,
+          scheduler: MultiStepLR | LambdaLR, box: tuple[torch.Tensor, torch.Tensor],
+          signed: bool, gradient_noise: Callable[[torch.Tensor], None] | None = None) -> None:
+    """One optimiser step on ``value``'s image gradient (noised, then signed, as asked),
+    the schedule moved on, the images clamped to ``box``."""
+    optimizer.zero_grad()
+    images.grad, = torch.autograd.grad(value, images)
+    if gradient_noise is not None:
+        gradient_noise(images.grad)
+    if signed:
+        images.grad.sign_()
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        images.copy_(torch.maximum(torch.minimum(images, box[1]), box[0]))
 
 
 def _value(objective: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> float:
@@ -86,7 +93,6 @@ def optimize_image_batch(images: torch.Tensor, labels: list[torch.Tensor],
     zeros, so that its non-finite values reach no other computation)."""
     count = len(images)
     views = views or [None] * count
-    lower, upper = box
     best = [BestIterate(view, lambda held, k=k: _value(rescores[k], held),
                         images[k].detach().clone()) for k, view in enumerate(views)]
     status, steps = ["ok"] * count, [iterations] * count
@@ -108,14 +114,8 @@ def optimize_image_batch(images: torch.Tensor, labels: list[torch.Tensor],
             best[k].offer(losses[k], lambda k=k: images[k].detach().clone())
             if step in marks:
                 checkpoints[k][marks[step]] = best[k].settle().state
-        optimizer.zero_grad()
-        images.grad, = torch.autograd.grad(torch.where(alive, values, 0).sum(), images)
-        if signed:
-            images.grad.sign_()
-        optimizer.step()
-        scheduler.step()
+        _step(images, torch.where(alive, values, 0).sum(), optimizer, scheduler, box, signed)
         with torch.no_grad():
-            images.copy_(torch.maximum(torch.minimum(images, upper), lower))
             images[~alive] = 0
     return [_result(best[k].settle(), labels[k], status[k], steps[k], checkpoints[k])
             for k in range(count)]
